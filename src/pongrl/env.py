@@ -1,0 +1,276 @@
+"""Pong games for the agent: N games in lockstep that hand out difference frames.
+
+`PongVecEnv` steps N Pong games at once and returns, for every game, the
+tutorial's input: the difference of two consecutive 80x80 binary frames, as
+int8. Two backends give identical frames (a test checks it):
+
+- "ale": ale-py's `AtariVectorEnv` (C++ threads, grayscale frames), used when
+  the env has a fixed frameskip (ALE/Pong-v5, PongNoFrameskip-v4, ...);
+- "gym": one `gymnasium.make` env per game, stepped in a loop; used for envs
+  such as the tutorial's Pong-v0, whose frameskip is random.
+
+Every episode is reset with its own seed, drawn from a counter, so a run can be
+restored exactly: `state()` records each game's episode seed and the actions
+taken since, and `restore()` resets and replays them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from .preprocess import D, frame_diff, preprocess, preprocess_gray
+
+UP, DOWN = 2, 3  # ALE's RIGHT and LEFT, which move Pong's right paddle up and down
+TRAIN_SEEDS, EVAL_SEEDS = 0, 1
+
+
+class EnvError(ValueError):
+    """The env id is not a Pong env that this machine can make."""
+
+
+def _gym():
+    import ale_py
+    import gymnasium as gym
+
+    gym.register_envs(ale_py)
+    return gym
+
+
+def pong_ids() -> list[str]:
+    """All registered Pong ids (gymnasium + ale-py)."""
+    return sorted(k for k in _gym().envs.registry if "Pong" in k and "Doubl" not in k)
+
+
+def check_env_id(env_id: str) -> None:
+    ids = pong_ids()
+    if env_id not in ids:
+        raise EnvError(f"unknown env {env_id!r}; Pong ids are: {', '.join(ids)}")
+
+
+def make_env(env_id: str, render_mode: str | None = None):
+    """One gymnasium Pong env (RGB observations)."""
+    check_env_id(env_id)
+    return _gym().make(env_id, render_mode=render_mode)
+
+
+def env_info(env_id: str) -> dict:
+    """The env's spaces and action meanings, as the tutorial's first section shows them."""
+    env = make_env(env_id)
+    try:
+        return {
+            "env_id": env_id,
+            "observation_space": str(env.observation_space),
+            "action_space": str(env.action_space),
+            "action_meanings": env.unwrapped.get_action_meanings(),
+            "spec_kwargs": dict(env.spec.kwargs),
+        }
+    finally:
+        env.close()
+
+
+def episode_seed(seed: int, k: int, split: int = TRAIN_SEEDS) -> int:
+    """Reset seed of the k-th episode of a run. Training seeds lie in [0, 2**30),
+    evaluation seeds in [2**30, 2**31): the two never meet."""
+    return split * 2**30 + (seed * 1_000_003 + k) % 2**30
+
+
+# --------------------------------------------------------------------------- backends
+class _AleBackend:
+    """`AtariVectorEnv` with raw 210x160 grayscale frames and no extra wrappers."""
+
+    def __init__(self, spec_kwargs: dict, n: int, num_threads: int):
+        from ale_py.vector_env import AtariVectorEnv
+        from gymnasium.vector import AutoresetMode
+
+        self.env = AtariVectorEnv(
+            spec_kwargs.get("game", "pong"), n, num_threads=num_threads,
+            img_height=210, img_width=160, grayscale=True, stack_num=1, maxpool=False,
+            frameskip=int(spec_kwargs.get("frameskip", 4)),
+            repeat_action_probability=float(spec_kwargs.get("repeat_action_probability", 0.25)),
+            max_num_frames_per_episode=int(spec_kwargs.get("max_num_frames_per_episode", 108_000)),
+            noop_max=0, reward_clipping=False, use_fire_reset=False, episodic_life=False,
+            autoreset_mode=AutoresetMode.SAME_STEP,
+        )
+        self.n = n
+
+    def reset(self, mask: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+        if mask.all():
+            obs, _ = self.env.reset(seed=seeds.astype(np.int64))
+        else:
+            obs, _ = self.env.reset(seed=seeds.astype(np.int64), options={"reset_mask": mask})
+        return preprocess_gray(obs[:, 0])
+
+    def step(self, actions: np.ndarray):
+        obs, r, term, trunc, _ = self.env.step(actions.astype(np.int32))
+        return preprocess_gray(obs[:, 0]), r.astype(np.float32), term | trunc
+
+    def close(self) -> None:
+        self.env.close()
+
+
+class _GymBackend:
+    """One gymnasium env per game, stepped in a Python loop (any Pong id)."""
+
+    def __init__(self, env_id: str, n: int):
+        gym = _gym()
+        self.envs = [gym.make(env_id) for _ in range(n)]
+        self.frames = np.zeros((n, 80, 80), np.uint8)
+
+    def reset(self, mask: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+        for i, s in zip(np.flatnonzero(mask), seeds):
+            obs, _ = self.envs[i].reset(seed=int(s))
+            self.frames[i] = preprocess(obs)
+        return self.frames.copy()
+
+    def step(self, actions: np.ndarray):
+        n = len(self.envs)
+        rewards, dones = np.zeros(n, np.float32), np.zeros(n, bool)
+        for i, (env, a) in enumerate(zip(self.envs, actions)):
+            obs, r, term, trunc, _ = env.step(int(a))
+            self.frames[i], rewards[i], dones[i] = preprocess(obs), r, term or trunc
+        return self.frames.copy(), rewards, dones
+
+    def close(self) -> None:
+        for e in self.envs:
+            e.close()
+
+
+def _uses_ale_vector(spec_kwargs: dict) -> bool:
+    return isinstance(spec_kwargs.get("frameskip", 4), int) and not spec_kwargs.get("full_action_space", False)
+
+
+# --------------------------------------------------------------------------- the vector env
+@dataclass
+class Finished:
+    """One finished episode."""
+
+    env: int
+    ret: float  # agent points minus opponent points
+    length: int  # agent steps
+
+
+class PongVecEnv:
+    """N Pong games in lockstep, returning flat int8 difference frames (N, 6400)."""
+
+    def __init__(self, env_id: str, num_envs: int, seed: int, split: int = TRAIN_SEEDS,
+                 backend: str = "auto", num_threads: int | None = None):
+        check_env_id(env_id)
+        spec_kwargs = dict(_gym().spec(env_id).kwargs)
+        if backend == "auto":
+            backend = "ale" if _uses_ale_vector(spec_kwargs) else "gym"
+        if backend not in ("ale", "gym"):
+            raise ValueError(f"backend must be 'auto', 'ale' or 'gym', got {backend!r}")
+        threads = num_threads or min(num_envs, os.cpu_count() or 1)
+        self.backend_name = backend
+        self._be = _AleBackend(spec_kwargs, num_envs, threads) if backend == "ale" else _GymBackend(env_id, num_envs)
+        self.env_id, self.num_envs, self.seed, self.split = env_id, num_envs, seed, split
+        self.episodes_started = 0
+        n = num_envs
+        self.cur = np.zeros((n, 80, 80), np.uint8)  # binary frame now on screen
+        self.prev = np.zeros((n, 80, 80), np.uint8)
+        self.ep_seed = np.zeros(n, np.int64)
+        self.ep_return = np.zeros(n, np.float64)
+        self.ep_len = np.zeros(n, np.int64)
+        self._log = np.zeros((1024, n), np.uint8)  # actions since each episode began
+        self._t = 0
+        self._ep_start = np.zeros(n, np.int64)
+
+    # -- seeds and bookkeeping
+    def _next_seeds(self, count: int) -> np.ndarray:
+        ks = self.episodes_started + np.arange(count)
+        self.episodes_started += count
+        return np.array([episode_seed(self.seed, int(k), self.split) for k in ks], np.int64)
+
+    def _begin_episodes(self, mask: np.ndarray) -> None:
+        seeds = self._next_seeds(int(mask.sum()))
+        frames = self._be.reset(mask, seeds)
+        self.ep_seed[mask] = seeds
+        self.cur[mask] = frames[mask]
+        self.prev[mask] = frames[mask]
+        self.ep_return[mask] = 0.0
+        self.ep_len[mask] = 0
+        self._ep_start[mask] = self._t
+
+    def _log_actions(self, actions: np.ndarray) -> None:
+        if self._t == len(self._log):
+            keep = int(self._ep_start.min())
+            live = self._log[keep:self._t]
+            if keep < len(self._log) // 2:  # grow
+                self._log = np.concatenate([self._log, np.zeros_like(self._log)])
+            else:  # drop rows no episode needs any more
+                self._log[: len(live)] = live
+                self._t -= keep
+                self._ep_start -= keep
+        self._log[self._t] = actions
+        self._t += 1
+
+    # -- the gymnasium-like API
+    def reset(self) -> np.ndarray:
+        """Start every game; returns zero inputs (N, 6400) int8."""
+        self._begin_episodes(np.ones(self.num_envs, bool))
+        return np.zeros((self.num_envs, D), np.int8)
+
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[Finished]]:
+        """Act in every game. Returns inputs x (N, 6400) int8, rewards (N,) float32,
+        dones (N,) bool and the finished episodes. A finished game is reset at once
+        (with the next episode seed), so its next input is zeros."""
+        self._log_actions(actions)
+        frames, rewards, dones = self._be.step(actions)
+        self.ep_return += rewards
+        self.ep_len += 1
+        finished = [Finished(int(i), float(self.ep_return[i]), int(self.ep_len[i])) for i in np.flatnonzero(dones)]
+        self.prev, self.cur = self.cur, frames
+        if dones.any():
+            self._begin_episodes(dones)
+        return frame_diff(self.cur, self.prev), rewards, dones, finished
+
+    def close(self) -> None:
+        self._be.close()
+
+    # -- exact save and restore
+    def state(self) -> dict[str, np.ndarray]:
+        lengths = self._t - self._ep_start
+        logs = [self._log[s:self._t, i] for i, s in enumerate(self._ep_start)]
+        return {
+            "episodes_started": np.int64(self.episodes_started),
+            "ep_seed": self.ep_seed.copy(),
+            "ep_lengths": lengths.astype(np.int64),
+            "ep_actions": np.concatenate(logs) if logs else np.zeros(0, np.uint8),
+        }
+
+    def restore(self, state: dict[str, np.ndarray]) -> np.ndarray:
+        """Put every game back where `state()` found it, by resetting with its episode
+        seed and replaying its actions. Returns the current inputs (N, 6400)."""
+        n = self.num_envs
+        lengths = np.asarray(state["ep_lengths"], np.int64)
+        if lengths.shape != (n,):
+            raise ValueError(f"env state is for {lengths.shape[0]} games, this env has {n}")
+        seeds = np.asarray(state["ep_seed"], np.int64)
+        logs = np.split(np.asarray(state["ep_actions"], np.uint8), np.cumsum(lengths)[:-1])
+        longest = int(lengths.max(initial=0))
+        begin = longest - lengths  # replay step at which each game starts
+        self.ep_return[:] = 0.0
+        for k in range(longest + 1):
+            starting = begin == k
+            if starting.any():
+                frames = self._be.reset(starting, seeds[starting])
+                self.cur[starting] = self.prev[starting] = frames[starting]
+            if k == longest:
+                break
+            acts = np.array([log[k - b] if k >= b else 0 for log, b in zip(logs, begin)], np.int64)
+            frames, rewards, _ = self._be.step(acts)
+            going = begin <= k
+            self.prev[going], self.cur[going] = self.cur[going], frames[going]
+            self.ep_return[going] += rewards[going]
+        self.episodes_started = int(state["episodes_started"])
+        self.ep_seed[:] = seeds
+        self.ep_len[:] = lengths
+        self._log = np.zeros((max(1024, 2 * longest), n), np.uint8)
+        for i, log in enumerate(logs):
+            self._log[longest - len(log):longest, i] = log
+        self._t = longest
+        self._ep_start = begin.copy()
+        return frame_diff(self.cur, self.prev)
