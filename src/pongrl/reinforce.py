@@ -134,13 +134,14 @@ class Reinforce:
         self.buffer = EpisodeBuffer(cfg.num_envs)
         self.updates = 0
 
-    def act(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def act(self, x: np.ndarray, frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Sample UP/DOWN for every game from P(UP | x); remembers x for `observe`."""
         self._x = SparseRows.from_dense(x)
         p, _ = policy.forward_sparse(self.params, self._x)
         return policy.actions_from_probs(p, rng.random(len(p), dtype=p.dtype))
 
-    def observe(self, actions: np.ndarray, rewards: np.ndarray, dones: np.ndarray) -> dict | None:
+    def observe(self, actions: np.ndarray, rewards: np.ndarray, dones: np.ndarray,
+                x_next: np.ndarray | None = None, frames_next: np.ndarray | None = None) -> dict | None:
         """Store the step; once `batch_size` episodes have ended, update. Returns update stats."""
         self.buffer.add(self._x, actions, rewards, dones)
         if len(self.buffer.finished) < self.cfg.batch_size:

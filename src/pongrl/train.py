@@ -1,9 +1,11 @@
 """The training loop: play N games, learn, log, checkpoint, resume.
 
-One loop serves every algorithm. An algorithm object has `act(x, rng)`, which
-returns the actions for the N games, `observe(actions, rewards, dones)`, which
-stores the step and returns stats when it has just updated, and
-`state()` / `restore()` for checkpoints.
+One loop serves every algorithm. An algorithm object has
+- `act(x, frames, rng)`: actions (N,) for the N games, given their difference
+  frames x (N, 6400) int8 and current binary frames (N, 80, 80) uint8;
+- `observe(actions, rewards, dones, x_next, frames_next)`: store the step; returns
+  a dict of stats when it has just updated, else None;
+- `state()` / `restore(arrays)`: its arrays for checkpoints.
 """
 
 from __future__ import annotations
@@ -141,9 +143,9 @@ def train(run_dir: str | Path, cfg: Config | None = None, resume: bool = False, 
     t0 = start - c.wall_s  # wall_s counts resumed time too
     try:
         while not finished_training(cfg, c) and not stop["sigint"]:
-            actions = run.algo.act(run.x, run.rng)
+            actions = run.algo.act(run.x, run.env.cur, run.rng)
             run.x, rewards, dones, finished = run.env.step(actions)
-            run.algo.observe(actions, rewards, dones)
+            run.algo.observe(actions, rewards, dones, run.x, run.env.cur)
             c.env_steps += cfg.num_envs
             before = c.episodes
             for f in finished:
