@@ -36,6 +36,7 @@ def _gym():
     import gymnasium as gym
 
     gym.register_envs(ale_py)
+    ale_py.ALEInterface.setLoggerMode(ale_py.LoggerMode.Error)  # no start-up banner
     return gym
 
 
@@ -253,6 +254,7 @@ class PongVecEnv:
         longest = int(lengths.max(initial=0))
         begin = longest - lengths  # replay step at which each game starts
         self.ep_return[:] = 0.0
+        self._be.reset(np.ones(n, bool), seeds)  # ALE wants one full reset before partial ones
         for k in range(longest + 1):
             starting = begin == k
             if starting.any():

@@ -1,0 +1,199 @@
+"""The `pongrl` command: train, eval, play, plot, info.
+
+Training flags are made from the fields of `Config` (one flag per field, its
+help taken from the field's docstring), so a new hyperparameter is a new flag.
+A user error prints one line and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import inspect
+import json
+import sys
+import time
+from pathlib import Path
+
+from .config import Config, ConfigError
+
+TARGET_FIELDS = ("episodes", "steps", "checkpoint_every")  # what --resume may change
+FLAG_ALIASES = {"env_id": ["--env", "--env-id"]}
+
+
+class UserError(Exception):
+    """Something the user asked for cannot be done; one line explains it."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2 (argparse prints usage too)
+        raise UserError(f"{self.prog}: {message}")
+
+
+# ------------------------------------------------------------------ flags from Config
+def field_docs(cls=Config) -> dict[str, str]:
+    """Attribute docstrings (the string literal under each field) of a dataclass."""
+    tree = ast.parse(inspect.getsource(cls))
+    body, docs = tree.body[0].body, {}
+    for node, nxt in zip(body, body[1:]):
+        if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant):
+            docs[node.target.id] = " ".join(str(nxt.value.value).split())
+    return docs
+
+
+def _parse_optional_int(s: str) -> int | None:
+    return None if s.lower() in ("none", "") else int(s)
+
+
+def add_config_flags(p: argparse.ArgumentParser) -> None:
+    docs = field_docs()
+    group = p.add_argument_group("training config (defaults < --config FILE < these flags)")
+    for f in dataclasses.fields(Config):
+        flags = FLAG_ALIASES.get(f.name, ["--" + f.name.replace("_", "-")])
+        kind = {"int": int, "float": float, "str": str, "int | None": _parse_optional_int}.get(str(f.type), str)
+        default = f.default if f.default is not dataclasses.MISSING else None
+        group.add_argument(*flags, dest=f.name, type=kind, default=argparse.SUPPRESS, metavar=f.name.upper(),
+                           help=f"{docs.get(f.name, '')} (default: {default})")
+
+
+def config_from_args(args: argparse.Namespace) -> tuple[Config, dict]:
+    """The Config of a new run, and the fields given explicitly on the command line."""
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if hasattr(args, f.name)}
+    base = Config.from_json_file(args.config).to_dict() if args.config else {}
+    return Config.from_dict({**base, **given}), given
+
+
+# ------------------------------------------------------------------ commands
+def cmd_train(args) -> int:
+    from .train import train
+
+    cfg, given = config_from_args(args)
+    if args.resume:
+        extra = sorted(set(given) - set(TARGET_FIELDS)) + (["--config"] if args.config else [])
+        if extra:
+            raise UserError(f"--resume keeps the run's saved config; only --episodes, --steps and "
+                            f"--checkpoint-every may be given (got {', '.join(extra)})")
+        run_dir, cfg = Path(args.resume), None
+    else:
+        run_dir = Path(args.out or f"runs/{cfg.algo}-s{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}")
+    summary = train(run_dir, cfg, resume=bool(args.resume), targets=given, progress=not args.no_progress)
+    if summary["interrupted"]:
+        print(f"interrupted: checkpoint saved; continue with: pongrl train --resume {run_dir}", file=sys.stderr)
+        return 130
+    print(json.dumps(summary))
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from .evaluate import evaluate, load_agent
+
+    agent = load_agent(args.checkpoint)
+    res = evaluate(agent, args.games, seed=args.seed, greedy=args.greedy, env_id=args.env)
+    if not args.json:
+        print(f"{res['games']} games on {args.env or agent.cfg.env_id}: score {res['mean']:+.2f} ± {res['std']:.2f} "
+              f"(min {res['min']:+.0f}, max {res['max']:+.0f}), win rate {res['win_rate']:.0%}")
+    else:
+        print(json.dumps({k: res[k] for k in ("games", "mean", "std", "min", "max", "win_rate")}))
+    return 0
+
+
+def cmd_play(args) -> int:
+    from .evaluate import load_agent
+    from .video import record
+
+    res = record(load_agent(args.checkpoint), args.video, seed=args.seed, greedy=args.greedy,
+                 max_steps=args.max_steps)
+    print(f"wrote {res['video']}: score {res['score']:+.0f} in {res['steps']} steps")
+    return 0
+
+
+def cmd_plot(args) -> int:
+    from .plots import plot_run
+
+    print(f"wrote {plot_run(args.run_dir, args.output)}")
+    return 0
+
+
+def cmd_info(args) -> int:
+    from .env import env_info
+
+    info = env_info(args.env)
+    for k in ("env_id", "observation_space", "action_space"):
+        print(f"{k}: {info[k]}")
+    print("action_meanings: " + ", ".join(f"{i}={m}" for i, m in enumerate(info["action_meanings"])))
+    print("the agent uses: 2=UP (RIGHT), 3=DOWN (LEFT)")
+    return 0
+
+
+def positive_int(s: str) -> int:
+    v = int(s)
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {s!r}")
+    return v
+
+
+def build_parser() -> Parser:
+    p = Parser(prog="pongrl", description="Learn Atari Pong from pixels with policy gradients, in NumPy.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    t = sub.add_parser("train", help="train an agent (Ctrl-C saves a checkpoint)")
+    t.add_argument("--out", metavar="RUN_DIR", help="new run folder (default: runs/ALGO-sSEED-TIME)")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue the run saved in RUN_DIR")
+    t.add_argument("--config", metavar="FILE.json", help="config file (the run folder's config.json works)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_config_flags(t)
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("eval", help="score a checkpoint over full games")
+    e.add_argument("checkpoint", help="checkpoint .npz or run folder")
+    e.add_argument("--games", type=positive_int, default=10, help="games to play (default: 10)")
+    e.add_argument("--seed", type=int, default=0, help="evaluation seed (disjoint from training seeds)")
+    e.add_argument("--greedy", action="store_true", help="take the most likely action instead of sampling")
+    e.add_argument("--env", help="env id (default: the one trained on)")
+    e.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    e.set_defaults(func=cmd_eval)
+
+    pl = sub.add_parser("play", help="record one game to .mp4 or .gif")
+    pl.add_argument("checkpoint", help="checkpoint .npz or run folder")
+    pl.add_argument("--video", required=True, metavar="FILE", help="output .mp4 or .gif")
+    pl.add_argument("--seed", type=int, default=0, help="game seed")
+    pl.add_argument("--greedy", action="store_true", help="take the most likely action")
+    pl.add_argument("--max-steps", type=positive_int, default=None, help="stop early after this many steps")
+    pl.set_defaults(func=cmd_play)
+
+    g = sub.add_parser("plot", help="draw a run's learning curve (PNG)")
+    g.add_argument("run_dir", help="run folder with metrics.csv")
+    g.add_argument("-o", "--output", help="PNG file (default: RUN_DIR/learning_curve.png)")
+    g.set_defaults(func=cmd_plot)
+
+    i = sub.add_parser("info", help="show a Pong env's spaces and action meanings")
+    i.add_argument("--env", default="ALE/Pong-v5", help="env id (default: ALE/Pong-v5)")
+    i.set_defaults(func=cmd_info)
+    return p
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    from .checkpoint import CheckpointError
+    from .env import EnvError
+    from .train import RunError
+
+    return (UserError, ConfigError, CheckpointError, EnvError, RunError, FileNotFoundError, IsADirectoryError,
+            PermissionError, ValueError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+    except user_errors() as e:
+        msg = str(e) if str(e).startswith("pongrl") else f"pongrl: error: {e}"
+        print(msg.splitlines()[0] if msg else "pongrl: error", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("pongrl: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
