@@ -7,7 +7,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-ALGOS = ("reinforce",)
+ALGOS = ("reinforce", "ppo")
+PPO_OBS = ("diff", "frame+diff")
+PPO_ACTIONS = ("updown", "noop+updown")
+# Defaults that depend on the algorithm: a field left at None takes its value here.
+ALGO_DEFAULTS = {"reinforce": {"num_envs": 8}, "ppo": {"num_envs": 16}}
 
 
 class ConfigError(ValueError):
@@ -18,13 +22,13 @@ class ConfigError(ValueError):
 class Config:
     # --- run ---------------------------------------------------------------
     algo: str = "reinforce"
-    """Learning algorithm: 'reinforce' is the tutorial's."""
+    """Learning algorithm: 'reinforce' is the tutorial's; 'ppo' is actor-critic PPO (pongrl.ppo)."""
     env_id: str = "ALE/Pong-v5"
     """Gymnasium id of the Pong env (ALE/Pong-v5, Pong-v0, PongNoFrameskip-v4, ...)."""
     seed: int = 0
     """Seeds the weights, the action sampling and every game's reset."""
-    num_envs: int = 8
-    """Games stepped in lockstep. 1 reproduces the tutorial's one-game loop."""
+    num_envs: int | None = None
+    """Games stepped in lockstep (None: 8 for reinforce, 16 for ppo; see ALGO_DEFAULTS). 1 reproduces the tutorial's loop."""
     episodes: int | None = None
     """Stop once the run has finished this many episodes in total (resume included)."""
     steps: int | None = None
@@ -45,6 +49,48 @@ class Config:
     """RMSProp decay of the running mean of squared gradients."""
     rms_eps: float = 1e-5
     """RMSProp epsilon added to the root of that mean."""
+    # --- PPO (algo="ppo"; also uses gamma, seed and num_envs above) ---------------
+    ppo_obs: str = "frame+diff"
+    """Network input: 'diff' (the tutorial's difference frame) or 'frame+diff' (current frame too, 12800 inputs)."""
+    ppo_actions: str = "updown"
+    """Action set: 'updown' (UP, DOWN) or 'noop+updown' (NOOP, UP, DOWN)."""
+    ppo_hidden: int = 256
+    """Hidden ReLU units of the shared layer (policy and value heads sit on it)."""
+    ppo_num_steps: int = 128
+    """Steps per game in one rollout; a rollout holds num_envs * ppo_num_steps transitions."""
+    ppo_epochs: int = 4
+    """Passes over each rollout."""
+    ppo_minibatches: int = 4
+    """Minibatches per pass (Adam steps per pass)."""
+    ppo_lr: float = 2.5e-4
+    """Adam learning rate at the start."""
+    ppo_anneal_steps: int = 10_000_000
+    """The learning rate decays linearly to 0 over this many env steps, then stays 0 (0: constant)."""
+    ppo_anneal_entropy: bool = False
+    """Anneal the entropy coefficient on the same schedule as the learning rate."""
+    ppo_adam_eps: float = 1e-5
+    """Adam epsilon."""
+    ppo_lazy_adam: bool = True
+    """Update only the W1 rows (input pixels) present in the minibatch, and their moments."""
+    ppo_gae_lambda: float = 0.95
+    """GAE lambda (the discount is gamma)."""
+    ppo_clip: float = 0.1
+    """Clip range of the probability ratio (and of the value change, if ppo_clip_vloss)."""
+    ppo_clip_vloss: bool = True
+    """Clip the value loss around the rollout's values, as in PPO2 / CleanRL."""
+    ppo_ent_coef: float = 0.01
+    """Weight of the entropy bonus."""
+    ppo_vf_coef: float = 0.5
+    """Weight of the value loss."""
+    ppo_max_grad_norm: float = 0.5
+    """Global gradient-norm clip."""
+    ppo_norm_adv: bool = True
+    """Normalise the advantages within each minibatch."""
+
+    def __post_init__(self) -> None:
+        for name, value in ALGO_DEFAULTS.get(self.algo, {}).items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
 
     def validate(self) -> "Config":
         def need(ok: bool, msg: str) -> None:
@@ -63,6 +109,22 @@ class Config:
         need(0.0 <= self.gamma <= 1.0, f"gamma must be in [0, 1], got {self.gamma!r}")
         need(0.0 <= self.decay_rate < 1.0, f"decay_rate must be in [0, 1), got {self.decay_rate!r}")
         need(self.rms_eps > 0, f"rms_eps must be > 0, got {self.rms_eps!r}")
+        # PPO
+        need(self.ppo_obs in PPO_OBS, f"ppo_obs must be one of {', '.join(PPO_OBS)}, got {self.ppo_obs!r}")
+        need(self.ppo_actions in PPO_ACTIONS, f"ppo_actions must be one of {', '.join(PPO_ACTIONS)}, got {self.ppo_actions!r}")
+        need(self.ppo_hidden >= 1, f"ppo_hidden must be >= 1, got {self.ppo_hidden!r}")
+        need(self.ppo_num_steps >= 1, f"ppo_num_steps must be >= 1, got {self.ppo_num_steps!r}")
+        need(self.ppo_epochs >= 1, f"ppo_epochs must be >= 1, got {self.ppo_epochs!r}")
+        need(1 <= self.ppo_minibatches <= self.num_envs * self.ppo_num_steps,
+             f"ppo_minibatches must be in [1, num_envs * ppo_num_steps], got {self.ppo_minibatches!r}")
+        need(self.ppo_lr > 0, f"ppo_lr must be > 0, got {self.ppo_lr!r}")
+        need(self.ppo_anneal_steps >= 0, f"ppo_anneal_steps must be >= 0, got {self.ppo_anneal_steps!r}")
+        need(self.ppo_adam_eps > 0, f"ppo_adam_eps must be > 0, got {self.ppo_adam_eps!r}")
+        need(0.0 <= self.ppo_gae_lambda <= 1.0, f"ppo_gae_lambda must be in [0, 1], got {self.ppo_gae_lambda!r}")
+        need(self.ppo_clip > 0, f"ppo_clip must be > 0, got {self.ppo_clip!r}")
+        need(self.ppo_ent_coef >= 0, f"ppo_ent_coef must be >= 0, got {self.ppo_ent_coef!r}")
+        need(self.ppo_vf_coef >= 0, f"ppo_vf_coef must be >= 0, got {self.ppo_vf_coef!r}")
+        need(self.ppo_max_grad_norm > 0, f"ppo_max_grad_norm must be > 0, got {self.ppo_max_grad_norm!r}")
         return self
 
     def to_dict(self) -> dict:

@@ -79,6 +79,9 @@ def episode_seed(seed: int, k: int, split: int = TRAIN_SEEDS) -> int:
 
 
 # --------------------------------------------------------------------------- backends
+# A backend steps N games and resets finished ones by itself, continuing each
+# game's own RNG (no seed: a seeded reset reloads the ROM, ~90 ms). `reseed`
+# starts a new episode in the masked games from the given seeds.
 class _AleBackend:
     """`AtariVectorEnv` with raw 210x160 grayscale frames and no extra wrappers."""
 
@@ -97,7 +100,7 @@ class _AleBackend:
         )
         self.n = n
 
-    def reset(self, mask: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+    def reseed(self, mask: np.ndarray, seeds: np.ndarray) -> np.ndarray:
         if mask.all():
             obs, _ = self.env.reset(seed=seeds.astype(np.int64))
         else:
@@ -120,7 +123,7 @@ class _GymBackend:
         self.envs = [gym.make(env_id) for _ in range(n)]
         self.frames = np.zeros((n, 80, 80), np.uint8)
 
-    def reset(self, mask: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+    def reseed(self, mask: np.ndarray, seeds: np.ndarray) -> np.ndarray:
         for i, s in zip(np.flatnonzero(mask), seeds):
             obs, _ = self.envs[i].reset(seed=int(s))
             self.frames[i] = preprocess(obs)
@@ -131,7 +134,10 @@ class _GymBackend:
         rewards, dones = np.zeros(n, np.float32), np.zeros(n, bool)
         for i, (env, a) in enumerate(zip(self.envs, actions)):
             obs, r, term, trunc, _ = env.step(int(a))
-            self.frames[i], rewards[i], dones[i] = preprocess(obs), r, term or trunc
+            rewards[i], dones[i] = r, term or trunc
+            if dones[i]:
+                obs, _ = env.reset()  # the game's RNG goes on: deterministic, and no ROM reload
+            self.frames[i] = preprocess(obs)
         return self.frames.copy(), rewards, dones
 
     def close(self) -> None:
@@ -154,10 +160,18 @@ class Finished:
 
 
 class PongVecEnv:
-    """N Pong games in lockstep, returning flat int8 difference frames (N, 6400)."""
+    """N Pong games in lockstep, returning flat int8 difference frames (N, 6400).
+
+    Each game is seeded at an *anchor*: at the start, and then at the first
+    episode end after it has played `reseed_every` steps since its last anchor.
+    In between, finished games restart from their own RNG. The anchor schedule
+    depends only on step counts, so the games are a pure function of the run's
+    seed and the actions; `state()` keeps each game's anchor seed and actions
+    since, and `restore()` replays them (at most ~reseed_every steps per game).
+    """
 
     def __init__(self, env_id: str, num_envs: int, seed: int, split: int = TRAIN_SEEDS,
-                 backend: str = "auto", num_threads: int | None = None):
+                 backend: str = "auto", num_threads: int | None = None, reseed_every: int = 20_000):
         check_env_id(env_id)
         spec_kwargs = dict(_gym().spec(env_id).kwargs)
         if backend == "auto":
@@ -168,64 +182,66 @@ class PongVecEnv:
         self.backend_name = backend
         self._be = _AleBackend(spec_kwargs, num_envs, threads) if backend == "ale" else _GymBackend(env_id, num_envs)
         self.env_id, self.num_envs, self.seed, self.split = env_id, num_envs, seed, split
-        self.episodes_started = 0
+        self.reseed_every = reseed_every
         n = num_envs
+        self.anchors = 0  # anchors made so far: the k-th uses episode_seed(seed, k)
         self.cur = np.zeros((n, 80, 80), np.uint8)  # binary frame now on screen
         self.prev = np.zeros((n, 80, 80), np.uint8)
-        self.ep_seed = np.zeros(n, np.int64)
+        self.anchor_seed = np.zeros(n, np.int64)
         self.ep_return = np.zeros(n, np.float64)
         self.ep_len = np.zeros(n, np.int64)
-        self._log = np.zeros((1024, n), np.uint8)  # actions since each episode began
+        self._log = np.zeros((1024, n), np.uint8)  # actions since each game's anchor
         self._t = 0
-        self._ep_start = np.zeros(n, np.int64)
+        self._anchor_t = np.zeros(n, np.int64)
 
-    # -- seeds and bookkeeping
-    def _next_seeds(self, count: int) -> np.ndarray:
-        ks = self.episodes_started + np.arange(count)
-        self.episodes_started += count
-        return np.array([episode_seed(self.seed, int(k), self.split) for k in ks], np.int64)
-
-    def _begin_episodes(self, mask: np.ndarray) -> None:
-        seeds = self._next_seeds(int(mask.sum()))
-        frames = self._be.reset(mask, seeds)
-        self.ep_seed[mask] = seeds
-        self.cur[mask] = frames[mask]
-        self.prev[mask] = frames[mask]
-        self.ep_return[mask] = 0.0
-        self.ep_len[mask] = 0
-        self._ep_start[mask] = self._t
+    # -- anchors and the action log
+    def _anchor(self, mask: np.ndarray) -> None:
+        ks = self.anchors + np.arange(int(mask.sum()))
+        self.anchors += len(ks)
+        seeds = np.array([episode_seed(self.seed, int(k), self.split) for k in ks], np.int64)
+        frames = self._be.reseed(mask, seeds)
+        self.anchor_seed[mask] = seeds
+        self.cur[mask] = self.prev[mask] = frames[mask]
+        self._anchor_t[mask] = self._t
 
     def _log_actions(self, actions: np.ndarray) -> None:
         if self._t == len(self._log):
-            keep = int(self._ep_start.min())
-            live = self._log[keep:self._t]
+            keep = int(self._anchor_t.min())
             if keep < len(self._log) // 2:  # grow
                 self._log = np.concatenate([self._log, np.zeros_like(self._log)])
-            else:  # drop rows no episode needs any more
-                self._log[: len(live)] = live
+            else:  # drop rows no game needs any more
+                self._log[: self._t - keep] = self._log[keep:self._t]
                 self._t -= keep
-                self._ep_start -= keep
+                self._anchor_t -= keep
         self._log[self._t] = actions
         self._t += 1
 
     # -- the gymnasium-like API
     def reset(self) -> np.ndarray:
         """Start every game; returns zero inputs (N, 6400) int8."""
-        self._begin_episodes(np.ones(self.num_envs, bool))
+        self._anchor(np.ones(self.num_envs, bool))
+        self.ep_return[:] = 0.0
+        self.ep_len[:] = 0
         return np.zeros((self.num_envs, D), np.int8)
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[Finished]]:
         """Act in every game. Returns inputs x (N, 6400) int8, rewards (N,) float32,
-        dones (N,) bool and the finished episodes. A finished game is reset at once
-        (with the next episode seed), so its next input is zeros."""
+        dones (N,) bool and the finished episodes. A finished game restarts at once,
+        so its next input is zeros."""
         self._log_actions(actions)
         frames, rewards, dones = self._be.step(actions)
         self.ep_return += rewards
         self.ep_len += 1
-        finished = [Finished(int(i), float(self.ep_return[i]), int(self.ep_len[i])) for i in np.flatnonzero(dones)]
         self.prev, self.cur = self.cur, frames
+        finished = []
         if dones.any():
-            self._begin_episodes(dones)
+            finished = [Finished(int(i), float(self.ep_return[i]), int(self.ep_len[i])) for i in np.flatnonzero(dones)]
+            self.prev[dones] = self.cur[dones]  # first input of an episode is zeros
+            self.ep_return[dones] = 0.0
+            self.ep_len[dones] = 0
+            due = dones & (self._t - self._anchor_t >= self.reseed_every)
+            if due.any():
+                self._anchor(due)
         return frame_diff(self.cur, self.prev), rewards, dones, finished
 
     def close(self) -> None:
@@ -233,46 +249,47 @@ class PongVecEnv:
 
     # -- exact save and restore
     def state(self) -> dict[str, np.ndarray]:
-        lengths = self._t - self._ep_start
-        logs = [self._log[s:self._t, i] for i, s in enumerate(self._ep_start)]
+        lengths = self._t - self._anchor_t
+        logs = [self._log[s:self._t, i] for i, s in enumerate(self._anchor_t)]
         return {
-            "episodes_started": np.int64(self.episodes_started),
-            "ep_seed": self.ep_seed.copy(),
-            "ep_lengths": lengths.astype(np.int64),
-            "ep_actions": np.concatenate(logs) if logs else np.zeros(0, np.uint8),
+            "anchors": np.int64(self.anchors),
+            "anchor_seed": self.anchor_seed.copy(),
+            "log_lengths": lengths.astype(np.int64),
+            "log_actions": np.concatenate(logs),
+            "ep_return": self.ep_return.copy(),
+            "ep_len": self.ep_len.copy(),
         }
 
     def restore(self, state: dict[str, np.ndarray]) -> np.ndarray:
-        """Put every game back where `state()` found it, by resetting with its episode
-        seed and replaying its actions. Returns the current inputs (N, 6400)."""
+        """Put every game back where `state()` found it: reseed it from its anchor and
+        replay its actions. Returns the current inputs (N, 6400)."""
         n = self.num_envs
-        lengths = np.asarray(state["ep_lengths"], np.int64)
+        lengths = np.asarray(state["log_lengths"], np.int64)
         if lengths.shape != (n,):
             raise ValueError(f"env state is for {lengths.shape[0]} games, this env has {n}")
-        seeds = np.asarray(state["ep_seed"], np.int64)
-        logs = np.split(np.asarray(state["ep_actions"], np.uint8), np.cumsum(lengths)[:-1])
+        seeds = np.asarray(state["anchor_seed"], np.int64)
+        logs = np.split(np.asarray(state["log_actions"], np.uint8), np.cumsum(lengths)[:-1])
         longest = int(lengths.max(initial=0))
-        begin = longest - lengths  # replay step at which each game starts
-        self.ep_return[:] = 0.0
-        self._be.reset(np.ones(n, bool), seeds)  # ALE wants one full reset before partial ones
+        begin = longest - lengths  # replay step at which each game starts from its anchor
+        self.cur[:] = self.prev[:] = self._be.reseed(np.ones(n, bool), seeds)
         for k in range(longest + 1):
-            starting = begin == k
+            starting = (begin == k) & (k > 0)
             if starting.any():
-                frames = self._be.reset(starting, seeds[starting])
-                self.cur[starting] = self.prev[starting] = frames[starting]
+                self.cur[starting] = self.prev[starting] = self._be.reseed(starting, seeds[starting])[starting]
             if k == longest:
                 break
             acts = np.array([log[k - b] if k >= b else 0 for log, b in zip(logs, begin)], np.int64)
-            frames, rewards, _ = self._be.step(acts)
+            frames, _, dones = self._be.step(acts)
             going = begin <= k
             self.prev[going], self.cur[going] = self.cur[going], frames[going]
-            self.ep_return[going] += rewards[going]
-        self.episodes_started = int(state["episodes_started"])
-        self.ep_seed[:] = seeds
-        self.ep_len[:] = lengths
+            self.prev[going & dones] = self.cur[going & dones]
+        self.anchors = int(state["anchors"])
+        self.anchor_seed[:] = seeds
+        self.ep_return[:] = state["ep_return"]
+        self.ep_len[:] = state["ep_len"]
         self._log = np.zeros((max(1024, 2 * longest), n), np.uint8)
         for i, log in enumerate(logs):
             self._log[longest - len(log):longest, i] = log
         self._t = longest
-        self._ep_start = begin.copy()
+        self._anchor_t = begin.copy()
         return frame_diff(self.cur, self.prev)

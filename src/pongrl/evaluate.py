@@ -58,7 +58,13 @@ def evaluate(agent: Agent, games: int, seed: int = 0, greedy: bool = False, num_
     """Play `games` full games; score = agent points minus opponent points."""
     if games < 1:
         raise ValueError(f"games must be >= 1, got {games}")
-    n = min(games, num_envs)
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        return _evaluate(agent, games, seed, greedy, min(games, num_envs), env_id)
+
+
+def _evaluate(agent: Agent, games: int, seed: int, greedy: bool, n: int, env_id: str | None) -> dict:
     quota = _quotas(games, n)  # each game slot plays a fixed number of games: no bias to short ones
     env = PongVecEnv(env_id or agent.cfg.env_id, n, seed, split=EVAL_SEEDS)
     rng = np.random.default_rng([seed, EVAL_SEEDS])

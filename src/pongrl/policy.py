@@ -58,6 +58,12 @@ def forward_sparse(params: Params, x: SparseRows) -> tuple[np.ndarray, np.ndarra
     return sigmoid(h @ params["W2"]), h
 
 
+def forward_active(params: Params, sub: np.ndarray, active: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Same as `forward` given x's active columns (see sparse.active_columns)."""
+    h = np.maximum(sparse.matmul_active(sub, active, params["W1"].T), 0)  # (B, H)
+    return sigmoid(h @ params["W2"]), h
+
+
 def backward_sparse(params: Params, x: SparseRows, h: np.ndarray, dlogit: np.ndarray, grads: Params) -> None:
     """Same as `backward` for sparse x, but adds into `grads` (W1 part in O(nnz * H))."""
     grads["W2"] += h.T @ dlogit

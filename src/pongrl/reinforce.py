@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import policy
+from . import policy, sparse
 from .config import Config
 from .optim import rmsprop_step
 from .returns import discount_rewards, normalize
@@ -136,8 +136,9 @@ class Reinforce:
 
     def act(self, x: np.ndarray, frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Sample UP/DOWN for every game from P(UP | x); remembers x for `observe`."""
-        self._x = SparseRows.from_dense(x)
-        p, _ = policy.forward_sparse(self.params, self._x)
+        active, sub = sparse.active_columns(x)  # (k,), (N, k)
+        self._x = SparseRows.from_active(sub, active)
+        p, _ = policy.forward_active(self.params, sub, active)
         return policy.actions_from_probs(p, rng.random(len(p), dtype=p.dtype))
 
     def observe(self, actions: np.ndarray, rewards: np.ndarray, dones: np.ndarray,

@@ -37,6 +37,15 @@ class SparseRows:
         return cls(indptr, c.astype(np.int16), x[r, c].astype(np.int8))
 
     @classmethod
+    def from_active(cls, sub: np.ndarray, active: np.ndarray) -> "SparseRows":
+        """CSR of a dense (B, D) array given only its nonzero columns: sub = x[:, active]."""
+        r, c = np.nonzero(sub)
+        counts = np.bincount(r, minlength=sub.shape[0])
+        indptr = np.zeros(sub.shape[0] + 1, np.int64)
+        np.cumsum(counts, out=indptr[1:])
+        return cls(indptr, active[c].astype(np.int16), sub[r, c].astype(np.int8))
+
+    @classmethod
     def concat(cls, parts: list["SparseRows"]) -> "SparseRows":
         if not parts:
             return cls(np.zeros(1, np.int64), np.zeros(0, np.int16), np.zeros(0, np.int8))
@@ -79,6 +88,20 @@ def matmul(x: SparseRows, WT: np.ndarray) -> np.ndarray:
     nonempty = starts < x.indptr[1:]
     out[nonempty] = np.add.reduceat(contrib, starts[nonempty], axis=0)
     return out
+
+
+def active_columns(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Columns of x (B, D) with any nonzero, and x restricted to them (B, k)."""
+    active = np.flatnonzero(x.any(axis=0))
+    return active, x[:, active]
+
+
+def matmul_active(sub: np.ndarray, active: np.ndarray, WT: np.ndarray) -> np.ndarray:
+    """x @ WT given x's active columns: (B, k) @ (k, H) -> (B, H).
+
+    For a small batch (the N games of one step, k <= nnz) one small BLAS call beats
+    a scatter-add; it costs O(B * nnz * H) with no Python loop."""
+    return sub.astype(WT.dtype) @ WT[active]
 
 
 def matmul_t(x: SparseRows, g: np.ndarray, out: np.ndarray) -> None:

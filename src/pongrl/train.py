@@ -50,10 +50,18 @@ class Run:
 
 
 def make_algo(cfg: Config, rng: np.random.Generator):
+    if cfg.algo == "ppo":
+        from .ppo import PPO
+
+        return PPO(cfg, rng)
     return Reinforce(cfg, rng)
 
 
 def expected_shapes(cfg: Config) -> dict[str, tuple]:
+    if cfg.algo == "ppo":
+        from . import ppo
+
+        return ppo.expected_shapes(cfg)
     h = cfg.hidden
     return {"params/W1": (h, D), "params/W2": (h,), "rmsprop/W1": (h, D), "rmsprop/W2": (h,)}
 
@@ -130,9 +138,17 @@ def train(run_dir: str | Path, cfg: Config | None = None, resume: bool = False, 
     """Train until the config's episode/step totals are reached or Ctrl-C; returns a summary.
 
     On Ctrl-C (SIGINT) the run is checkpointed and the summary says interrupted.
+    BLAS runs on one thread: its matrices are small, and its spinning threads
+    would fight the emulator's threads for the cores.
     """
-    run_dir = Path(run_dir)
-    run = open_run(run_dir, cfg, resume, targets or {})
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        return _train(Path(run_dir), cfg, resume, targets or {}, progress)
+
+
+def _train(run_dir: Path, cfg: Config | None, resume: bool, targets: dict, progress: bool) -> dict:
+    run = open_run(run_dir, cfg, resume, targets)
     cfg, c = run.cfg, run.counters
     ckpt = run_dir / "checkpoint.npz"
     metrics = CsvLog(run_dir / "metrics.csv", METRIC_COLUMNS)

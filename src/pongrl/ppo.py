@@ -1,0 +1,442 @@
+"""PPO with a clipped surrogate objective (Schulman et al. 2017), actor-critic,
+in NumPy, with a sparse first layer.
+
+Network: sparse inputs (D,) -> H ReLU units (shared) -> a softmax policy head
+over the action set and a scalar value head. Parameters live in a plain dict:
+
+    W1 (H, D) Fortran order, so that W1.T (D, H) is C-contiguous
+    b1 (H,)   Wpi (A, H)   bpi (A,)   Wv (H,)   bv (1,)
+
+Inputs ("obs"): "diff" is the tutorial's difference frame (6400 inputs);
+"frame+diff" puts the current binary frame in front of it (12800 inputs).
+Action sets ("actions"): "updown" = (UP, DOWN), "noop+updown" = (NOOP, UP, DOWN).
+Both are read off the parameter shapes, so a params dict is all that
+`probabilities` / `greedy_actions` (used to play a checkpoint) need.
+
+Loss of a minibatch of B samples (minimised):
+
+    L = pg_loss + vf_coef * value_loss - ent_coef * entropy
+    pg_loss    = mean(max(-A r, -A clip(r, 1-c, 1+c))),  r = pi(a|x) / pi_old(a|x)
+    value_loss = 0.5 mean(max((v - R)^2, (v_old + clip(v - v_old, -c, c) - R)^2))
+    entropy    = mean(-sum_a pi log pi)
+
+Its gradient is written by hand (`loss_and_grads`) and checked in float64
+against finite differences by the tests. The W1 gradient is row-sparse: only
+the input pixels present in the minibatch get one, returned as (U, H) for the
+rows `Inputs.cols` of W1.T.
+Adam can then update just those rows of W1 ("lazy" Adam, `lazy=True`): the
+moments of untouched rows are not decayed and their weights do not move.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import sparse
+from .config import Config
+from .env import DOWN, UP
+from .gae import gae
+from .preprocess import D
+from .sparse import SparseRows
+
+NOOP = 0
+ACTION_SETS = {"updown": (UP, DOWN), "noop+updown": (NOOP, UP, DOWN)}
+OBS_INPUTS = {"diff": D, "frame+diff": 2 * D}
+PARAM_NAMES = ("W1", "b1", "Wpi", "bpi", "Wv", "bv")
+ADAM_BETAS = (0.9, 0.999)
+
+Params = dict[str, np.ndarray]
+
+
+# ---------------------------------------------------------------- inputs and network
+def encode(x: np.ndarray, frames: np.ndarray, obs: str) -> SparseRows:
+    """Difference frames x (N, 6400) int8 and binary frames (N, 80, 80) -> sparse inputs."""
+    if obs == "diff":
+        return SparseRows.from_dense(x)
+    if obs == "frame+diff":
+        f = np.ascontiguousarray(frames).reshape(len(frames), D).view(np.int8)  # (N, 6400) in {0, 1}
+        return SparseRows.from_dense(np.concatenate([f, x], axis=1))  # (N, 12800)
+    raise ValueError(f"unknown obs {obs!r}; choose one of {', '.join(OBS_INPUTS)}")
+
+
+def obs_of(params: Params) -> str:
+    """The input kind a params dict was trained on (from the width of W1)."""
+    return {v: k for k, v in OBS_INPUTS.items()}[params["W1"].shape[1]]
+
+
+def action_set(params: Params) -> np.ndarray:
+    """ALE action ids of the policy head's outputs, in order (from the height of Wpi)."""
+    return np.array({len(v): v for v in ACTION_SETS.values()}[params["Wpi"].shape[0]])
+
+
+def init_params(inputs: int, hidden: int, n_actions: int, rng: np.random.Generator, dtype=np.float32) -> Params:
+    """W1 ~ N(0, 1/inputs) as the tutorial; a near-zero policy head (uniform
+    initial policy, like CleanRL's 0.01 gain); value head ~ N(0, 1/H); zero biases."""
+    W1 = rng.standard_normal((hidden, inputs)) / np.sqrt(inputs)
+    Wpi = 0.01 * rng.standard_normal((n_actions, hidden)) / np.sqrt(hidden)
+    Wv = rng.standard_normal(hidden) / np.sqrt(hidden)
+    p = {"W1": np.asfortranarray(W1), "b1": np.zeros(hidden), "Wpi": Wpi, "bpi": np.zeros(n_actions),
+         "Wv": Wv, "bv": np.zeros(1)}
+    return {k: (np.asfortranarray(v, dtype) if k == "W1" else v.astype(dtype)) for k, v in p.items()}
+
+
+@dataclass
+class Inputs:
+    """Sparse inputs (B, D) restricted to the U columns (pixels) that occur in them.
+
+    With U ~ 1.3k of D = 12800 for a minibatch of 512, X @ W1.T[cols] and
+    X.T @ dh are small dense matrix products that BLAS runs faster than the
+    O(nnz * H) gather-and-reduce of sparse.matmul / matmul_t (measured: 13 ms
+    vs 50 ms for each direction), and X.T @ dh is directly the row-sparse W1
+    gradient that lazy Adam wants.
+    """
+
+    cols: np.ndarray  # (U,) int64 sorted pixel indices
+    X: np.ndarray  # (B, U) values in {-1, 0, 1}
+
+
+def compact(x: SparseRows, dtype=np.float32) -> Inputs:
+    """SparseRows (B, D) -> Inputs (the occurring columns and a dense (B, U) block)."""
+    cols, inv = np.unique(x.cols, return_inverse=True)
+    X = np.zeros((x.rows, len(cols)), dtype)
+    X[x.row_ids(), inv] = x.vals
+    return Inputs(cols.astype(np.int64), X)
+
+
+def forward(params: Params, x: Inputs | SparseRows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Inputs or SparseRows (B, D) -> logits (B, A), values (B,), hidden activations (B, H).
+
+    SparseRows go through sparse.matmul, which needs no BLAS call: faster for
+    the few rows of one step (BLAS threads cost more than they save there).
+    """
+    if isinstance(x, Inputs):
+        pre = x.X @ params["W1"].T[x.cols]  # (B, H)
+    else:
+        pre = sparse.matmul(x, params["W1"].T)  # (B, H)
+    h = np.maximum(pre + params["b1"], 0)  # (B, H)
+    logits = h @ params["Wpi"].T + params["bpi"]  # (B, A)
+    values = h @ params["Wv"] + params["bv"][0]  # (B,)
+    return logits, values, h
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """(B, A) -> (B, A) log probabilities."""
+    z = logits - logits.max(axis=1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+
+def probabilities(params: Params, x: np.ndarray, frames: np.ndarray) -> np.ndarray:
+    """Action probabilities (N, A) for difference frames x (N, 6400) and frames
+    (N, 80, 80); column j is the ALE action `action_set(params)[j]`."""
+    logits, _, _ = forward(params, encode(x, frames, obs_of(params)))
+    return np.exp(log_softmax(logits))
+
+
+def greedy_actions(params: Params, x: np.ndarray, frames: np.ndarray) -> np.ndarray:
+    """ALE action ids (N,) of the most probable action in every game."""
+    return action_set(params)[np.argmax(probabilities(params, x, frames), axis=1)]
+
+
+def sample(logp: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Indices (B,) drawn from log probabilities (B, A) by inverting the CDF at u (B,) in [0, 1)."""
+    cdf = np.cumsum(np.exp(logp), axis=1)  # (B, A)
+    return np.minimum((u[:, None] >= cdf).sum(axis=1), logp.shape[1] - 1)
+
+
+# ---------------------------------------------------------------- loss terms and their gradients
+def policy_term(logp: np.ndarray, actions: np.ndarray, old_logp: np.ndarray, adv: np.ndarray,
+                clip: float) -> tuple[float, np.ndarray, dict]:
+    """Clipped surrogate loss, its gradient w.r.t. the logits (B, A) and diagnostics.
+    logp (B, A) log probabilities, actions (B,) indices, old_logp (B,), adv (B,)."""
+    B = len(actions)
+    rows = np.arange(B)
+    logratio = logp[rows, actions] - old_logp  # (B,)
+    ratio = np.exp(logratio)
+    pg1, pg2 = -adv * ratio, -adv * np.clip(ratio, 1 - clip, 1 + clip)
+    # the clipped term has zero gradient; where it is the max, so is the loss's
+    dlogpa = np.where(pg1 >= pg2, -adv * ratio, 0.0) / B  # (B,) dL / d log pi(a|x)
+    dlogits = -np.exp(logp) * dlogpa[:, None]  # d log pi(a) / d z_j = [j = a] - pi_j
+    dlogits[rows, actions] += dlogpa
+    stats = {"losses/approx_kl": float(np.mean((ratio - 1) - logratio)),
+             "losses/clipfrac": float(np.mean(np.abs(ratio - 1) > clip))}
+    return float(np.maximum(pg1, pg2).mean()), dlogits, stats
+
+
+def entropy_term(logp: np.ndarray) -> tuple[float, np.ndarray]:
+    """Mean entropy of the policies (B, A) and its gradient w.r.t. the logits:
+    dH/dz_j = -pi_j (log pi_j + H)."""
+    p = np.exp(logp)
+    ent = -(p * logp).sum(axis=1)  # (B,)
+    return float(ent.mean()), -p * (logp + ent[:, None]) / len(logp)
+
+
+def value_term(v: np.ndarray, old_v: np.ndarray, returns: np.ndarray, clip: float | None) -> tuple[float, np.ndarray]:
+    """0.5 * mean squared error (clipped around old_v unless clip is None) and its gradient (B,)."""
+    B = len(v)
+    if clip is None:
+        return float(0.5 * np.mean((v - returns) ** 2)), (v - returns) / B
+    vc = old_v + np.clip(v - old_v, -clip, clip)
+    l1, l2 = (v - returns) ** 2, (vc - returns) ** 2
+    dv = np.where(l1 >= l2, v - returns, np.where(np.abs(v - old_v) < clip, vc - returns, 0.0))
+    return float(0.5 * np.mean(np.maximum(l1, l2))), dv / B
+
+
+def backprop(params: Params, x: Inputs, h: np.ndarray, dlogits: np.ndarray, dv: np.ndarray) -> Params:
+    """Gradients of the loss from its gradients w.r.t. logits (B, A) and values (B,).
+    grads["W1"] is (U, H): the gradient of the rows x.cols of W1.T (all others are 0)."""
+    grads = {"Wpi": dlogits.T @ h, "bpi": dlogits.sum(axis=0), "Wv": h.T @ dv, "bv": np.array([dv.sum()], h.dtype)}
+    dh = dlogits @ params["Wpi"] + dv[:, None] * params["Wv"]  # (B, H)
+    dh[h <= 0] = 0  # ReLU
+    grads["b1"] = dh.sum(axis=0)
+    grads["W1"] = x.X.T @ dh  # (U, H)
+    return grads
+
+
+@dataclass
+class Batch:
+    """A minibatch of stored transitions (B rows)."""
+
+    x: Inputs  # (B, D)
+    actions: np.ndarray  # (B,) indices into the action set
+    logp: np.ndarray  # (B,) log pi_old(a|x)
+    values: np.ndarray  # (B,) V_old(x)
+    advantages: np.ndarray  # (B,)
+    returns: np.ndarray  # (B,) value targets
+
+
+@dataclass
+class Coefs:
+    """Coefficients of one update's loss."""
+
+    clip: float = 0.1
+    vf_coef: float = 0.5
+    ent_coef: float = 0.01
+    vclip: float | None = 0.1  # None: unclipped value loss
+
+
+def loss_and_grads(params: Params, b: Batch, c: Coefs) -> tuple[float, dict, Params, np.ndarray]:
+    """Loss of a minibatch (advantages used as given), stats, grads and the rows of
+    W1.T that grads["W1"] (U, H) belongs to."""
+    logits, v, h = forward(params, b.x)
+    logp = log_softmax(logits)
+    pg, dpg, stats = policy_term(logp, b.actions, b.logp, b.advantages, c.clip)
+    ent, dent = entropy_term(logp)
+    vl, dv = value_term(v, b.values, b.returns, c.vclip)
+    dt = logits.dtype
+    dlogits = (dpg - c.ent_coef * dent).astype(dt, copy=False)
+    grads = backprop(params, b.x, h, dlogits, (c.vf_coef * dv).astype(dt, copy=False))
+    stats |= {"losses/policy_loss": pg, "losses/value_loss": vl, "losses/entropy": ent}
+    return pg + c.vf_coef * vl - c.ent_coef * ent, stats, grads, b.x.cols
+
+
+# ---------------------------------------------------------------- optimiser
+def clip_grad_norm(grads: Params, max_norm: float) -> float:
+    """Scale grads in place so that their global L2 norm is at most max_norm (as
+    torch's clip_grad_norm_); returns the norm before clipping."""
+    norm = float(np.sqrt(sum(float(np.dot(g.ravel(), g.ravel())) for g in grads.values())))
+    scale = max_norm / (norm + 1e-6)
+    if scale < 1:
+        for g in grads.values():
+            g *= g.dtype.type(scale)
+    return norm
+
+
+def _adam_update(p: np.ndarray, m: np.ndarray, v: np.ndarray, g: np.ndarray, t: int, lr: float, eps: float) -> None:
+    """One Adam step (torch's formula) on arrays p, m, v that may be copies of rows."""
+    b1, b2 = ADAM_BETAS
+    m *= b1
+    m += (1 - b1) * g
+    v *= b2
+    v += (1 - b2) * g * g
+    denom = np.sqrt(v) / np.sqrt(1 - b2**t) + eps
+    p -= (lr / (1 - b1**t)) * m / denom
+
+
+def adam_step(params: Params, grads: Params, rows: np.ndarray, m: Params, v: Params, t: int,
+              lr: float, eps: float, lazy: bool) -> None:
+    """Adam step t (1-based) in place; grads["W1"] holds only the rows `rows` of W1.T.
+    lazy: update only those rows of W1 (and their moments); else all of W1."""
+    for k, g in grads.items():
+        if k != "W1":
+            _adam_update(params[k], m[k], v[k], g, t, lr, eps)
+    pT, mT, vT = params["W1"].T, m["W1"].T, v["W1"].T  # (D, H) views
+    if lazy:
+        p_r, m_r, v_r = pT[rows], mT[rows], vT[rows]  # (U, H) copies
+        _adam_update(p_r, m_r, v_r, grads["W1"], t, lr, eps)
+        pT[rows], mT[rows], vT[rows] = p_r, m_r, v_r
+    else:
+        full = np.zeros_like(pT)
+        full[rows] = grads["W1"]
+        _adam_update(pT, mT, vT, full, t, lr, eps)
+
+
+# ---------------------------------------------------------------- rollout buffer
+class RolloutBuffer:
+    """num_steps x num_envs transitions: add / compute_returns_and_advantages / get.
+
+    Inputs are kept as one SparseRows block (N rows, int16 cols, int8 vals) per
+    step; the rest in (T, N) arrays. Flat row t * N + i is game i at step t.
+    """
+
+    def __init__(self, num_steps: int, num_envs: int):
+        self.T, self.n = num_steps, num_envs
+        self.blocks: list[SparseRows] = []
+        self.actions = np.zeros((num_steps, num_envs), np.uint8)
+        self.logp = np.zeros((num_steps, num_envs), np.float32)
+        self.values = np.zeros((num_steps, num_envs), np.float32)
+        self.rewards = np.zeros((num_steps, num_envs), np.float32)
+        self.dones = np.zeros((num_steps, num_envs), bool)
+        self.advantages = np.zeros((num_steps, num_envs), np.float32)
+        self.returns = np.zeros((num_steps, num_envs), np.float32)
+
+    @property
+    def pos(self) -> int:
+        return len(self.blocks)
+
+    @property
+    def full(self) -> bool:
+        return self.pos == self.T
+
+    def add(self, x: SparseRows, actions: np.ndarray, rewards: np.ndarray, dones: np.ndarray,
+            values: np.ndarray, logp: np.ndarray) -> None:
+        t = self.pos
+        if t == self.T:
+            raise ValueError("rollout buffer is full")
+        self.blocks.append(x)
+        self.actions[t], self.rewards[t], self.dones[t] = actions, rewards, dones
+        self.values[t], self.logp[t] = values, logp
+
+    def compute_returns_and_advantages(self, last_values: np.ndarray, gamma: float, lam: float) -> None:
+        """GAE(lam) advantages and value targets of the full buffer; last_values (N,)
+        is the value of the input that follows the last step."""
+        adv, ret = gae(self.rewards, self.values, self.dones, last_values, gamma, lam)
+        self.advantages[:], self.returns[:] = adv, ret
+
+    def get(self, num_minibatches: int, rng: np.random.Generator):
+        """Yield the full buffer as `num_minibatches` Batches in a random order."""
+        x = SparseRows.concat(self.blocks)
+        flat = {k: getattr(self, k).reshape(-1) for k in ("actions", "logp", "values", "advantages", "returns")}
+        for idx in np.array_split(rng.permutation(self.T * self.n), num_minibatches):
+            yield Batch(compact(x.take(idx)), flat["actions"][idx].astype(np.int64), flat["logp"][idx], flat["values"][idx],
+                        flat["advantages"][idx], flat["returns"][idx])
+
+    def clear(self) -> None:
+        self.blocks = []
+
+    def state(self) -> dict[str, np.ndarray]:
+        x = SparseRows.concat(self.blocks)
+        return {"indptr": x.indptr, "cols": x.cols, "vals": x.vals, "pos": np.int64(self.pos),
+                "actions": self.actions, "logp": self.logp, "values": self.values,
+                "rewards": self.rewards, "dones": self.dones}
+
+    def restore(self, s: dict[str, np.ndarray]) -> None:
+        pos = int(s["pos"])
+        x = SparseRows(s["indptr"].astype(np.int64), s["cols"].astype(np.int16), s["vals"].astype(np.int8))
+        if not 0 <= pos < self.T or x.rows != pos * self.n:
+            raise ValueError("rollout buffer arrays do not fit together")
+        self.blocks = [x.slice(t * self.n, (t + 1) * self.n) for t in range(pos)]
+        for k in ("actions", "logp", "values", "rewards", "dones"):
+            getattr(self, k)[:] = s[k]
+
+
+# ---------------------------------------------------------------- the learner
+def schedule(cfg: Config, env_steps: int) -> float:
+    """Fraction of the initial learning rate (and entropy coef, if annealed) after env_steps."""
+    if cfg.ppo_anneal_steps == 0:
+        return 1.0
+    return max(1.0 - env_steps / cfg.ppo_anneal_steps, 0.0)
+
+
+def explained_variance(pred: np.ndarray, target: np.ndarray) -> float:
+    """1 - Var[target - pred] / Var[target] (nan when the targets are constant)."""
+    var = np.var(target)
+    return float("nan") if var == 0 else float(1 - np.var(target - pred) / var)
+
+
+class PPO:
+    """The learner: parameters, Adam state, the rollout buffer and an update counter."""
+
+    def __init__(self, cfg: Config, rng: np.random.Generator):
+        self.cfg = cfg
+        self.action_ids = np.array(ACTION_SETS[cfg.ppo_actions])
+        self.params = init_params(OBS_INPUTS[cfg.ppo_obs], cfg.ppo_hidden, len(self.action_ids), rng)
+        self.m = {k: np.zeros_like(v) for k, v in self.params.items()}
+        self.v = {k: np.zeros_like(v) for k, v in self.params.items()}
+        self.t = 0  # Adam steps taken
+        self.buffer = RolloutBuffer(cfg.ppo_num_steps, cfg.num_envs)
+        self.updates = 0
+
+    def act(self, x: np.ndarray, frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Sample an ALE action for every game; remembers what `observe` stores."""
+        xs = encode(x, frames, self.cfg.ppo_obs)
+        logits, values, _ = forward(self.params, xs)
+        logp = log_softmax(logits)
+        a = sample(logp, rng.random(len(logp)))
+        self._pending = (xs, a, logp[np.arange(len(a)), a], values)
+        return self.action_ids[a]
+
+    def observe(self, actions: np.ndarray, rewards: np.ndarray, dones: np.ndarray,
+                x_next: np.ndarray, frames_next: np.ndarray) -> dict | None:
+        """Store the step; when every game has num_steps steps, run the PPO update."""
+        xs, a, logp, values = self._pending
+        self.buffer.add(xs, a, rewards, dones, values, logp)
+        if not self.buffer.full:
+            return None
+        _, last_values, _ = forward(self.params, encode(x_next, frames_next, self.cfg.ppo_obs))
+        self.buffer.compute_returns_and_advantages(last_values, self.cfg.gamma, self.cfg.ppo_gae_lambda)
+        stats = self.update()
+        self.buffer.clear()
+        self.updates += 1
+        return stats
+
+    def update(self) -> dict:
+        """ppo_epochs passes over the full buffer in ppo_minibatches minibatches."""
+        cfg = self.cfg
+        frac = schedule(cfg, self.updates * cfg.ppo_num_steps * cfg.num_envs)
+        lr = cfg.ppo_lr * frac
+        ent = cfg.ppo_ent_coef * (frac if cfg.ppo_anneal_entropy else 1.0)
+        coefs = Coefs(cfg.ppo_clip, cfg.ppo_vf_coef, ent, cfg.ppo_clip if cfg.ppo_clip_vloss else None)
+        rng = np.random.default_rng([cfg.seed, self.updates])  # minibatch order: a function of the update
+        sums: dict[str, float] = {}
+        for _ in range(cfg.ppo_epochs):
+            for b in self.buffer.get(cfg.ppo_minibatches, rng):
+                if cfg.ppo_norm_adv:
+                    b.advantages = (b.advantages - b.advantages.mean()) / (b.advantages.std() + 1e-8)
+                _, stats, grads, rows = loss_and_grads(self.params, b, coefs)
+                stats["losses/grad_norm"] = clip_grad_norm(grads, cfg.ppo_max_grad_norm)
+                self.t += 1
+                adam_step(self.params, grads, rows, self.m, self.v, self.t, lr, cfg.ppo_adam_eps, cfg.ppo_lazy_adam)
+                for k, val in stats.items():
+                    sums[k] = sums.get(k, 0.0) + val
+        out = {k: s / (cfg.ppo_epochs * cfg.ppo_minibatches) for k, s in sums.items()}
+        out["losses/explained_variance"] = explained_variance(self.buffer.values, self.buffer.returns)
+        return out | {"charts/learning_rate": lr, "charts/ent_coef": ent, "charts/updates": self.updates + 1}
+
+    # -- checkpointing
+    def state(self) -> dict[str, np.ndarray]:
+        out = {f"params/{k}": v for k, v in self.params.items()}
+        out |= {f"adam/m/{k}": v for k, v in self.m.items()} | {f"adam/v/{k}": v for k, v in self.v.items()}
+        out |= {f"buffer/{k}": v for k, v in self.buffer.state().items()}
+        return out | {"adam/t": np.int64(self.t), "updates": np.int64(self.updates)}
+
+    def restore(self, s: dict[str, np.ndarray]) -> None:
+        def fit(key: str, like: np.ndarray) -> np.ndarray:
+            a = np.asarray(s[key])
+            if a.shape != like.shape:
+                raise ValueError(f"{key} has shape {a.shape}, expected {like.shape}")
+            return np.array(a, like.dtype, order="F" if like.flags.f_contiguous and a.ndim == 2 else "C")
+
+        self.params = {k: fit(f"params/{k}", v) for k, v in self.params.items()}
+        self.m = {k: fit(f"adam/m/{k}", v) for k, v in self.m.items()}
+        self.v = {k: fit(f"adam/v/{k}", v) for k, v in self.v.items()}
+        self.buffer.restore({k[len("buffer/"):]: v for k, v in s.items() if k.startswith("buffer/")})
+        self.t, self.updates = int(s["adam/t"]), int(s["updates"])
+
+
+def expected_shapes(cfg: Config) -> dict[str, tuple]:
+    """Shapes of the parameter and Adam arrays of a PPO checkpoint of this config."""
+    h, d, a = cfg.ppo_hidden, OBS_INPUTS[cfg.ppo_obs], len(ACTION_SETS[cfg.ppo_actions])
+    shapes = {"W1": (h, d), "b1": (h,), "Wpi": (a, h), "bpi": (a,), "Wv": (h,), "bv": (1,)}
+    return {f"{p}/{k}": s for p in ("params", "adam/m", "adam/v") for k, s in shapes.items()}

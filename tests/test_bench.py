@@ -1,0 +1,97 @@
+"""The speed benchmark (bench/): its reference implementation agrees with pongrl's
+dense maths, and the benchmark runs end to end with tiny budgets."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pongrl import policy
+from pongrl.env import make_env
+from pongrl.preprocess import preprocess
+from pongrl.returns import discount_rewards
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+sys.path.insert(0, str(BENCH))
+
+import reference_pg_pong as ref  # noqa: E402
+import speed  # noqa: E402
+
+
+def test_reference_preprocessing_matches_pongrl_on_real_frames():
+    env = make_env("ALE/Pong-v5")
+    try:
+        frame, _ = env.reset(seed=3)
+        for t in range(60):
+            v = ref.frame_to_vector(frame)
+            assert v.dtype == np.float64 and v.shape == (6400,)
+            np.testing.assert_array_equal(v, preprocess(frame).ravel())
+            frame, *_ = env.step(2 + t % 2)
+    finally:
+        env.close()
+
+
+def test_reference_forward_backward_match_pongrl_dense():
+    rng = np.random.default_rng(0)
+    model = ref.init_model(16, rng)
+    params = {"W1": model["W1"], "W2": model["W2"]}
+    xs = rng.integers(-1, 2, (30, 6400)).astype(np.float64)
+    outs = [ref.forward(model, x) for x in xs]
+    p_ref, h_ref = np.array([o[0] for o in outs]), np.stack([o[1] for o in outs])
+    p, h = policy.forward(params, xs)
+    np.testing.assert_allclose(p_ref, p, rtol=1e-9)
+    np.testing.assert_allclose(h_ref, h, rtol=1e-9, atol=1e-12)
+    g = rng.standard_normal(30)
+    got, want = ref.backward(model, xs, h_ref, g), policy.backward(params, xs, h, g)
+    for k in ("W1", "W2"):
+        np.testing.assert_allclose(got[k], want[k], rtol=1e-10, atol=1e-12)
+
+
+def test_reference_returns_match_pongrl():
+    r = np.zeros(50)
+    r[[9, 30, 49]] = [1, -1, 1]
+    np.testing.assert_allclose(ref.discounted_returns(r, 0.99), discount_rewards(r, 0.99))
+
+
+def test_reference_run_counts_steps_and_bytes():
+    out = ref.run(max_steps=40)
+    assert out["steps"] == 40 and out["wall_s"] > 0
+    assert out["bytes_per_transition"] == 6400 * 8 + 200 * 8 + 8 + 8
+
+
+@pytest.mark.parametrize("argv", [["ceiling", "--kind", "gym", "--seconds", "0.3"],
+                                  ["bytes", "--n", "2", "--steps", "30"],
+                                  ["train", "--n", "2", "--steps", "200"]], ids=lambda a: a[0])
+def test_one_measurement_prints_json(argv):
+    p = subprocess.run([sys.executable, str(BENCH / "speed.py"), "--one", *argv],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    assert out["peak_rss_bytes"] > 0
+    if argv[0] == "bytes":
+        assert 0 < out["bytes_per_transition"] < ref.bytes_per_transition() / 20
+    else:
+        assert out["steps_per_s"] > 0
+
+
+@pytest.mark.slow
+def test_quick_benchmark_end_to_end(tmp_path):
+    p = subprocess.run([sys.executable, str(BENCH / "speed.py"), "--quick", "--out", str(tmp_path / "s.json")],
+                       capture_output=True, text=True, timeout=900)
+    assert p.returncode == 0, p.stderr[-3000:]
+    out = json.loads(p.stdout)
+    assert out == json.loads((tmp_path / "s.json").read_text())
+    s = out["summary"]
+    for k in ("a_reference_steps_per_s", "b_ceiling_steps_per_s", "c_pongrl_train_steps_per_s", "c_over_a", "c_over_b"):
+        assert s[k] is not None and s[k] > 0, k
+    assert set(s["scaling_steps_per_s"]) == {str(n) for n in speed.SCALING_NS}
+    assert len(out["ceiling_sweep"]) == len(speed.ceiling_configs())
+    assert not [m for m in out["ceiling_sweep"] if "error" in m]
+    assert len(s["targets"]) == 4 and all(isinstance(t["holds"], bool) for t in s["targets"].values())
+    assert s["bytes_per_transition"]["reference"] == 52816
+    assert all(v > 0 for v in s["peak_rss_bytes"].values())

@@ -1,0 +1,160 @@
+"""checkpoint.py: round trips, crash-safe saving, and clear errors for bad files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pongrl import checkpoint
+from pongrl.checkpoint import CheckpointError, check_shapes, load, save
+
+
+def sample_arrays():
+    rng = np.random.default_rng(0)
+    return {
+        "params/W1": np.asfortranarray(rng.standard_normal((4, 10)).astype(np.float32)),
+        "params/W2": rng.standard_normal(4),
+        "buffer/cols": np.array([1, 5, 9], np.int16),
+        "buffer/empty": np.zeros((0, 3), np.uint8),
+        "updates": np.int64(7),
+    }
+
+
+META = {"config": {"hidden": 4, "lr": 1e-4, "env_id": "ALE/Pong-v5"}, "counters": {"episodes": 3, "wall_s": 1.5},
+        "rng": {"state": {"state": 2**100 + 3, "inc": 5}}}
+
+
+@pytest.fixture
+def good(tmp_path):
+    path = tmp_path / "checkpoint.npz"
+    save(path, sample_arrays(), META)
+    return path
+
+
+def assert_one_line_error(path, match=None):
+    with pytest.raises(CheckpointError) as e:
+        load(path)
+    msg = str(e.value)
+    assert msg and "\n" not in msg
+    if match:
+        assert match in msg
+    return msg
+
+
+def test_round_trip_arrays_and_meta(good):
+    arrays, meta = load(good)
+    expected = sample_arrays()
+    assert set(arrays) == set(expected)
+    for k, v in expected.items():
+        assert arrays[k].dtype == np.asarray(v).dtype and arrays[k].shape == np.shape(v), k
+        np.testing.assert_array_equal(arrays[k], v)
+    assert {k: meta[k] for k in META} == META  # big ints and floats come back exactly
+    assert meta["format"] == checkpoint.FORMAT and meta["version"] == checkpoint.VERSION
+
+
+def test_load_accepts_the_run_folder(good):
+    arrays, _ = load(good.parent)
+    np.testing.assert_array_equal(arrays["params/W2"], sample_arrays()["params/W2"])
+
+
+def test_file_is_a_plain_npz_without_pickle(good):
+    with np.load(good, allow_pickle=False) as z:
+        assert "meta" in z.files and "params/W1" in z.files
+        assert z["meta"].dtype.kind == "U"
+
+
+def test_save_replaces_old_checkpoint(good):
+    new = {"params/W2": np.arange(3.0)}
+    save(good, new, {"step": 2})
+    arrays, meta = load(good)
+    assert set(arrays) == {"params/W2"} and meta["step"] == 2
+    assert sorted(p.name for p in good.parent.iterdir()) == ["checkpoint.npz"]
+
+
+@pytest.mark.parametrize("crash", [RuntimeError("disk on fire"), KeyboardInterrupt()])
+def test_crash_while_writing_keeps_old_checkpoint(good, monkeypatch, crash):
+    before = good.read_bytes()
+
+    def half_written_savez(file, *args, **kwargs):
+        file.write(b"PK\x03\x04 half a zip file")
+        raise crash
+
+    monkeypatch.setattr(checkpoint.np, "savez", half_written_savez)
+    monkeypatch.setattr(checkpoint.np, "savez_compressed", half_written_savez)
+    with pytest.raises(type(crash)):
+        save(good, {"params/W2": np.zeros(2)}, {"step": 99})
+    monkeypatch.undo()
+    assert good.read_bytes() == before
+    arrays, meta = load(good)
+    np.testing.assert_array_equal(arrays["params/W2"], sample_arrays()["params/W2"])
+    assert "step" not in meta
+    assert sorted(p.name for p in good.parent.iterdir()) == ["checkpoint.npz"]  # no temp file left
+
+
+def test_compressed_round_trip(tmp_path):
+    path = tmp_path / "c.npz"
+    save(path, sample_arrays(), META, compress=True)
+    arrays, _ = load(path)
+    np.testing.assert_array_equal(arrays["params/W1"], sample_arrays()["params/W1"])
+
+
+# ------------------------------------------------------------------ bad files
+@pytest.mark.parametrize("keep", [0.1, 0.5, 0.9, -1])
+def test_truncated_checkpoint(good, keep):
+    data = good.read_bytes()
+    good.write_bytes(data[: (len(data) - 1 if keep == -1 else int(len(data) * keep))])
+    assert_one_line_error(good, str(good))
+
+
+def test_random_bytes(tmp_path):
+    path = tmp_path / "checkpoint.npz"
+    path.write_bytes(np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes())
+    assert_one_line_error(path)
+
+
+def test_text_file(tmp_path):
+    path = tmp_path / "checkpoint.npz"
+    path.write_text("episode,return\n1,-21\n2,-20\n")
+    assert_one_line_error(path)
+
+
+def test_empty_file(tmp_path):
+    path = tmp_path / "checkpoint.npz"
+    path.write_bytes(b"")
+    assert_one_line_error(path)
+
+
+def test_missing_file(tmp_path):
+    msg = assert_one_line_error(tmp_path / "nope.npz")
+    assert "not found" in msg
+    assert_one_line_error(tmp_path)  # a folder without checkpoint.npz
+
+
+def test_npz_without_meta(tmp_path):
+    path = tmp_path / "other.npz"
+    np.savez(path, W1=np.zeros(3))
+    assert_one_line_error(path, "meta")
+
+
+@pytest.mark.parametrize("header", ["not json {", '["a list"]', '{"format": "something-else", "version": 1}',
+                                    '{"format": "pongrl-checkpoint", "version": 999}'])
+def test_bad_header(tmp_path, header):
+    path = tmp_path / "checkpoint.npz"
+    np.savez(path, meta=np.array(header), W1=np.zeros(3))
+    assert_one_line_error(path)
+
+
+def test_pickled_object_array_is_refused(tmp_path):
+    path = tmp_path / "checkpoint.npz"
+    np.savez(path, meta=np.array('{"format": "pongrl-checkpoint", "version": 1}'),
+             evil=np.array([{"a": 1}], dtype=object))
+    assert_one_line_error(path)
+
+
+def test_check_shapes(good):
+    arrays, _ = load(good)
+    check_shapes(arrays, {"params/W1": (4, 10), "params/W2": (4,)}, good)  # fits: no error
+    for expected, word in (({"params/W1": (5, 10)}, "params/W1"), ({"params/W3": (4,)}, "params/W3")):
+        with pytest.raises(CheckpointError) as e:
+            check_shapes(arrays, expected, good)
+        assert word in str(e.value) and "\n" not in str(e.value)

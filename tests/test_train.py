@@ -1,0 +1,180 @@
+"""train.py: run folder contents, determinism, exact resume, and refusing bad folders/checkpoints."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import tiny_config
+from pongrl import checkpoint
+from pongrl.checkpoint import CheckpointError
+from pongrl.config import Config
+from pongrl.logger import read_csv
+from pongrl.train import RunError, load_run, train
+
+pytestmark = pytest.mark.slow  # every test here plays real Pong episodes (1-5 s each)
+
+
+def ckpt(run_dir):
+    return checkpoint.load(run_dir / "checkpoint.npz")
+
+
+def csv_header(path):
+    with open(path, newline="") as f:
+        return next(csv.reader(f))
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """One tiny run (2 games, 2 episodes, an update after each), shared by read-only tests."""
+    run_dir = tmp_path_factory.mktemp("shared") / "run"
+    cfg = tiny_config(episodes=2)
+    summary = train(run_dir, cfg, progress=False)
+    return run_dir, cfg, summary
+
+
+def copy_run(finished_run, tmp_path):
+    src = finished_run[0]
+    dst = tmp_path / "copy"
+    shutil.copytree(src, dst)
+    return dst
+
+
+# ------------------------------------------------------------------ what a run writes
+def test_run_writes_config_checkpoint_and_metrics(finished_run):
+    run_dir, cfg, summary = finished_run
+    assert Config.from_json_file(run_dir / "config.json") == cfg
+    assert summary["episodes"] >= 2 and not summary["interrupted"]
+    header = csv_header(run_dir / "metrics.csv")
+    assert {"episode", "env_steps", "return", "running_reward", "wall_s"} <= set(header)
+    rows = read_csv(run_dir / "metrics.csv")
+    assert [r["episode"] for r in rows] == list(range(1, summary["episodes"] + 1))
+    assert all(-21 <= r["return"] <= 21 for r in rows)
+    steps = [r["env_steps"] for r in rows]
+    assert steps == sorted(steps) and steps[-1] <= summary["env_steps"]
+    assert rows[0]["running_reward"] == rows[0]["return"]
+    arrays, meta = ckpt(run_dir)
+    assert arrays["params/W1"].shape == (16, 6400) and arrays["params/W2"].shape == (16,)
+    assert arrays["rmsprop/W1"].shape == (16, 6400)
+    assert meta["counters"]["episodes"] == summary["episodes"]
+    assert meta["counters"]["env_steps"] == summary["env_steps"]
+
+
+def test_training_updates_the_weights(finished_run):
+    run_dir, cfg, summary = finished_run
+    arrays, _ = ckpt(run_dir)
+    assert int(arrays["updates"]) == summary["episodes"]  # batch_size=1: one update per episode
+    assert np.all(np.isfinite(arrays["params/W1"])) and np.any(arrays["rmsprop/W1"] > 0)
+
+
+# ------------------------------------------------------------------ determinism
+def test_same_seed_same_parameters_other_seed_other_parameters(finished_run, tmp_path):
+    _, cfg, _ = finished_run
+    train(tmp_path / "again", cfg, progress=False)
+    train(tmp_path / "other", tiny_config(episodes=2, seed=1), progress=False)
+    a, _ = ckpt(finished_run[0])
+    b, _ = ckpt(tmp_path / "again")
+    c, _ = ckpt(tmp_path / "other")
+    for k in ("params/W1", "params/W2", "rmsprop/W1", "rmsprop/W2"):
+        assert np.array_equal(a[k], b[k]), k
+        assert not np.array_equal(a[k], c[k]), k
+    ra = [r["return"] for r in read_csv(finished_run[0] / "metrics.csv")]
+    assert ra == [r["return"] for r in read_csv(tmp_path / "again" / "metrics.csv")]
+
+
+# ------------------------------------------------------------------ resume
+@pytest.mark.parametrize("num_envs, first, total", [(2, 2, 4), (1, 1, 2)])
+def test_resume_equals_uninterrupted_run(tmp_path, num_envs, first, total):
+    dir_a, dir_b = tmp_path / "a", tmp_path / "b"
+    train(dir_a, tiny_config(num_envs=num_envs, episodes=first), progress=False)
+    # a crash after logging one more episode but before checkpointing it: the resumed run
+    # must not log that episode twice
+    header = csv_header(dir_a / "metrics.csv")
+    with open(dir_a / "metrics.csv", "a", newline="") as f:
+        extra = dict.fromkeys(header, 0) | {"episode": ckpt(dir_a)[1]["counters"]["episodes"] + 1, "return": 5}
+        csv.DictWriter(f, header).writerow(extra)
+    train(dir_a, resume=True, targets={"episodes": total}, progress=False)
+    train(dir_b, tiny_config(num_envs=num_envs, episodes=total), progress=False)
+
+    a, meta_a = ckpt(dir_a)
+    b, meta_b = ckpt(dir_b)
+    assert set(a) == set(b)
+    for k in a:  # parameters, RMSProp caches, episode buffer, env state
+        assert np.array_equal(a[k], b[k]), k
+    for k in ("episodes", "env_steps", "running_reward", "last_return"):
+        assert meta_a["counters"][k] == meta_b["counters"][k], k
+    assert meta_a["rng"] == meta_b["rng"]
+    assert meta_a["config"]["episodes"] == total == Config.from_json_file(dir_a / "config.json").episodes
+
+    rows_a, rows_b = read_csv(dir_a / "metrics.csv"), read_csv(dir_b / "metrics.csv")
+    assert [r["episode"] for r in rows_a] == list(range(1, len(rows_a) + 1))  # one row per episode
+    for key in ("episode", "env_steps", "return", "running_reward"):
+        assert [r[key] for r in rows_a] == [r[key] for r in rows_b], key
+
+
+# ------------------------------------------------------------------ refusing bad folders and checkpoints
+def test_resume_without_checkpoint_raises(tmp_path):
+    with pytest.raises(RunError):
+        train(tmp_path / "empty", resume=True, targets={"episodes": 1}, progress=False)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(RunError):
+        train(tmp_path / "empty", resume=True, targets={"episodes": 1}, progress=False)
+
+
+def test_fresh_run_in_folder_with_checkpoint_raises(finished_run, tmp_path):
+    run_dir = copy_run(finished_run, tmp_path)
+    before = (run_dir / "checkpoint.npz").read_bytes(), (run_dir / "metrics.csv").read_bytes()
+    with pytest.raises(RunError):
+        train(run_dir, tiny_config(episodes=4), progress=False)
+    assert ((run_dir / "checkpoint.npz").read_bytes(), (run_dir / "metrics.csv").read_bytes()) == before
+
+
+def rewrite(finished_run, tmp_path, change):
+    """A copy of the shared checkpoint, with change(arrays, meta) applied."""
+    arrays, meta = ckpt(finished_run[0])
+    change(arrays, meta)
+    path = tmp_path / "changed.npz"
+    checkpoint.save(path, arrays, meta)
+    return path
+
+
+def expect_checkpoint_error(path, overrides=None):
+    with pytest.raises(CheckpointError) as e:
+        load_run(path, overrides).env.close()
+    assert "\n" not in str(e.value)
+
+
+def test_load_run_accepts_its_own_checkpoint(finished_run):
+    run = load_run(finished_run[0] / "checkpoint.npz")
+    try:
+        assert run.cfg == finished_run[1]
+        assert run.counters.episodes == finished_run[2]["episodes"]
+    finally:
+        run.env.close()
+
+
+def test_load_run_rejects_other_hidden_size_in_header(finished_run, tmp_path):
+    expect_checkpoint_error(rewrite(finished_run, tmp_path, lambda a, m: m["config"].update(hidden=8)))
+
+
+def test_load_run_rejects_arrays_of_another_size(finished_run, tmp_path):
+    def smaller(arrays, meta):
+        arrays["params/W1"] = np.zeros((8, 6400), np.float32)
+        arrays["params/W2"] = np.zeros(8, np.float32)
+    expect_checkpoint_error(rewrite(finished_run, tmp_path, smaller))
+
+
+def test_load_run_rejects_config_override_that_does_not_fit(finished_run):
+    expect_checkpoint_error(finished_run[0] / "checkpoint.npz", {"hidden": 8})
+
+
+def test_load_run_rejects_other_number_of_games(finished_run, tmp_path):
+    expect_checkpoint_error(rewrite(finished_run, tmp_path, lambda a, m: m["config"].update(num_envs=3)))
+
+
+def test_load_run_rejects_damaged_run_header(finished_run, tmp_path):
+    expect_checkpoint_error(rewrite(finished_run, tmp_path, lambda a, m: m.pop("counters")))
+    expect_checkpoint_error(rewrite(finished_run, tmp_path, lambda a, m: m["config"].update(bogus=1)))
