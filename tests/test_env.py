@@ -218,7 +218,11 @@ class FakeGames:
         self._new_episode(mask)
         return self._frames()
 
-    reset = reseed  # the backend method's older name
+    def send(self, actions):
+        self._actions = actions
+
+    def recv(self):
+        return self.step(self._actions)
 
     def step(self, actions):
         self.s = (self.s * 1103515245 + np.asarray(actions, np.int64) + 12345) % 2**31

@@ -153,7 +153,7 @@ def test_load_run_accepts_its_own_checkpoint(finished_run):
         assert run.cfg == finished_run[1]
         assert run.counters.episodes == finished_run[2]["episodes"]
     finally:
-        run.env.close()
+        run.close()
 
 
 def test_load_run_rejects_other_hidden_size_in_header(finished_run, tmp_path):
@@ -178,3 +178,18 @@ def test_load_run_rejects_other_number_of_games(finished_run, tmp_path):
 def test_load_run_rejects_damaged_run_header(finished_run, tmp_path):
     expect_checkpoint_error(rewrite(finished_run, tmp_path, lambda a, m: m.pop("counters")))
     expect_checkpoint_error(rewrite(finished_run, tmp_path, lambda a, m: m["config"].update(bogus=1)))
+
+
+def test_resume_mid_round_with_steps_target_equals_uninterrupted(tmp_path):
+    """Stopping on a step total leaves some groups of games mid-step (actions in flight);
+    resuming must still reproduce the uninterrupted run exactly."""
+    cfg = tiny_config(num_envs=4, groups=2, episodes=None, steps=1502, batch_size=2)
+    a, b = tmp_path / "a", tmp_path / "b"
+    train(a, cfg, progress=False)
+    train(a, resume=True, targets={"steps": 3002}, progress=False)
+    train(b, tiny_config(num_envs=4, groups=2, episodes=None, steps=3002, batch_size=2), progress=False)
+    (arr_a, meta_a), (arr_b, meta_b) = ckpt(a), ckpt(b)
+    for key in ("params/W1", "params/W2", "rmsprop/W1", "rmsprop/W2"):
+        assert np.array_equal(arr_a[key], arr_b[key]), key
+    assert meta_a["counters"]["env_steps"] == meta_b["counters"]["env_steps"]
+    assert meta_a["rng"] == meta_b["rng"]

@@ -29,6 +29,10 @@ class Config:
     """Seeds the weights, the action sampling and every game's reset."""
     num_envs: int | None = None
     """Games stepped in lockstep (None: 8 for reinforce, 16 for ppo; see ALGO_DEFAULTS). 1 reproduces the tutorial's loop."""
+    groups: int = 0
+    """Games are stepped in this many groups, in turn: while the emulator runs one
+    group, the learner works on another. 1 steps all games together; 0 picks 2
+    when num_envs is even, else 1."""
     episodes: int | None = None
     """Stop once the run has finished this many episodes in total (resume included)."""
     steps: int | None = None
@@ -100,6 +104,8 @@ class Config:
         need(self.algo in ALGOS, f"unknown algo {self.algo!r}; choose one of {', '.join(ALGOS)}")
         need(0 <= self.seed < 2**20, f"seed must be in [0, 2**20), got {self.seed!r}")
         need(1 <= self.num_envs <= 256, f"num_envs must be in [1, 256], got {self.num_envs!r}")
+        need(self.groups == 0 or (1 <= self.groups <= self.num_envs and self.num_envs % self.groups == 0),
+             f"groups must be 0 (auto) or divide num_envs ({self.num_envs}), got {self.groups!r}")
         need(self.episodes is None or self.episodes >= 0, f"episodes must be >= 0, got {self.episodes!r}")
         need(self.steps is None or self.steps >= 0, f"steps must be >= 0, got {self.steps!r}")
         need(self.checkpoint_every >= 0, f"checkpoint_every must be >= 0, got {self.checkpoint_every!r}")
@@ -126,6 +132,13 @@ class Config:
         need(self.ppo_vf_coef >= 0, f"ppo_vf_coef must be >= 0, got {self.ppo_vf_coef!r}")
         need(self.ppo_max_grad_norm > 0, f"ppo_max_grad_norm must be > 0, got {self.ppo_max_grad_norm!r}")
         return self
+
+    @property
+    def num_groups(self) -> int:
+        """The number of game groups actually used (resolves groups=0)."""
+        if self.groups:
+            return self.groups
+        return 2 if self.num_envs % 2 == 0 and self.algo == "reinforce" else 1
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -2,7 +2,9 @@
 
 `PongVecEnv` steps N Pong games at once and returns, for every game, the
 tutorial's input: the difference of two consecutive 80x80 binary frames, as
-int8. Two backends give identical frames (a test checks it):
+int8. Two backends binarise the screen to the same frames (a test checks the
+grayscale rule against the tutorial's channel-0 rule), though their sticky-action
+random streams differ, so one seed gives different games on each:
 
 - "ale": ale-py's `AtariVectorEnv` (C++ threads, grayscale frames), used when
   the env has a fixed frameskip (ALE/Pong-v5, PongNoFrameskip-v4, ...);
@@ -107,9 +109,17 @@ class _AleBackend:
             obs, _ = self.env.reset(seed=seeds.astype(np.int64), options={"reset_mask": mask})
         return preprocess_gray(obs[:, 0])
 
-    def step(self, actions: np.ndarray):
-        obs, r, term, trunc, _ = self.env.step(actions.astype(np.int32))
+    def send(self, actions: np.ndarray) -> None:
+        """Start stepping; the emulator threads run while Python does other work."""
+        self.env.send(actions.astype(np.int32))
+
+    def recv(self):
+        obs, r, term, trunc, _ = self.env.recv()
         return preprocess_gray(obs[:, 0]), r.astype(np.float32), term | trunc
+
+    def step(self, actions: np.ndarray):
+        self.send(actions)
+        return self.recv()
 
     def close(self) -> None:
         self.env.close()
@@ -128,6 +138,12 @@ class _GymBackend:
             obs, _ = self.envs[i].reset(seed=int(s))
             self.frames[i] = preprocess(obs)
         return self.frames.copy()
+
+    def send(self, actions: np.ndarray) -> None:
+        self._actions = actions
+
+    def recv(self):
+        return self.step(self._actions)
 
     def step(self, actions: np.ndarray):
         n = len(self.envs)
@@ -171,7 +187,8 @@ class PongVecEnv:
     """
 
     def __init__(self, env_id: str, num_envs: int, seed: int, split: int = TRAIN_SEEDS,
-                 backend: str = "auto", num_threads: int | None = None, reseed_every: int = 20_000):
+                 backend: str = "auto", num_threads: int | None = None, reseed_every: int = 20_000,
+                 stream: int = 0, streams: int = 1):
         check_env_id(env_id)
         spec_kwargs = dict(_gym().spec(env_id).kwargs)
         if backend == "auto":
@@ -183,6 +200,8 @@ class PongVecEnv:
         self._be = _AleBackend(spec_kwargs, num_envs, threads) if backend == "ale" else _GymBackend(env_id, num_envs)
         self.env_id, self.num_envs, self.seed, self.split = env_id, num_envs, seed, split
         self.reseed_every = reseed_every
+        self.stream, self.streams = stream, streams  # several envs of one run draw disjoint seeds
+        self.pending: np.ndarray | None = None  # actions sent, results not yet received
         n = num_envs
         self.anchors = 0  # anchors made so far: the k-th uses episode_seed(seed, k)
         self.cur = np.zeros((n, 80, 80), np.uint8)  # binary frame now on screen
@@ -198,7 +217,8 @@ class PongVecEnv:
     def _anchor(self, mask: np.ndarray) -> None:
         ks = self.anchors + np.arange(int(mask.sum()))
         self.anchors += len(ks)
-        seeds = np.array([episode_seed(self.seed, int(k), self.split) for k in ks], np.int64)
+        seeds = np.array([episode_seed(self.seed, int(k) * self.streams + self.stream, self.split) for k in ks],
+                         np.int64)
         frames = self._be.reseed(mask, seeds)
         self.anchor_seed[mask] = seeds
         self.cur[mask] = self.prev[mask] = frames[mask]
@@ -228,8 +248,23 @@ class PongVecEnv:
         """Act in every game. Returns inputs x (N, 6400) int8, rewards (N,) float32,
         dones (N,) bool and the finished episodes. A finished game restarts at once,
         so its next input is zeros."""
-        self._log_actions(actions)
-        frames, rewards, dones = self._be.step(actions)
+        self.send(actions)
+        return self.recv()
+
+    def send(self, actions: np.ndarray) -> None:
+        """First half of `step`: the games start stepping in the background (ALE backend)."""
+        if self.pending is not None:
+            raise RuntimeError("send() twice without recv()")
+        self.pending = np.asarray(actions)
+        self._be.send(self.pending)
+
+    def recv(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[Finished]]:
+        """Second half of `step`: wait for the games and return what `step` returns."""
+        if self.pending is None:
+            raise RuntimeError("recv() without send()")
+        self._log_actions(self.pending)
+        self.pending = None
+        frames, rewards, dones = self._be.recv()
         self.ep_return += rewards
         self.ep_len += 1
         self.prev, self.cur = self.cur, frames
@@ -249,6 +284,7 @@ class PongVecEnv:
 
     # -- exact save and restore
     def state(self) -> dict[str, np.ndarray]:
+        """Arrays to rebuild this env exactly, actions in flight (sent, not received) included."""
         lengths = self._t - self._anchor_t
         logs = [self._log[s:self._t, i] for i, s in enumerate(self._anchor_t)]
         return {
@@ -258,6 +294,7 @@ class PongVecEnv:
             "log_actions": np.concatenate(logs),
             "ep_return": self.ep_return.copy(),
             "ep_len": self.ep_len.copy(),
+            "pending": np.zeros(0, np.int64) if self.pending is None else self.pending.astype(np.int64),
         }
 
     def restore(self, state: dict[str, np.ndarray]) -> np.ndarray:
@@ -292,4 +329,7 @@ class PongVecEnv:
             self._log[longest - len(log):longest, i] = log
         self._t = longest
         self._anchor_t = begin.copy()
+        pending = np.asarray(state.get("pending", np.zeros(0)), np.int64)
+        if len(pending):
+            self.send(pending)
         return frame_diff(self.cur, self.prev)

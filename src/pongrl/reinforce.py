@@ -18,7 +18,7 @@ from .optim import rmsprop_step
 from .returns import discount_rewards, normalize
 from .sparse import SparseRows
 
-CHUNK = 4096  # rows per chunk of the update, bounds its memory
+CHUNK = 512  # rows per chunk of the update: small temporaries stay in cache
 
 
 @dataclass
@@ -125,29 +125,43 @@ def policy_gradient(params: policy.Params, eps: Episodes, gamma: float) -> tuple
 
 
 class Reinforce:
-    """The learner: parameters, RMSProp cache and the episode buffer."""
+    """The learner: parameters, RMSProp cache, and an episode buffer per group of games.
+
+    The training loop may step the games in G groups (see Config.groups); each
+    group has its own buffer, and episodes are taken for an update in the order
+    in which they finished.
+    """
 
     def __init__(self, cfg: Config, rng: np.random.Generator):
         self.cfg = cfg
         self.params = policy.init_params(cfg.hidden, rng)
         self.cache = policy.zeros_like(self.params)
-        self.buffer = EpisodeBuffer(cfg.num_envs)
+        self.buffers = [EpisodeBuffer(cfg.num_envs // cfg.num_groups) for _ in range(cfg.num_groups)]
+        self.finish_order: list[int] = []  # group of every finished episode not yet used
+        self.pending: dict[int, SparseRows] = {}  # inputs of actions in flight, by group
         self.updates = 0
 
-    def act(self, x: np.ndarray, frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Sample UP/DOWN for every game from P(UP | x); remembers x for `observe`."""
-        active, sub = sparse.active_columns(x)  # (k,), (N, k)
-        self._x = SparseRows.from_active(sub, active)
+    def act(self, x: np.ndarray, frames: np.ndarray, rng: np.random.Generator, group: int = 0) -> np.ndarray:
+        """Sample UP/DOWN for every game of the group from P(UP | x); x is kept for `observe`."""
+        active, sub = sparse.active_columns(x)  # (k,), (n, k)
+        self.pending[group] = SparseRows.from_active(sub, active)
         p, _ = policy.forward_active(self.params, sub, active)
         return policy.actions_from_probs(p, rng.random(len(p), dtype=p.dtype))
 
+    def ready(self, group: int) -> bool:
+        """REINFORCE may always act: its gradient is taken at update time."""
+        return True
+
     def observe(self, actions: np.ndarray, rewards: np.ndarray, dones: np.ndarray,
-                x_next: np.ndarray | None = None, frames_next: np.ndarray | None = None) -> dict | None:
+                x_next: np.ndarray | None = None, frames_next: np.ndarray | None = None,
+                group: int = 0) -> dict | None:
         """Store the step; once `batch_size` episodes have ended, update. Returns update stats."""
-        self.buffer.add(self._x, actions, rewards, dones)
-        if len(self.buffer.finished) < self.cfg.batch_size:
+        self.buffers[group].add(self.pending.pop(group), actions, rewards, dones)
+        self.finish_order += [group] * int(dones.sum())
+        if len(self.finish_order) < self.cfg.batch_size:
             return None
-        eps = self.buffer.pop_finished(self.cfg.batch_size)
+        take, self.finish_order = self.finish_order[:self.cfg.batch_size], self.finish_order[self.cfg.batch_size:]
+        eps = concat_episodes([b.pop_finished(take.count(g)) for g, b in enumerate(self.buffers) if g in take])
         grads, stats = policy_gradient(self.params, eps, self.cfg.gamma)
         rmsprop_step(self.params, grads, self.cache, self.cfg.lr, self.cfg.decay_rate, self.cfg.rms_eps)
         self.updates += 1
@@ -158,12 +172,31 @@ class Reinforce:
     def state(self) -> dict[str, np.ndarray]:
         out = {f"params/{k}": v for k, v in self.params.items()}
         out |= {f"rmsprop/{k}": v for k, v in self.cache.items()}
-        out |= {f"buffer/{k}": v for k, v in self.buffer.state().items()}
+        for g, b in enumerate(self.buffers):
+            out |= {f"buffer{g}/{k}": v for k, v in b.state().items()}
+        for g, x in self.pending.items():
+            out |= {f"pending{g}/indptr": x.indptr, f"pending{g}/cols": x.cols, f"pending{g}/vals": x.vals}
+        out["finish_order"] = np.array(self.finish_order, np.int64)
         out["updates"] = np.int64(self.updates)
         return out
 
     def restore(self, s: dict[str, np.ndarray]) -> None:
-        self.params = {k: np.asfortranarray(s[f"params/{k}"]) if k == "W1" else s[f"params/{k}"].copy() for k in self.params}
-        self.cache = {k: np.asfortranarray(s[f"rmsprop/{k}"]) if k == "W1" else s[f"rmsprop/{k}"].copy() for k in self.cache}
-        self.buffer.restore({k[len("buffer/"):]: v for k, v in s.items() if k.startswith("buffer/")})
+        self.params = {k: _like(s[f"params/{k}"], v) for k, v in self.params.items()}
+        self.cache = {k: _like(s[f"rmsprop/{k}"], v) for k, v in self.cache.items()}
+        for g, b in enumerate(self.buffers):
+            b.restore({k.split("/", 1)[1]: v for k, v in s.items() if k.startswith(f"buffer{g}/")})
+        self.pending = {g: SparseRows(s[f"pending{g}/indptr"], s[f"pending{g}/cols"], s[f"pending{g}/vals"])
+                        for g in range(len(self.buffers)) if f"pending{g}/indptr" in s}
+        self.finish_order = [int(g) for g in s["finish_order"]]
         self.updates = int(s["updates"])
+
+
+def _like(saved: np.ndarray, current: np.ndarray) -> np.ndarray:
+    """A loaded array in the dtype and memory order of the one it replaces."""
+    order = "F" if current.flags.f_contiguous and current.ndim > 1 else "C"
+    return np.array(saved, dtype=current.dtype, order=order)
+
+
+def concat_episodes(parts: list[Episodes]) -> Episodes:
+    return Episodes(SparseRows.concat([p.x for p in parts]), np.concatenate([p.actions for p in parts]),
+                    np.concatenate([p.rewards for p in parts]), np.concatenate([p.lengths for p in parts]))

@@ -11,6 +11,7 @@ def discount_rewards(rewards: np.ndarray, gamma: float) -> np.ndarray:
     In Pong a nonzero reward ends a point, so the sum is reset there: an action
     is credited only with the point it helped to win or lose.
     """
+    rewards = np.asarray(rewards, np.float64)
     out = np.zeros(len(rewards), np.float64)
     running = 0.0
     for t in range(len(rewards) - 1, -1, -1):

@@ -37,16 +37,21 @@ class Counters:
     wall_s: float = 0.0
     running_reward: float | None = None
     last_return: float | None = None
+    next_group: int = 0  # the group of games whose turn is next
 
 
 @dataclass
 class Run:
     cfg: Config
     algo: Reinforce
-    env: PongVecEnv
+    envs: list[PongVecEnv]  # one per group of games
     rng: np.random.Generator
     counters: Counters = field(default_factory=Counters)
-    x: np.ndarray | None = None  # (N, 6400) int8 current inputs
+    xs: list = field(default_factory=list)  # per group: (n, 6400) int8 current inputs
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()
 
 
 def make_algo(cfg: Config, rng: np.random.Generator):
@@ -67,8 +72,15 @@ def expected_shapes(cfg: Config) -> dict[str, tuple]:
 
 
 # ------------------------------------------------------------------ checkpoints of a run
+def make_envs(cfg: Config) -> list[PongVecEnv]:
+    g = cfg.num_groups
+    return [PongVecEnv(cfg.env_id, cfg.num_envs // g, cfg.seed, stream=i, streams=g) for i in range(g)]
+
+
 def save_run(run: Run, path: Path) -> None:
-    arrays = run.algo.state() | {f"env/{k}": v for k, v in run.env.state().items()}
+    arrays = run.algo.state()
+    for g, env in enumerate(run.envs):
+        arrays |= {f"env{g}/{k}": v for k, v in env.state().items()}
     meta = {"config": run.cfg.to_dict(), "counters": vars(run.counters), "rng": run.rng.bit_generator.state}
     checkpoint.save(path, arrays, meta)
 
@@ -82,25 +94,22 @@ def load_run(path: Path, overrides: dict | None = None) -> Run:
         raise checkpoint.CheckpointError(f"{path}: damaged run header ({e})") from None
     checkpoint.check_shapes(arrays, expected_shapes(cfg), path)
     rng = np.random.default_rng(cfg.seed)
-    algo = make_algo(cfg, rng)
-    env = PongVecEnv(cfg.env_id, cfg.num_envs, cfg.seed)
+    run = Run(cfg, make_algo(cfg, rng), make_envs(cfg), rng, counters)
     try:
-        algo.restore(arrays)
-        run = Run(cfg, algo, env, rng, counters)
+        run.algo.restore(arrays)
         run.rng.bit_generator.state = meta["rng"]
-        run.x = env.restore({k[4:]: v for k, v in arrays.items() if k.startswith("env/")})
+        run.xs = [env.restore({k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith(f"env{g}/")})
+                  for g, env in enumerate(run.envs)]
     except (KeyError, ValueError, TypeError) as e:
-        env.close()
+        run.close()
         raise checkpoint.CheckpointError(f"{path}: checkpoint does not fit its config ({e})") from None
     return run
 
 
 def new_run(cfg: Config) -> Run:
     rng = np.random.default_rng(cfg.seed)
-    algo = make_algo(cfg, rng)
-    env = PongVecEnv(cfg.env_id, cfg.num_envs, cfg.seed)
-    run = Run(cfg, algo, env, rng)
-    run.x = env.reset()
+    run = Run(cfg, make_algo(cfg, rng), make_envs(cfg), rng)
+    run.xs = [env.reset() for env in run.envs]
     return run
 
 
@@ -159,11 +168,8 @@ def _train(run_dir: Path, cfg: Config | None, resume: bool, targets: dict, progr
     t0 = start - c.wall_s  # wall_s counts resumed time too
     try:
         while not finished_training(cfg, c) and not stop["sigint"]:
-            actions = run.algo.act(run.x, run.env.cur, run.rng)
-            run.x, rewards, dones, finished = run.env.step(actions)
-            run.algo.observe(actions, rewards, dones, run.x, run.env.cur)
-            c.env_steps += cfg.num_envs
             before = c.episodes
+            finished = turn(run)
             for f in finished:
                 c.episodes += 1
                 c.last_return = f.ret
@@ -186,6 +192,28 @@ def _train(run_dir: Path, cfg: Config | None, resume: bool, targets: dict, progr
         signal.signal(signal.SIGINT, previous)
         bar.close()
         metrics.close()
-        run.env.close()
+        run.close()
     return {"run_dir": str(run_dir), "episodes": c.episodes, "env_steps": c.env_steps, "wall_s": c.wall_s,
-            "running_reward": c.running_reward, "interrupted": stop["sigint"]}
+            "updates": run.algo.updates, "running_reward": c.running_reward, "interrupted": stop["sigint"]}
+
+
+def turn(run: Run) -> list:
+    """One group's turn: collect its step (if one is in flight), learn, and send its next actions.
+
+    While Python works here, the other groups' games are being emulated. Returns
+    the episodes that finished."""
+    g = run.counters.next_group
+    env, algo = run.envs[g], run.algo
+    kw = {"group": g} if len(run.envs) > 1 else {}
+    finished = []
+    if env.pending is not None:
+        actions = env.pending
+        run.xs[g], rewards, dones, finished = env.recv()
+        run.counters.env_steps += env.num_envs
+        algo.observe(actions, rewards, dones, run.xs[g], env.cur, **kw)
+    if getattr(algo, "ready", lambda group: True)(g):
+        env.send(algo.act(run.xs[g], env.cur, run.rng, **kw))
+    elif all(e.pending is None for e in run.envs):
+        raise RuntimeError("no group of games can move: the algorithm waits for steps that never come")
+    run.counters.next_group = (g + 1) % len(run.envs)
+    return finished
