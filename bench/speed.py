@@ -244,7 +244,7 @@ def one_bytes(n: int, vec_steps: int) -> dict:
     from pongrl.env import PongVecEnv
     from pongrl.reinforce import Reinforce
 
-    cfg = Config(algo="reinforce", num_envs=n)
+    cfg = Config(algo="reinforce", num_envs=n, groups=1)  # one group: one buffer to look at
     rng = np.random.default_rng(cfg.seed)
     algo = Reinforce(cfg, rng)
     env = PongVecEnv(cfg.env_id, n, cfg.seed)
@@ -255,7 +255,7 @@ def one_bytes(n: int, vec_steps: int) -> dict:
             actions = algo.act(x, env.cur, rng)
             x, rewards, dones, _ = env.step(actions)
             algo.observe(actions, rewards, dones, x, env.cur)
-            buf = algo.buffer
+            buf = algo.buffers[0]
             held = len(buf.blocks) * n  # transitions the buffer holds now (= (t - first) * N)
             if ((k + 1) % 25 == 0 or k + 1 == vec_steps) and held:
                 # what Python really holds: array objects (with their data when they own it),

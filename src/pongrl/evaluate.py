@@ -14,7 +14,7 @@ import numpy as np
 from . import checkpoint, policy
 from .config import Config
 from .env import EVAL_SEEDS, PongVecEnv, episode_seed, make_env
-from .preprocess import D, frame_diff, preprocess
+from .preprocess import frame_diff, preprocess
 from .sparse import SparseRows
 
 
@@ -27,13 +27,22 @@ class Agent:
 
     def act(self, x: np.ndarray, frames: np.ndarray, rng: np.random.Generator, greedy: bool = False) -> np.ndarray:
         """Actions (N,) for inputs x (N, 6400) int8 and frames (N, 80, 80)."""
+        if self.cfg.algo == "ppo":
+            from . import ppo
+
+            if greedy:
+                return ppo.greedy_actions(self.params, x, frames)
+            return ppo.sample_actions(self.params, x, frames, rng)
         p, _ = policy.forward_sparse(self.params, SparseRows.from_dense(x))
         u = np.full(len(p), 0.5, p.dtype) if greedy else rng.random(len(p), dtype=p.dtype)
         return policy.actions_from_probs(p, u)
 
 
 def agent_from_arrays(arrays: dict[str, np.ndarray], cfg: Config, path: str | Path) -> Agent:
-    checkpoint.check_shapes(arrays, {"params/W1": (cfg.hidden, D), "params/W2": (cfg.hidden,)}, path)
+    from .train import expected_shapes
+
+    shapes = {k: v for k, v in expected_shapes(cfg).items() if k.startswith("params/")}
+    checkpoint.check_shapes(arrays, shapes, path)
     params = {k[len("params/"):]: v for k, v in arrays.items() if k.startswith("params/")}
     params["W1"] = np.asfortranarray(params["W1"])
     return Agent(cfg, params)
