@@ -46,12 +46,20 @@ def _parse_optional_int(s: str) -> int | None:
     return None if s.lower() in ("none", "") else int(s)
 
 
+def _parse_bool(s: str) -> bool:
+    values = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+    if s.lower() not in values:
+        raise argparse.ArgumentTypeError(f"expected true or false, got {s!r}")
+    return values[s.lower()]
+
+
 def add_config_flags(p: argparse.ArgumentParser) -> None:
     docs = field_docs()
     group = p.add_argument_group("training config (defaults < --config FILE < these flags)")
     for f in dataclasses.fields(Config):
         flags = FLAG_ALIASES.get(f.name, ["--" + f.name.replace("_", "-")])
-        kind = {"int": int, "float": float, "str": str, "int | None": _parse_optional_int}.get(str(f.type), str)
+        kind = {"int": int, "float": float, "str": str, "bool": _parse_bool,
+                "int | None": _parse_optional_int}.get(str(f.type), str)
         default = f.default if f.default is not dataclasses.MISSING else None
         group.add_argument(*flags, dest=f.name, type=kind, default=argparse.SUPPRESS, metavar=f.name.upper(),
                            help=f"{docs.get(f.name, '')} (default: {default})")

@@ -23,9 +23,14 @@ Loss of a minibatch of B samples (minimised):
 Its gradient is written by hand (`loss_and_grads`) and checked in float64
 against finite differences by the tests. The W1 gradient is row-sparse: only
 the input pixels present in the minibatch get one, returned as (U, H) for the
-rows `Inputs.cols` of W1.T.
-Adam can then update just those rows of W1 ("lazy" Adam, `lazy=True`): the
-moments of untouched rows are not decayed and their weights do not move.
+rows `Inputs.cols` of W1.T, and never made dense. Adam either updates all of
+W1 (the default: standard Adam, the moments of the other rows decay and keep
+moving them) or, with `ppo_lazy_adam`, just those rows ("lazy" Adam: faster
+updates, but it learned slower per env step in our runs; bench/TIME_TO_WIN.md).
+
+To play a params dict (e.g. a checkpoint's "params/..." arrays):
+`probabilities`, `greedy_actions`, `sample_actions`; the input kind and action
+set are read off the array shapes (`obs_of`, `action_set`).
 """
 
 from __future__ import annotations
@@ -34,7 +39,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import sparse
 from .config import Config
 from .env import DOWN, UP
 from .gae import gae
@@ -44,20 +48,34 @@ from .sparse import SparseRows
 NOOP = 0
 ACTION_SETS = {"updown": (UP, DOWN), "noop+updown": (NOOP, UP, DOWN)}
 OBS_INPUTS = {"diff": D, "frame+diff": 2 * D}
-PARAM_NAMES = ("W1", "b1", "Wpi", "bpi", "Wv", "bv")
 ADAM_BETAS = (0.9, 0.999)
 
 Params = dict[str, np.ndarray]
 
 
 # ---------------------------------------------------------------- inputs and network
+def sparse_rows(d: np.ndarray) -> SparseRows:
+    """(N, K) int8 -> SparseRows, like SparseRows.from_dense but ~5x faster on
+    frames with 0.4% nonzeros: it scans 8 pixels at a time as one uint64 word."""
+    d = np.ascontiguousarray(d, np.int8)
+    if d.size % 8:
+        return SparseRows.from_dense(d)
+    words = np.flatnonzero(d.reshape(-1).view(np.uint64))  # words holding a nonzero pixel
+    sub = np.flatnonzero(d.reshape(-1, 8)[words])  # (nnz,) position among those words' pixels
+    idx = words[sub // 8] * 8 + sub % 8  # (nnz,) flat index, ascending
+    rows = idx // d.shape[1]
+    indptr = np.zeros(len(d) + 1, np.int64)
+    np.cumsum(np.bincount(rows, minlength=len(d)), out=indptr[1:])
+    return SparseRows(indptr, (idx - rows * d.shape[1]).astype(np.int16), d.reshape(-1)[idx])
+
+
 def encode(x: np.ndarray, frames: np.ndarray, obs: str) -> SparseRows:
     """Difference frames x (N, 6400) int8 and binary frames (N, 80, 80) -> sparse inputs."""
     if obs == "diff":
-        return SparseRows.from_dense(x)
+        return sparse_rows(x)
     if obs == "frame+diff":
         f = np.ascontiguousarray(frames).reshape(len(frames), D).view(np.int8)  # (N, 6400) in {0, 1}
-        return SparseRows.from_dense(np.concatenate([f, x], axis=1))  # (N, 12800)
+        return sparse_rows(np.concatenate([f, x], axis=1))  # (N, 12800)
     raise ValueError(f"unknown obs {obs!r}; choose one of {', '.join(OBS_INPUTS)}")
 
 
@@ -89,8 +107,8 @@ class Inputs:
     With U ~ 1.3k of D = 12800 for a minibatch of 512, X @ W1.T[cols] and
     X.T @ dh are small dense matrix products that BLAS runs faster than the
     O(nnz * H) gather-and-reduce of sparse.matmul / matmul_t (measured: 13 ms
-    vs 50 ms for each direction), and X.T @ dh is directly the row-sparse W1
-    gradient that lazy Adam wants.
+    vs 50 ms for each direction; for the 16 rows of one step 0.11 ms vs 0.32),
+    and X.T @ dh is directly the row-sparse W1 gradient that lazy Adam wants.
     """
 
     cols: np.ndarray  # (U,) int64 sorted pixel indices
@@ -105,17 +123,9 @@ def compact(x: SparseRows, dtype=np.float32) -> Inputs:
     return Inputs(cols.astype(np.int64), X)
 
 
-def forward(params: Params, x: Inputs | SparseRows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Inputs or SparseRows (B, D) -> logits (B, A), values (B,), hidden activations (B, H).
-
-    SparseRows go through sparse.matmul, which needs no BLAS call: faster for
-    the few rows of one step (BLAS threads cost more than they save there).
-    """
-    if isinstance(x, Inputs):
-        pre = x.X @ params["W1"].T[x.cols]  # (B, H)
-    else:
-        pre = sparse.matmul(x, params["W1"].T)  # (B, H)
-    h = np.maximum(pre + params["b1"], 0)  # (B, H)
+def forward(params: Params, x: Inputs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Inputs (B, D) -> logits (B, A), values (B,), hidden activations (B, H)."""
+    h = np.maximum(x.X @ params["W1"].T[x.cols] + params["b1"], 0)  # (B, H)
     logits = h @ params["Wpi"].T + params["bpi"]  # (B, A)
     values = h @ params["Wv"] + params["bv"][0]  # (B,)
     return logits, values, h
@@ -130,13 +140,19 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
 def probabilities(params: Params, x: np.ndarray, frames: np.ndarray) -> np.ndarray:
     """Action probabilities (N, A) for difference frames x (N, 6400) and frames
     (N, 80, 80); column j is the ALE action `action_set(params)[j]`."""
-    logits, _, _ = forward(params, encode(x, frames, obs_of(params)))
+    logits, _, _ = forward(params, compact(encode(x, frames, obs_of(params)), params["W1"].dtype))
     return np.exp(log_softmax(logits))
 
 
 def greedy_actions(params: Params, x: np.ndarray, frames: np.ndarray) -> np.ndarray:
     """ALE action ids (N,) of the most probable action in every game."""
     return action_set(params)[np.argmax(probabilities(params, x, frames), axis=1)]
+
+
+def sample_actions(params: Params, x: np.ndarray, frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """ALE action ids (N,) sampled from the policy, as in training."""
+    logits, _, _ = forward(params, compact(encode(x, frames, obs_of(params)), params["W1"].dtype))
+    return action_set(params)[sample(log_softmax(logits), rng.random(len(logits)))]
 
 
 def sample(logp: np.ndarray, u: np.ndarray) -> np.ndarray:
@@ -243,15 +259,25 @@ def clip_grad_norm(grads: Params, max_norm: float) -> float:
     return norm
 
 
-def _adam_update(p: np.ndarray, m: np.ndarray, v: np.ndarray, g: np.ndarray, t: int, lr: float, eps: float) -> None:
-    """One Adam step (torch's formula) on arrays p, m, v that may be copies of rows."""
+def _adam_update(p: np.ndarray, m: np.ndarray, v: np.ndarray, g: np.ndarray, t: int, lr: float, eps: float,
+                 rows: np.ndarray | None = None) -> None:
+    """One Adam step (torch's formula) in place. With `rows`, g holds the gradient
+    of those rows of p only (all other rows: zero), and is never made dense."""
     b1, b2 = ADAM_BETAS
     m *= b1
-    m += (1 - b1) * g
     v *= b2
-    v += (1 - b2) * g * g
-    denom = np.sqrt(v) / np.sqrt(1 - b2**t) + eps
-    p -= (lr / (1 - b1**t)) * m / denom
+    if rows is None:
+        m += (1 - b1) * g
+        v += (1 - b2) * g * g
+    else:
+        m[rows] += (1 - b1) * g
+        v[rows] += (1 - b2) * g * g
+    denom = np.sqrt(v)
+    denom /= np.sqrt(1 - b2**t)
+    denom += eps
+    step = m * (lr / (1 - b1**t))
+    step /= denom
+    p -= step
 
 
 def adam_step(params: Params, grads: Params, rows: np.ndarray, m: Params, v: Params, t: int,
@@ -267,12 +293,13 @@ def adam_step(params: Params, grads: Params, rows: np.ndarray, m: Params, v: Par
         _adam_update(p_r, m_r, v_r, grads["W1"], t, lr, eps)
         pT[rows], mT[rows], vT[rows] = p_r, m_r, v_r
     else:
-        full = np.zeros_like(pT)
-        full[rows] = grads["W1"]
-        _adam_update(pT, mT, vT, full, t, lr, eps)
+        _adam_update(pT, mT, vT, grads["W1"], t, lr, eps, rows)
 
 
 # ---------------------------------------------------------------- rollout buffer
+FLAT_KEYS = ("actions", "logp", "values", "advantages", "returns")
+
+
 class RolloutBuffer:
     """num_steps x num_envs transitions: add / compute_returns_and_advantages / get.
 
@@ -314,13 +341,13 @@ class RolloutBuffer:
         adv, ret = gae(self.rewards, self.values, self.dones, last_values, gamma, lam)
         self.advantages[:], self.returns[:] = adv, ret
 
+    def flat(self) -> tuple[SparseRows, dict[str, np.ndarray]]:
+        """The full buffer as SparseRows (T*N rows) and flat (T*N,) arrays."""
+        return SparseRows.concat(self.blocks), {k: getattr(self, k).reshape(-1) for k in FLAT_KEYS}
+
     def get(self, num_minibatches: int, rng: np.random.Generator):
         """Yield the full buffer as `num_minibatches` Batches in a random order."""
-        x = SparseRows.concat(self.blocks)
-        flat = {k: getattr(self, k).reshape(-1) for k in ("actions", "logp", "values", "advantages", "returns")}
-        for idx in np.array_split(rng.permutation(self.T * self.n), num_minibatches):
-            yield Batch(compact(x.take(idx)), flat["actions"][idx].astype(np.int64), flat["logp"][idx], flat["values"][idx],
-                        flat["advantages"][idx], flat["returns"][idx])
+        return minibatches([self], num_minibatches, rng)
 
     def clear(self) -> None:
         self.blocks = []
@@ -328,17 +355,27 @@ class RolloutBuffer:
     def state(self) -> dict[str, np.ndarray]:
         x = SparseRows.concat(self.blocks)
         return {"indptr": x.indptr, "cols": x.cols, "vals": x.vals, "pos": np.int64(self.pos),
-                "actions": self.actions, "logp": self.logp, "values": self.values,
-                "rewards": self.rewards, "dones": self.dones}
+                "actions": self.actions, "logp": self.logp, "values": self.values, "rewards": self.rewards,
+                "dones": self.dones, "advantages": self.advantages, "returns": self.returns}
 
     def restore(self, s: dict[str, np.ndarray]) -> None:
         pos = int(s["pos"])
         x = SparseRows(s["indptr"].astype(np.int64), s["cols"].astype(np.int16), s["vals"].astype(np.int8))
-        if not 0 <= pos < self.T or x.rows != pos * self.n:
+        if not 0 <= pos <= self.T or x.rows != pos * self.n:
             raise ValueError("rollout buffer arrays do not fit together")
         self.blocks = [x.slice(t * self.n, (t + 1) * self.n) for t in range(pos)]
-        for k in ("actions", "logp", "values", "rewards", "dones"):
+        for k in ("actions", "logp", "values", "rewards", "dones", "advantages", "returns"):
             getattr(self, k)[:] = s[k]
+
+
+def minibatches(buffers: list[RolloutBuffer], num_minibatches: int, rng: np.random.Generator):
+    """Yield all transitions of the (full) buffers as `num_minibatches` Batches, in a random order."""
+    parts = [b.flat() for b in buffers]
+    x = SparseRows.concat([p[0] for p in parts])
+    flat = {k: np.concatenate([p[1][k] for p in parts]) for k in FLAT_KEYS}
+    for idx in np.array_split(rng.permutation(x.rows), num_minibatches):
+        yield Batch(compact(x.take(idx)), flat["actions"][idx].astype(np.int64), flat["logp"][idx],
+                    flat["values"][idx], flat["advantages"][idx], flat["returns"][idx])
 
 
 # ---------------------------------------------------------------- the learner
@@ -355,8 +392,16 @@ def explained_variance(pred: np.ndarray, target: np.ndarray) -> float:
     return float("nan") if var == 0 else float(1 - np.var(target - pred) / var)
 
 
+PENDING_KEYS = ("indptr", "cols", "vals", "actions", "logp", "values")
+
+
 class PPO:
-    """The learner: parameters, Adam state, the rollout buffer and an update counter."""
+    """The learner: parameters, Adam state, a rollout buffer per group of games
+    (see Config.groups), the steps in flight and an update counter.
+
+    A group whose buffer is full waits (`ready` is False) until every group's
+    buffer is full; then one update uses them all.
+    """
 
     def __init__(self, cfg: Config, rng: np.random.Generator):
         self.cfg = cfg
@@ -365,34 +410,51 @@ class PPO:
         self.m = {k: np.zeros_like(v) for k, v in self.params.items()}
         self.v = {k: np.zeros_like(v) for k, v in self.params.items()}
         self.t = 0  # Adam steps taken
-        self.buffer = RolloutBuffer(cfg.ppo_num_steps, cfg.num_envs)
+        g = cfg.num_groups
+        self.buffers = [RolloutBuffer(cfg.ppo_num_steps, cfg.num_envs // g) for _ in range(g)]
+        self.pending: dict[int, tuple] = {}  # group -> (inputs, action indices, logp, values) of its step in flight
         self.updates = 0
 
-    def act(self, x: np.ndarray, frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Sample an ALE action for every game; remembers what `observe` stores."""
+    def act(self, x: np.ndarray, frames: np.ndarray, rng: np.random.Generator, group: int = 0) -> np.ndarray:
+        """Sample an ALE action for every game of the group; keeps what `observe` stores."""
         xs = encode(x, frames, self.cfg.ppo_obs)
-        logits, values, _ = forward(self.params, xs)
+        logits, values, _ = forward(self.params, compact(xs))
         logp = log_softmax(logits)
         a = sample(logp, rng.random(len(logp)))
-        self._pending = (xs, a, logp[np.arange(len(a)), a], values)
+        self.pending[group] = (xs, a, logp[np.arange(len(a)), a], values)
         return self.action_ids[a]
 
+    def ready(self, group: int) -> bool:
+        """A group may act unless its rollout is complete and waits for the others'."""
+        return not self.buffers[group].full
+
     def observe(self, actions: np.ndarray, rewards: np.ndarray, dones: np.ndarray,
-                x_next: np.ndarray, frames_next: np.ndarray) -> dict | None:
-        """Store the step; when every game has num_steps steps, run the PPO update."""
-        xs, a, logp, values = self._pending
-        self.buffer.add(xs, a, rewards, dones, values, logp)
-        if not self.buffer.full:
+                x_next: np.ndarray, frames_next: np.ndarray, group: int = 0) -> dict | None:
+        """Store the step. A group's rollout is complete after ppo_num_steps steps:
+        GAE is computed then, bootstrapped from the value of x_next / frames_next
+        (the parameters do not change before the update). Once every group's is
+        complete, run the PPO epochs and return their stats.
+
+        `dones` are terminals: the env has restarted those games (their next
+        input is zeros). Pong's time-limit truncations are rare and are treated
+        as terminals too."""
+        xs, a, logp, values = self.pending.pop(group)
+        buf = self.buffers[group]
+        buf.add(xs, a, rewards, dones, values, logp)
+        if not buf.full:
             return None
-        _, last_values, _ = forward(self.params, encode(x_next, frames_next, self.cfg.ppo_obs))
-        self.buffer.compute_returns_and_advantages(last_values, self.cfg.gamma, self.cfg.ppo_gae_lambda)
+        _, last_values, _ = forward(self.params, compact(encode(x_next, frames_next, self.cfg.ppo_obs)))
+        buf.compute_returns_and_advantages(last_values, self.cfg.gamma, self.cfg.ppo_gae_lambda)
+        if not all(b.full for b in self.buffers):
+            return None
         stats = self.update()
-        self.buffer.clear()
+        for b in self.buffers:
+            b.clear()
         self.updates += 1
         return stats
 
     def update(self) -> dict:
-        """ppo_epochs passes over the full buffer in ppo_minibatches minibatches."""
+        """ppo_epochs passes over the full buffers in ppo_minibatches minibatches."""
         cfg = self.cfg
         frac = schedule(cfg, self.updates * cfg.ppo_num_steps * cfg.num_envs)
         lr = cfg.ppo_lr * frac
@@ -401,7 +463,7 @@ class PPO:
         rng = np.random.default_rng([cfg.seed, self.updates])  # minibatch order: a function of the update
         sums: dict[str, float] = {}
         for _ in range(cfg.ppo_epochs):
-            for b in self.buffer.get(cfg.ppo_minibatches, rng):
+            for b in minibatches(self.buffers, cfg.ppo_minibatches, rng):
                 if cfg.ppo_norm_adv:
                     b.advantages = (b.advantages - b.advantages.mean()) / (b.advantages.std() + 1e-8)
                 _, stats, grads, rows = loss_and_grads(self.params, b, coefs)
@@ -411,14 +473,19 @@ class PPO:
                 for k, val in stats.items():
                     sums[k] = sums.get(k, 0.0) + val
         out = {k: s / (cfg.ppo_epochs * cfg.ppo_minibatches) for k, s in sums.items()}
-        out["losses/explained_variance"] = explained_variance(self.buffer.values, self.buffer.returns)
+        values, returns = (np.concatenate([getattr(b, k).ravel() for b in self.buffers]) for k in ("values", "returns"))
+        out["losses/explained_variance"] = explained_variance(values, returns)
         return out | {"charts/learning_rate": lr, "charts/ent_coef": ent, "charts/updates": self.updates + 1}
 
     # -- checkpointing
     def state(self) -> dict[str, np.ndarray]:
         out = {f"params/{k}": v for k, v in self.params.items()}
         out |= {f"adam/m/{k}": v for k, v in self.m.items()} | {f"adam/v/{k}": v for k, v in self.v.items()}
-        out |= {f"buffer/{k}": v for k, v in self.buffer.state().items()}
+        for g, b in enumerate(self.buffers):
+            out |= {f"buffer{g}/{k}": v for k, v in b.state().items()}
+        for g, (xs, a, logp, values) in self.pending.items():
+            arrays = (xs.indptr, xs.cols, xs.vals, a, logp, values)
+            out |= {f"pending{g}/{k}": v for k, v in zip(PENDING_KEYS, arrays)}
         return out | {"adam/t": np.int64(self.t), "updates": np.int64(self.updates)}
 
     def restore(self, s: dict[str, np.ndarray]) -> None:
@@ -431,7 +498,14 @@ class PPO:
         self.params = {k: fit(f"params/{k}", v) for k, v in self.params.items()}
         self.m = {k: fit(f"adam/m/{k}", v) for k, v in self.m.items()}
         self.v = {k: fit(f"adam/v/{k}", v) for k, v in self.v.items()}
-        self.buffer.restore({k[len("buffer/"):]: v for k, v in s.items() if k.startswith("buffer/")})
+        for g, b in enumerate(self.buffers):
+            b.restore({k.split("/", 1)[1]: v for k, v in s.items() if k.startswith(f"buffer{g}/")})
+        self.pending = {}
+        for g in range(len(self.buffers)):
+            if f"pending{g}/indptr" in s:
+                indptr, cols, vals, a, logp, values = (s[f"pending{g}/{k}"] for k in PENDING_KEYS)
+                xs = SparseRows(indptr.astype(np.int64), cols.astype(np.int16), vals.astype(np.int8))
+                self.pending[g] = (xs, a.astype(np.int64), logp.astype(np.float32), values.astype(np.float32))
         self.t, self.updates = int(s["adam/t"]), int(s["updates"])
 
 

@@ -1,10 +1,13 @@
 """The training loop: play N games, learn, log, checkpoint, resume.
 
 One loop serves every algorithm. An algorithm object has
-- `act(x, frames, rng)`: actions (N,) for the N games, given their difference
-  frames x (N, 6400) int8 and current binary frames (N, 80, 80) uint8;
-- `observe(actions, rewards, dones, x_next, frames_next)`: store the step; returns
-  a dict of stats when it has just updated, else None;
+- `act(x, frames, rng, group)`: actions (n,) for the n games of a group, given
+  their difference frames x (n, 6400) int8 and binary frames (n, 80, 80) uint8;
+- `observe(actions, rewards, dones, x_next, frames_next, group)`: store the
+  group's step; returns a dict of stats when it has just updated, else None;
+- `ready(group)`: whether the group may act now (PPO holds a group whose
+  rollout is full until every group's is, so no action is taken with stale
+  parameters);
 - `state()` / `restore(arrays)`: its arrays for checkpoints.
 """
 
@@ -204,15 +207,14 @@ def turn(run: Run) -> list:
     the episodes that finished."""
     g = run.counters.next_group
     env, algo = run.envs[g], run.algo
-    kw = {"group": g} if len(run.envs) > 1 else {}
     finished = []
     if env.pending is not None:
         actions = env.pending
         run.xs[g], rewards, dones, finished = env.recv()
         run.counters.env_steps += env.num_envs
-        algo.observe(actions, rewards, dones, run.xs[g], env.cur, **kw)
-    if getattr(algo, "ready", lambda group: True)(g):
-        env.send(algo.act(run.xs[g], env.cur, run.rng, **kw))
+        algo.observe(actions, rewards, dones, run.xs[g], env.cur, group=g)
+    if algo.ready(g):
+        env.send(algo.act(run.xs[g], env.cur, run.rng, group=g))
     elif all(e.pending is None for e in run.envs):
         raise RuntimeError("no group of games can move: the algorithm waits for steps that never come")
     run.counters.next_group = (g + 1) % len(run.envs)

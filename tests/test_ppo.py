@@ -1,0 +1,424 @@
+"""PPO: hand-written gradients against finite differences, Adam, the rollout
+buffer, the act/observe interface, checkpoints and bit-exact resume."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from pongrl import ppo
+from pongrl.config import Config, ConfigError
+from pongrl.env import DOWN, UP
+from pongrl.sparse import SparseRows
+
+# ---------------------------------------------------------------- helpers
+D_SMALL, H_SMALL, A_SMALL, B_SMALL = 40, 6, 3, 16
+
+
+def random_sparse(rng, rows, dim, nnz_per_row=5):
+    x = np.zeros((rows, dim), np.int8)
+    for r in range(rows - 1):  # the last row stays empty, like a reset game's input
+        cols = rng.choice(dim, nnz_per_row, replace=False)
+        x[r, cols] = rng.choice([-1, 1], nnz_per_row)
+    return x
+
+
+def gradcheck_problem(seed=0):
+    """Float64 params and a minibatch away from every kink (ReLU, ratio and value clips)."""
+    rng = np.random.default_rng(seed)
+    params = ppo.init_params(D_SMALL, H_SMALL, A_SMALL, rng, dtype=np.float64)
+    params = {k: np.asfortranarray(rng.standard_normal(v.shape)) if k == "W1" else rng.standard_normal(v.shape)
+              for k, v in params.items()}
+    xd = random_sparse(rng, B_SMALL, D_SMALL)
+    x = ppo.compact(SparseRows.from_dense(xd), np.float64)
+    logits, v, _ = ppo.forward(params, x)
+    logp = ppo.log_softmax(logits)
+    actions = rng.integers(0, A_SMALL, B_SMALL)
+    old_logp = logp[np.arange(B_SMALL), actions] + rng.normal(0, 0.2, B_SMALL)  # some ratios outside the clip
+    batch = ppo.Batch(x, actions, old_logp, v + rng.normal(0, 0.2, B_SMALL), rng.standard_normal(B_SMALL),
+                      rng.standard_normal(B_SMALL))
+    return params, xd, batch
+
+
+def assert_away_from_kinks(params, xd, b, c, margin=1e-4):
+    pre = xd @ params["W1"].T + params["b1"]
+    assert np.abs(pre).min() > margin
+    logits, v, _ = ppo.forward(params, b.x)
+    ratio = np.exp(ppo.log_softmax(logits)[np.arange(len(v)), b.actions] - b.logp)
+    assert np.abs(np.abs(ratio - 1) - c.clip).min() > margin
+    if c.vclip is not None:
+        assert np.abs(np.abs(v - b.values) - c.vclip).min() > margin
+        vc = b.values + np.clip(v - b.values, -c.vclip, c.vclip)
+        out = np.abs(v - b.values) > c.vclip
+        assert np.abs((v - b.returns) ** 2 - (vc - b.returns) ** 2)[out].min() > margin
+
+
+def full_grads(grads, rows, params):
+    out = dict(grads)
+    out["W1"] = np.zeros_like(params["W1"])
+    out["W1"].T[rows] = grads["W1"]
+    return out
+
+
+def numeric_grads(params, b, c, eps=1e-6):
+    out = {}
+    for k, p in params.items():
+        g = np.zeros_like(p)
+        for i in np.ndindex(p.shape):
+            old = p[i]
+            p[i] = old + eps
+            up = ppo.loss_and_grads(params, b, c)[0]
+            p[i] = old - eps
+            down = ppo.loss_and_grads(params, b, c)[0]
+            p[i] = old
+            g[i] = (up - down) / (2 * eps)
+        out[k] = g
+    return out
+
+
+def rel_error(a, b):
+    denom = np.linalg.norm(a) + np.linalg.norm(b)
+    return 0.0 if denom < 1e-12 else float(np.linalg.norm(a - b) / denom)
+
+
+# ---------------------------------------------------------------- gradient checks
+TERMS = {
+    # policy only: no value or entropy weight
+    "policy": (dict(vf_coef=0.0, ent_coef=0.0), False),
+    # value only: zero advantages make the surrogate and its gradient exactly 0
+    "value_clipped": (dict(vf_coef=1.0, ent_coef=0.0), True),
+    "value_unclipped": (dict(vf_coef=1.0, ent_coef=0.0, vclip=None), True),
+    "entropy": (dict(vf_coef=0.0, ent_coef=1.0), True),
+    "all": (dict(vf_coef=0.5, ent_coef=0.01), False),
+}
+
+
+@pytest.mark.parametrize("term", list(TERMS))
+def test_gradients_match_finite_differences(term):
+    kw, zero_adv = TERMS[term]
+    params, xd, b = gradcheck_problem()
+    if zero_adv:
+        b = dataclasses.replace(b, advantages=np.zeros_like(b.advantages))
+    c = ppo.Coefs(**{"clip": 0.1, "vclip": 0.1, **kw})
+    assert_away_from_kinks(params, xd, b, c)
+    _, _, grads, rows = ppo.loss_and_grads(params, b, c)
+    ana = full_grads(grads, rows, params)
+    num = numeric_grads(params, b, c)
+    for k in params:
+        assert ana[k].shape == params[k].shape
+        assert rel_error(ana[k], num[k]) < 1e-6, (term, k, rel_error(ana[k], num[k]))
+    assert np.abs(ana["W1"]).max() > 1e-3 and np.abs(ana["b1"]).max() > 1e-3  # the check is not vacuous
+    head = ("Wv", "bv") if term.startswith("value") else ("Wpi", "bpi")
+    assert all(np.abs(ana[k]).max() > 1e-3 for k in head)
+
+
+def test_policy_check_covers_clipped_and_unclipped_samples():
+    params, _, b = gradcheck_problem()
+    logits, _, _ = ppo.forward(params, b.x)
+    ratio = np.exp(ppo.log_softmax(logits)[np.arange(B_SMALL), b.actions] - b.logp)
+    clipped = np.abs(ratio - 1) > 0.1
+    assert 0 < clipped.sum() < B_SMALL
+    pg1, pg2 = -b.advantages * ratio, -b.advantages * np.clip(ratio, 0.9, 1.1)
+    assert (pg2 > pg1).any()  # some samples get no policy gradient
+
+
+def test_compact_forward_agrees_with_dense():
+    rng = np.random.default_rng(1)
+    params = ppo.init_params(D_SMALL, H_SMALL, 2, rng, dtype=np.float64)
+    params["b1"][:] = rng.standard_normal(H_SMALL)
+    xd = random_sparse(rng, 9, D_SMALL)
+    xs = SparseRows.from_dense(xd)
+    h = np.maximum(xd @ params["W1"].T + params["b1"], 0)
+    logits, v, hh = ppo.forward(params, ppo.compact(xs, np.float64))
+    np.testing.assert_allclose(hh, h, atol=1e-12)
+    np.testing.assert_allclose(logits, h @ params["Wpi"].T + params["bpi"], atol=1e-12)
+    np.testing.assert_allclose(v, h @ params["Wv"] + params["bv"], atol=1e-12)
+
+
+# ---------------------------------------------------------------- Adam and clipping
+def adam_reference(p, g, m, v, t, lr, eps):
+    m = 0.9 * m + 0.1 * g
+    v = 0.999 * v + 0.001 * g * g
+    return p - lr * (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + eps), m, v
+
+
+@pytest.mark.parametrize("lazy", [True, False])
+def test_adam_matches_reference_on_touched_rows(lazy):
+    rng = np.random.default_rng(2)
+    params = ppo.init_params(D_SMALL, H_SMALL, 2, rng, dtype=np.float64)
+    m = {k: rng.standard_normal(v.shape) * 0.1 for k, v in params.items()}
+    v = {k: rng.random(v.shape) * 0.1 for k, v in params.items()}
+    m["W1"], v["W1"] = np.asfortranarray(m["W1"]), np.asfortranarray(v["W1"])
+    rows = np.array([1, 5, 7])
+    grads = {k: rng.standard_normal(p.shape) for k, p in params.items()}
+    grads["W1"] = rng.standard_normal((3, H_SMALL))
+    dense_g = full_grads(grads, rows, params)
+    before = {k: p.copy() for k, p in params.items()}
+    m0, v0 = {k: a.copy() for k, a in m.items()}, {k: a.copy() for k, a in v.items()}
+    ppo.adam_step(params, grads, rows, m, v, 3, 1e-2, 1e-5, lazy=lazy)
+    for k in params:
+        p_ref, m_ref, v_ref = adam_reference(before[k], dense_g[k], m0[k], v0[k], 3, 1e-2, 1e-5)
+        if k == "W1" and lazy:  # untouched rows (pixels) keep weights and moments
+            untouched = np.setdiff1d(np.arange(D_SMALL), rows)
+            np.testing.assert_array_equal(params[k][:, untouched], before[k][:, untouched])
+            np.testing.assert_array_equal(m[k][:, untouched], m0[k][:, untouched])
+            p_ref, m_ref, params_k, m_k = p_ref[:, rows], m_ref[:, rows], params[k][:, rows], m[k][:, rows]
+        else:
+            params_k, m_k = params[k], m[k]
+        np.testing.assert_allclose(params_k, p_ref, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(m_k, m_ref, rtol=1e-12, atol=1e-12)
+    assert params["W1"].flags.f_contiguous
+
+
+def test_clip_grad_norm():
+    g = {"a": np.array([3.0, 0.0]), "b": np.array([4.0])}
+    assert ppo.clip_grad_norm(g, 10.0) == pytest.approx(5.0)
+    np.testing.assert_allclose(g["a"], [3.0, 0.0])  # under the limit: untouched
+    assert ppo.clip_grad_norm(g, 1.0) == pytest.approx(5.0)
+    total = np.sqrt(sum((a**2).sum() for a in g.values()))
+    assert total == pytest.approx(1.0, rel=1e-5)
+
+
+# ---------------------------------------------------------------- inputs, actions, evaluation helpers
+@pytest.mark.parametrize("obs,actions", [("diff", "updown"), ("frame+diff", "noop+updown")])
+def test_probabilities_and_greedy_actions(obs, actions):
+    rng = np.random.default_rng(3)
+    params = ppo.init_params(ppo.OBS_INPUTS[obs], 8, len(ppo.ACTION_SETS[actions]), rng)
+    frames = (rng.random((5, 80, 80)) < 0.01).astype(np.uint8)
+    x = random_sparse(rng, 5, 6400, 20)
+    assert ppo.obs_of(params) == obs
+    assert tuple(ppo.action_set(params)) == ppo.ACTION_SETS[actions]
+    p = ppo.probabilities(params, x, frames)
+    assert p.shape == (5, len(ppo.ACTION_SETS[actions]))
+    np.testing.assert_allclose(p.sum(axis=1), 1, rtol=1e-5)
+    assert set(ppo.greedy_actions(params, x, frames)) <= set(ppo.ACTION_SETS[actions])
+
+
+def test_frame_plus_diff_encoding():
+    frames = np.zeros((2, 80, 80), np.uint8)
+    frames[0, 0, 3] = 1
+    x = np.zeros((2, 6400), np.int8)
+    x[1, 10] = -1
+    dense = ppo.encode(x, frames, "frame+diff").to_dense(12800)
+    assert dense[0, 3] == 1 and dense[1, 6400 + 10] == -1 and np.count_nonzero(dense) == 2
+    np.testing.assert_array_equal(ppo.encode(x, frames, "diff").to_dense(6400), x)
+
+
+def test_sample_follows_the_cdf():
+    logp = np.log(np.array([[0.2, 0.8], [0.5, 0.5], [0.1, 0.9]]))
+    np.testing.assert_array_equal(ppo.sample(logp, np.array([0.19, 0.5, 0.999999])), [0, 1, 1])
+    np.testing.assert_array_equal(ppo.sample(logp, np.array([0.21, 0.49, 0.05])), [1, 0, 0])
+
+
+# ---------------------------------------------------------------- rollout buffer
+def filled_buffer(rng, T=4, N=3):
+    buf = ppo.RolloutBuffer(T, N)
+    dense = []
+    for t in range(T):
+        xd = random_sparse(rng, N, 50, 3)
+        dense.append(xd)
+        buf.add(SparseRows.from_dense(xd), rng.integers(0, 2, N), rng.standard_normal(N), rng.random(N) < 0.3,
+                rng.standard_normal(N), rng.standard_normal(N))
+    return buf, np.concatenate(dense)
+
+
+def test_rollout_buffer_minibatches_cover_each_row_once_and_keep_rows_aligned():
+    rng = np.random.default_rng(4)
+    buf, dense = filled_buffer(rng)
+    assert buf.full
+    buf.compute_returns_and_advantages(rng.standard_normal(3), 0.99, 0.95)
+    seen = []
+    for b in buf.get(3, np.random.default_rng(0)):
+        xb = np.zeros((len(b.actions), 50))
+        xb[:, b.x.cols] = b.x.X
+        # find every minibatch row in the rollout by its logp (unique floats)
+        idx = np.array([np.flatnonzero(buf.logp.reshape(-1) == lp)[0] for lp in b.logp])
+        np.testing.assert_array_equal(xb, dense[idx])
+        np.testing.assert_array_equal(b.actions, buf.actions.reshape(-1)[idx])
+        np.testing.assert_array_equal(b.returns, buf.returns.reshape(-1)[idx])
+        seen.extend(idx)
+    assert sorted(seen) == list(range(12))
+
+
+def test_rollout_buffer_state_round_trip():
+    rng = np.random.default_rng(5)
+    buf, _ = filled_buffer(rng, T=6)
+    buf.blocks = buf.blocks[:4]  # a partly filled rollout
+    other = ppo.RolloutBuffer(6, 3)
+    other.restore(buf.state())
+    assert other.pos == 4
+    for a, b in zip(buf.blocks, other.blocks):
+        np.testing.assert_array_equal(a.to_dense(50), b.to_dense(50))
+    for k in ("actions", "logp", "values", "rewards", "dones"):
+        np.testing.assert_array_equal(getattr(buf, k), getattr(other, k))
+
+
+# ---------------------------------------------------------------- the learner
+def small_cfg(**kw):
+    base = dict(algo="ppo", num_envs=2, ppo_num_steps=8, ppo_hidden=16, ppo_minibatches=2, ppo_epochs=2, seed=3)
+    return Config(**{**base, **kw}).validate()
+
+
+def drive(agent, rng, steps, reward_of=None):
+    """Feed the agent random sparse frames; returns the stats of the updates."""
+    stats = []
+    n = agent.cfg.num_envs
+    x = np.zeros((n, 6400), np.int8)
+    frames = np.zeros((n, 80, 80), np.uint8)
+    for _ in range(steps):
+        a = agent.act(x, frames, rng)
+        assert set(a) <= set(agent.action_ids)
+        r = reward_of(a) if reward_of else rng.choice([-1.0, 0.0, 1.0], n, p=[0.05, 0.9, 0.05]).astype(np.float32)
+        x = random_sparse(rng, n, 6400, 20)
+        frames = (rng.random((n, 80, 80)) < 0.005).astype(np.uint8)
+        s = agent.observe(a, r, rng.random(n) < 0.05, x, frames)
+        if s is not None:
+            stats.append(s)
+    return stats
+
+
+def test_observe_updates_once_per_rollout_with_cleanrl_stats():
+    agent = ppo.PPO(small_cfg(), np.random.default_rng(0))
+    stats = drive(agent, np.random.default_rng(1), 8 * 3 + 5)
+    assert len(stats) == 3 and agent.updates == 3 and agent.t == 3 * 2 * 2 and agent.buffers[0].pos == 5
+    for key in ("losses/policy_loss", "losses/value_loss", "losses/entropy", "losses/approx_kl",
+                "losses/clipfrac", "losses/explained_variance", "losses/grad_norm", "charts/learning_rate"):
+        assert key in stats[-1]
+    assert all(np.isfinite(v) for k, v in stats[-1].items() if k != "losses/explained_variance")
+    assert stats[0]["losses/entropy"] == pytest.approx(np.log(2), rel=1e-3)  # near-uniform initial policy
+
+
+def test_learning_rate_anneals_linearly():
+    agent = ppo.PPO(small_cfg(ppo_anneal_steps=160, ppo_lr=1e-3), np.random.default_rng(0))
+    lrs = [s["charts/learning_rate"] for s in drive(agent, np.random.default_rng(1), 8 * 3)]
+    np.testing.assert_allclose(lrs, [1e-3, 0.9e-3, 0.8e-3])
+
+
+def test_ppo_learns_a_bandit():
+    """Reward 1 for UP, 0 for DOWN (on random inputs): the policy must come to prefer UP."""
+    cfg = small_cfg(ppo_lr=1e-2, ppo_ent_coef=0.0, ppo_clip=0.2, gamma=0.0)  # value target = reward
+    agent = ppo.PPO(cfg, np.random.default_rng(0))
+    drive(agent, np.random.default_rng(1), 8 * 20, reward_of=lambda a: (a == UP).astype(np.float32))
+    rng = np.random.default_rng(2)
+    x, frames = random_sparse(rng, 50, 6400, 20), np.zeros((50, 80, 80), np.uint8)
+    p = ppo.probabilities(agent.params, x, frames)
+    assert p[:, list(ppo.action_set(agent.params)).index(UP)].mean() > 0.9
+    assert DOWN in agent.action_ids
+
+
+def test_state_restore_continues_bit_exactly():
+    cfg = small_cfg(ppo_actions="noop+updown")
+    a = ppo.PPO(cfg, np.random.default_rng(0))
+    drive(a, np.random.default_rng(1), 8 + 3)
+    b = ppo.PPO(cfg, np.random.default_rng(99))
+    b.restore({k: np.array(v) for k, v in a.state().items()})
+    assert b.params["W1"].flags.f_contiguous
+    for agent in (a, b):
+        drive(agent, np.random.default_rng(7), 8 * 2)
+    for k, v in a.state().items():
+        np.testing.assert_array_equal(v, b.state()[k], err_msg=k)
+
+
+def test_state_keeps_the_step_in_flight():
+    """The train loop checkpoints between act (actions sent) and observe."""
+    cfg = small_cfg()
+    a = ppo.PPO(cfg, np.random.default_rng(0))
+    rng = np.random.default_rng(1)
+    drive(a, rng, 5)
+    x, frames = random_sparse(rng, 2, 6400, 20), np.zeros((2, 80, 80), np.uint8)
+    acts = a.act(x, frames, rng)
+    b = ppo.PPO(cfg, np.random.default_rng(99))
+    b.restore({k: np.array(v) for k, v in a.state().items()})
+    for agent in (a, b):
+        agent.observe(acts, np.ones(2, np.float32), np.zeros(2, bool), x, frames)
+        drive(agent, np.random.default_rng(7), 8 * 2)
+    for k, v in a.state().items():
+        np.testing.assert_array_equal(v, b.state()[k], err_msg=k)
+
+
+def test_groups_wait_for_each_other_and_update_together():
+    cfg = small_cfg(num_envs=4, groups=2)
+    agent = ppo.PPO(cfg, np.random.default_rng(0))
+    rng = np.random.default_rng(1)
+    x, frames = np.zeros((2, 6400), np.int8), np.zeros((2, 80, 80), np.uint8)
+    stats = []
+    for step in range(8):
+        for g in (0, 1):
+            agent.act(x, frames, rng, group=g)
+            stats.append(agent.observe(np.full(2, UP), np.zeros(2, np.float32), np.zeros(2, bool), x, frames, group=g))
+    assert not agent.ready(0) or agent.updates == 1
+    assert stats[-1] is not None and all(s is None for s in stats[:-1]) and agent.updates == 1
+    assert agent.ready(0) and agent.ready(1) and agent.t == 2 * 2
+    # group 0 completes first and must wait
+    for step in range(8):
+        agent.act(x, frames, rng, group=0)
+        agent.observe(np.full(2, UP), np.zeros(2, np.float32), np.zeros(2, bool), x, frames, group=0)
+    assert not agent.ready(0) and agent.ready(1)
+    st = agent.state()
+    other = ppo.PPO(cfg, np.random.default_rng(5))
+    other.restore(st)
+    assert not other.ready(0) and other.buffers[0].full
+
+
+def test_expected_shapes_match_state():
+    cfg = small_cfg(ppo_obs="diff")
+    st = ppo.PPO(cfg, np.random.default_rng(0)).state()
+    for k, shape in ppo.expected_shapes(cfg).items():
+        assert st[k].shape == shape
+
+
+def test_config_defaults_and_checks():
+    assert Config().num_envs == 16 and Config(algo="ppo").num_envs == 16
+    assert Config(algo="ppo", num_envs=4).num_envs == 4
+    Config(algo="ppo").validate()
+    with pytest.raises(ConfigError):
+        Config(algo="ppo", ppo_obs="rgb").validate()
+    with pytest.raises(ConfigError):
+        Config(algo="ppo", ppo_actions="fire").validate()
+    with pytest.raises(ConfigError):
+        Config(algo="ppo", ppo_clip=0).validate()
+    with pytest.raises(ConfigError):
+        Config(algo="ppo", ppo_lazy_adam="false").validate()
+    assert Config.from_dict(Config(algo="ppo").to_dict()) == Config(algo="ppo")
+
+
+# ---------------------------------------------------------------- through the training loop
+@pytest.mark.slow
+@pytest.mark.parametrize("groups", [1, 2])
+def test_train_resume_equals_uninterrupted_run(tmp_path, groups):
+    from pongrl import checkpoint
+    from pongrl.train import train
+
+    cfg = Config(algo="ppo", num_envs=2, groups=groups, ppo_num_steps=8, ppo_hidden=16, ppo_minibatches=2,
+                 ppo_epochs=2, seed=5, steps=2 * 8 * 3 + 2 * 5)
+    full = train(tmp_path / "full", cfg, progress=False)
+    train(tmp_path / "part", dataclasses.replace(cfg, steps=2 * 8 + 2 * 3), progress=False)  # stops mid-rollout
+    resumed = train(tmp_path / "part", resume=True, targets={"steps": cfg.steps}, progress=False)
+    assert resumed["env_steps"] == full["env_steps"]
+    a, meta_a = checkpoint.load(tmp_path / "full" / "checkpoint.npz")
+    b, meta_b = checkpoint.load(tmp_path / "part" / "checkpoint.npz")
+    assert sorted(a) == sorted(b) and "buffer0/pos" in a and "pending0/indptr" in a and int(a["updates"]) == 3
+    assert (f"buffer{groups - 1}/pos" in a) and f"buffer{groups}/pos" not in a
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    assert meta_a["rng"] == meta_b["rng"] and meta_a["counters"]["env_steps"] == meta_b["counters"]["env_steps"]
+
+
+@pytest.mark.parametrize("shape", [(16, 12800), (3, 6400), (2, 7)])
+def test_sparse_rows_equals_from_dense(shape):
+    rng = np.random.default_rng(6)
+    d = (rng.random(shape) < 0.01) * rng.choice([-1, 1], shape)
+    d[0] = 0
+    got, want = ppo.sparse_rows(d.astype(np.int8)), SparseRows.from_dense(d.astype(np.int8))
+    for a in ("indptr", "cols", "vals"):
+        np.testing.assert_array_equal(getattr(got, a), getattr(want, a))
+        assert getattr(got, a).dtype == getattr(want, a).dtype
+
+
+def test_sample_actions_uses_the_action_set():
+    rng = np.random.default_rng(7)
+    params = ppo.init_params(12800, 8, 3, rng)
+    params["bpi"][:] = [0.0, 50.0, 0.0]  # all mass on the second action: UP
+    x, frames = random_sparse(rng, 4, 6400, 10), np.zeros((4, 80, 80), np.uint8)
+    np.testing.assert_array_equal(ppo.sample_actions(params, x, frames, rng), [UP] * 4)
+    np.testing.assert_array_equal(ppo.greedy_actions(params, x, frames), [UP] * 4)
