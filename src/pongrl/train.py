@@ -184,7 +184,7 @@ def _train(run_dir: Path, cfg: Config | None, resume: bool, targets: dict, progr
             if finished:
                 bar.update(c.episodes - before)
                 sps = (c.env_steps - steps0) / max(time.perf_counter() - start, 1e-9)
-                bar.set_postfix(steps=c.env_steps, sps=f"{sps:.0f}", ret=c.last_return, running=f"{c.running_reward:.2f}")
+                bar.set_postfix(steps=str(c.env_steps), sps=f"{sps:.0f}", ret=c.last_return, running=f"{c.running_reward:.2f}")
                 every = cfg.checkpoint_every
                 if every and c.episodes // every > before // every:
                     c.wall_s = time.perf_counter() - t0
