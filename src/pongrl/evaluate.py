@@ -15,7 +15,6 @@ from . import checkpoint, policy
 from .config import Config
 from .env import EVAL_SEEDS, PongVecEnv, episode_seed, make_env
 from .preprocess import frame_diff, preprocess
-from .sparse import SparseRows
 
 
 @dataclass
@@ -33,7 +32,7 @@ class Agent:
             if greedy:
                 return ppo.greedy_actions(self.params, x, frames)
             return ppo.sample_actions(self.params, x, frames, rng)
-        p, _ = policy.forward_sparse(self.params, SparseRows.from_dense(x))
+        p, _ = policy.p_up(self.params, x)
         u = np.full(len(p), 0.5, p.dtype) if greedy else rng.random(len(p), dtype=p.dtype)
         return policy.actions_from_probs(p, u)
 

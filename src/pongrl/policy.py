@@ -73,6 +73,14 @@ def backward_sparse(params: Params, x: SparseRows, h: np.ndarray, dlogit: np.nda
 
 
 # ---------------------------------------------------------------- acting
+def p_up(params: Params, x: np.ndarray) -> tuple[np.ndarray, SparseRows]:
+    """P(UP) (B,) for dense int8 inputs x (B, 6400), from their active pixels only,
+    and x as CSR (to store)."""
+    active, sub = sparse.active_columns(x)  # (k,), (B, k)
+    p, _ = forward_active(params, sub, active)
+    return p, SparseRows.from_active(sub, active)
+
+
 def actions_from_probs(p_up: np.ndarray, u: np.ndarray) -> np.ndarray:
     """UP where u < P(UP), else DOWN: the tutorial's sampling rule."""
     return np.where(u < p_up, UP, DOWN)

@@ -43,7 +43,7 @@ from .config import Config
 from .env import DOWN, UP
 from .gae import gae
 from .preprocess import D
-from .sparse import SparseRows
+from .sparse import SparseRows, indptr_of
 
 NOOP = 0
 ACTION_SETS = {"updown": (UP, DOWN), "noop+updown": (NOOP, UP, DOWN)}
@@ -64,9 +64,7 @@ def sparse_rows(d: np.ndarray) -> SparseRows:
     sub = np.flatnonzero(d.reshape(-1, 8)[words])  # (nnz,) position among those words' pixels
     idx = words[sub // 8] * 8 + sub % 8  # (nnz,) flat index, ascending
     rows = idx // d.shape[1]
-    indptr = np.zeros(len(d) + 1, np.int64)
-    np.cumsum(np.bincount(rows, minlength=len(d)), out=indptr[1:])
-    return SparseRows(indptr, (idx - rows * d.shape[1]).astype(np.int16), d.reshape(-1)[idx])
+    return SparseRows(indptr_of(rows, len(d)), (idx - rows * d.shape[1]).astype(np.int16), d.reshape(-1)[idx])
 
 
 def encode(x: np.ndarray, frames: np.ndarray, obs: str) -> SparseRows:

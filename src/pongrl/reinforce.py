@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import policy, sparse
+from . import policy
 from .config import Config
 from .optim import rmsprop_step
 from .returns import discount_rewards, normalize
@@ -143,9 +143,7 @@ class Reinforce:
 
     def act(self, x: np.ndarray, frames: np.ndarray, rng: np.random.Generator, group: int = 0) -> np.ndarray:
         """Sample UP/DOWN for every game of the group from P(UP | x); x is kept for `observe`."""
-        active, sub = sparse.active_columns(x)  # (k,), (n, k)
-        self.pending[group] = SparseRows.from_active(sub, active)
-        p, _ = policy.forward_active(self.params, sub, active)
+        p, self.pending[group] = policy.p_up(self.params, x)
         return policy.actions_from_probs(p, rng.random(len(p), dtype=p.dtype))
 
     def ready(self, group: int) -> bool:

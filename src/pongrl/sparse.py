@@ -13,6 +13,13 @@ from dataclasses import dataclass
 import numpy as np
 
 
+def indptr_of(row_of_entry: np.ndarray, rows: int) -> np.ndarray:
+    """Row pointers (rows + 1,) from the (sorted) row of every entry."""
+    indptr = np.zeros(rows + 1, np.int64)
+    np.cumsum(np.bincount(row_of_entry, minlength=rows), out=indptr[1:])
+    return indptr
+
+
 @dataclass
 class SparseRows:
     indptr: np.ndarray  # (B + 1,) int64: row b holds cols[indptr[b]:indptr[b + 1]]
@@ -31,19 +38,13 @@ class SparseRows:
     def from_dense(cls, x: np.ndarray) -> "SparseRows":
         """(B, D) int array -> CSR."""
         r, c = np.nonzero(x)
-        counts = np.bincount(r, minlength=x.shape[0])
-        indptr = np.zeros(x.shape[0] + 1, np.int64)
-        np.cumsum(counts, out=indptr[1:])
-        return cls(indptr, c.astype(np.int16), x[r, c].astype(np.int8))
+        return cls(indptr_of(r, x.shape[0]), c.astype(np.int16), x[r, c].astype(np.int8))
 
     @classmethod
     def from_active(cls, sub: np.ndarray, active: np.ndarray) -> "SparseRows":
         """CSR of a dense (B, D) array given only its nonzero columns: sub = x[:, active]."""
         r, c = np.nonzero(sub)
-        counts = np.bincount(r, minlength=sub.shape[0])
-        indptr = np.zeros(sub.shape[0] + 1, np.int64)
-        np.cumsum(counts, out=indptr[1:])
-        return cls(indptr, active[c].astype(np.int16), sub[r, c].astype(np.int8))
+        return cls(indptr_of(r, sub.shape[0]), active[c].astype(np.int16), sub[r, c].astype(np.int8))
 
     @classmethod
     def concat(cls, parts: list["SparseRows"]) -> "SparseRows":

@@ -18,6 +18,7 @@ import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -27,6 +28,9 @@ from .env import PongVecEnv
 from .logger import METRIC_COLUMNS, CsvLog, progress_bar, truncate_csv
 from .preprocess import D
 from .reinforce import Reinforce
+
+if TYPE_CHECKING:
+    from .ppo import PPO
 
 
 class RunError(ValueError):
@@ -46,7 +50,7 @@ class Counters:
 @dataclass
 class Run:
     cfg: Config
-    algo: Reinforce
+    algo: Reinforce | PPO  # any object with act / observe / ready / state / restore
     envs: list[PongVecEnv]  # one per group of games
     rng: np.random.Generator
     counters: Counters = field(default_factory=Counters)
