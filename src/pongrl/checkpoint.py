@@ -68,6 +68,8 @@ def load(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
         path = path / "checkpoint.npz"
     if not path.exists():
         raise CheckpointError(f"checkpoint not found: {path}")
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(f"{path} is not a pongrl checkpoint (not an .npz archive)")
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
