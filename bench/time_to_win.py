@@ -4,15 +4,15 @@
 
 For every seed, PPO (the default Config(algo="ppo")) trains for --minutes of
 training wall time; REINFORCE (the tutorial's defaults) then trains for the
-same number of env steps. Every --eval-every env steps, training pauses
-(checkpoint, then `train(..., resume=True)`), and the current policy plays
-10 full games on evaluation seeds (PongVecEnv split=EVAL_SEEDS, disjoint from
-training seeds, the same 10 games at every evaluation); a game's score is the
-sum of its rewards (agent points minus opponent points, -21..21). Actions are
-sampled from the policy, as in training (--greedy: most probable action).
+same number of env steps. Every --eval-every env steps the train loop itself
+(Config.eval_every) plays 10 full games with the current policy on evaluation
+seeds, disjoint from the training seeds and from `pongrl eval`'s, the same 10
+games at every evaluation, and logs them to RUN_DIR/eval.csv. A game's score is
+the sum of its rewards (agent points minus opponent points, -21..21); actions
+are sampled from the policy, as in training.
 
-Wall times are training time only (the train loop's wall_s: evaluation and
-the pauses are not counted). Writes DIR/results.json, DIR/evals.csv and
+Wall times are training time only (the train loop's wall_s: evaluations are
+not counted). Writes DIR/results.json, DIR/evals.csv and
 DIR/curves.png (eval score vs env steps and vs wall time), and prints the
 JSON. See bench/TIME_TO_WIN.md.
 """
@@ -32,77 +32,48 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # see TIME_TO_WIN.md; before
 
 import numpy as np  # noqa: E402
 
-from pongrl import checkpoint, policy, ppo  # noqa: E402
 from pongrl.config import Config  # noqa: E402
-from pongrl.env import EVAL_SEEDS, PongVecEnv  # noqa: E402
-from pongrl.sparse import SparseRows  # noqa: E402
 from pongrl.train import train  # noqa: E402
 
 THRESHOLDS = (0.0, 18.0)
 EVAL_GAMES = 10
 
 
-# ---------------------------------------------------------------- evaluation
-def choose_actions(algo: str, params: dict, x: np.ndarray, frames: np.ndarray, rng: np.random.Generator,
-                   greedy: bool) -> np.ndarray:
-    """ALE actions (N,) of a PPO or REINFORCE policy for inputs x (N, 6400) and frames (N, 80, 80)."""
-    if algo == "ppo":
-        if greedy:
-            return ppo.greedy_actions(params, x, frames)
-        return ppo.sample_actions(params, x, frames, rng)
-    p_up, _ = policy.forward_sparse(params, SparseRows.from_dense(x))  # (N,)
-    return policy.actions_from_probs(p_up, 0.5 * np.ones_like(p_up) if greedy else rng.random(len(p_up)))
+# ---------------------------------------------------------------- training with evaluations
+def read_evals(run_dir: Path) -> list[dict]:
+    """The run's eval.csv (written by the train loop, Config.eval_every) as evaluation records."""
+    with open(run_dir / "eval.csv", newline="") as f:
+        return [{"env_steps": int(r["env_steps"]), "wall_s": float(r["wall_s"]), "score": float(r["mean"]),
+                 "win_rate": float(r["win_rate"])} for r in csv.DictReader(f)]
 
 
-def evaluate(algo: str, params: dict, env_id: str, seed: int, greedy: bool, games: int = EVAL_GAMES) -> list[float]:
-    """Scores of `games` full games, one per game of a fresh evaluation env."""
-    env = PongVecEnv(env_id, games, seed, split=EVAL_SEEDS)
-    rng = np.random.default_rng([seed, 2**20])
-    scores: list[float | None] = [None] * games
-    try:
-        x = env.reset()
-        while any(s is None for s in scores):
-            x, _, _, finished = env.step(choose_actions(algo, params, x, env.cur, rng, greedy))
-            for f in finished:
-                if scores[f.env] is None:
-                    scores[f.env] = f.ret
-    finally:
-        env.close()
-    return [float(s) for s in scores]
-
-
-def load_params(run_dir: Path) -> dict:
-    arrays, _ = checkpoint.load(run_dir / "checkpoint.npz")
-    return {k[len("params/"):]: v for k, v in arrays.items() if k.startswith("params/")}
-
-
-# ---------------------------------------------------------------- training with pauses
 def train_and_evaluate(run_dir: Path, cfg: Config, args, max_steps: int | None, max_seconds: float | None) -> dict:
-    """Train until max_steps env steps or max_seconds of training, evaluating every
-    args.eval_every env steps (and at the end). Returns the run's record."""
-    evals, target, resume, summary = [], 0, False, {}
+    """Train until max_steps env steps or max_seconds of training (or, with args.stop_at_win,
+    until an evaluation reaches the last threshold). The train loop evaluates every
+    args.eval_every env steps; training runs in chunks of that size so that the time
+    budget is checked between chunks (every chunk after the first resumes the run)."""
+    target, summary = 0, None
     while True:
         target += args.eval_every
         if max_steps is not None:
             target = min(target, max_steps)
-        if resume:
-            summary = train(run_dir, resume=True, targets={"steps": target}, progress=False)
-        else:
+        if summary is None:
             summary = train(run_dir, dataclasses.replace(cfg, steps=target), progress=False)
-        resume = True
-        scores = evaluate(cfg.algo, load_params(run_dir), cfg.env_id, cfg.seed, args.greedy)
-        row = {"env_steps": summary["env_steps"], "wall_s": round(summary["wall_s"], 2),
-               "score": float(np.mean(scores)), "scores": scores}
-        evals.append(row)
-        print(f"{cfg.algo} seed {cfg.seed}: {row['env_steps']} steps, {row['wall_s']:.0f} s, "
-              f"eval {row['score']:+.1f}", file=sys.stderr, flush=True)
+        else:
+            summary = train(run_dir, resume=True, targets={"steps": target}, progress=False)
+        evals = read_evals(run_dir)
+        if evals:
+            e = evals[-1]
+            print(f"{cfg.algo} seed {cfg.seed}: {e['env_steps']} steps, {e['wall_s']:.0f} s, eval {e['score']:+.1f}",
+                  file=sys.stderr, flush=True)
+        reached = first_reached(evals)
         done_steps = max_steps is not None and summary["env_steps"] >= max_steps
         done_time = max_seconds is not None and summary["wall_s"] >= max_seconds
-        if done_steps or done_time or summary["interrupted"]:
+        won = args.stop_at_win and reached[f"{THRESHOLDS[-1]:+g}"] is not None
+        if done_steps or done_time or won or summary["interrupted"]:
             break
-    return {"algo": cfg.algo, "seed": cfg.seed, "run_dir": str(run_dir), "evals": evals,
-            "reached": first_reached(evals), "env_steps": summary["env_steps"], "wall_s": summary["wall_s"],
-            "interrupted": summary["interrupted"]}
+    return {"algo": cfg.algo, "seed": cfg.seed, "run_dir": str(run_dir), "evals": evals, "reached": reached,
+            "env_steps": summary["env_steps"], "wall_s": summary["wall_s"], "interrupted": summary["interrupted"]}
 
 
 def first_reached(evals: list[dict]) -> dict:
@@ -176,7 +147,8 @@ def parse_args(argv=None):
     ap.add_argument("--eval-every", type=int, default=250_000, help="env steps between evaluations")
     ap.add_argument("--algos", nargs="+", default=["ppo", "reinforce"], choices=["ppo", "reinforce"])
     ap.add_argument("--env-id", default="ALE/Pong-v5")
-    ap.add_argument("--greedy", action="store_true", help="evaluate the most probable action instead of sampling")
+    ap.add_argument("--stop-at-win", action="store_true",
+                    help=f"stop a run once an evaluation reaches {THRESHOLDS[-1]:+g} (saves hours)")
     ap.add_argument("--out", type=Path, default=Path("bench_out/time_to_win"))
     return ap.parse_args(argv)
 
@@ -188,7 +160,8 @@ def main(argv=None) -> dict:
     for seed in args.seeds:
         budget = args.steps
         for algo in args.algos:
-            cfg = Config(algo=algo, seed=seed, env_id=args.env_id, checkpoint_every=0).validate()
+            cfg = Config(algo=algo, seed=seed, env_id=args.env_id, checkpoint_every=0,
+                         eval_every=args.eval_every, eval_games=EVAL_GAMES).validate()
             run_dir = args.out / f"{algo}_seed{seed}"
             if (run_dir / "checkpoint.npz").exists():
                 sys.exit(f"{run_dir} already holds a run; choose another --out")

@@ -95,3 +95,20 @@ def test_quick_benchmark_end_to_end(tmp_path):
     assert len(s["targets"]) == 4 and all(isinstance(t["holds"], bool) for t in s["targets"].values())
     assert s["bytes_per_transition"]["reference"] == 52816
     assert all(v > 0 for v in s["peak_rss_bytes"].values())
+
+
+@pytest.mark.slow
+def test_time_to_win_smoke(tmp_path):
+    import time_to_win
+
+    out = tmp_path / "ttw"
+    res = time_to_win.main(["--seeds", "0", "--steps", "4096", "--eval-every", "2048", "--out", str(out)])
+    assert [(r["algo"], r["seed"]) for r in res["runs"]] == [("ppo", 0), ("reinforce", 0)]
+    for r in res["runs"]:
+        steps = [e["env_steps"] for e in r["evals"]]
+        assert len(steps) == 2 and 2048 <= steps[0] < 2048 + 16 and 4096 <= steps[1] < 4096 + 16, steps
+        assert r["env_steps"] >= 4096 and set(r["reached"]) == {"+0", "+18"}
+        assert all(-21 <= e["score"] <= 21 for e in r["evals"])
+    assert json.loads((out / "results.json").read_text())["summary"] == res["summary"]
+    assert (out / "curves.png").stat().st_size > 10_000
+    assert len((out / "evals.csv").read_text().splitlines()) == 1 + 4

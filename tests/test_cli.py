@@ -108,6 +108,12 @@ def test_info_lists_action_meanings(capsys):
     ["plot", "/no/such/run"],
     ["train", "--resume", "/no/such/run"],
     ["eval", "x.npz", "--games", "0"],
+    ["eval"],
+    ["eval", "x.npz", "--pretrained"],
+    ["play", "--video", "x.mp4"],
+    ["eval", "x.npz", "--seed", "-1"],
+    ["eval", "x.npz", "--seed", str(2**20)],
+    ["train", "--eval-every", "-1"],
     [],
 ])
 def test_user_errors_are_one_line_exit_2(args, tmp_path, capsys, monkeypatch):

@@ -1,4 +1,4 @@
-"""The `pongrl` command: train, eval, play, plot, info.
+"""The `pongrl` command: train, eval, play, plot, show, info.
 
 Training flags are made from the fields of `Config` (one flag per field, its
 help taken from the field's docstring), so a new hyperparameter is a new flag.
@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .config import Config, ConfigError
 
-TARGET_FIELDS = ("episodes", "steps", "checkpoint_every")  # what --resume may change
+TARGET_FIELDS = ("episodes", "steps", "checkpoint_every", "eval_every", "eval_games")  # what --resume may change
 FLAG_ALIASES = {"env_id": ["--env", "--env-id"]}
 
 
@@ -74,18 +74,22 @@ def config_from_args(args: argparse.Namespace) -> tuple[Config, dict]:
 
 # ------------------------------------------------------------------ commands
 def cmd_train(args) -> int:
+    from .distributed import check_ray_flag, cluster
     from .train import train
 
     cfg, given = config_from_args(args)
     if args.resume:
         extra = sorted(set(given) - set(TARGET_FIELDS)) + (["--config"] if args.config else [])
         if extra:
-            raise UserError(f"--resume keeps the run's saved config; only --episodes, --steps and "
-                            f"--checkpoint-every may be given (got {', '.join(extra)})")
+            allowed = ", ".join("--" + f.replace("_", "-") for f in TARGET_FIELDS)
+            raise UserError(f"--resume keeps the run's saved config; only {allowed} may be given "
+                            f"(got {', '.join(extra)})")
         run_dir, cfg = Path(args.resume), None
     else:
         run_dir = Path(args.out or f"runs/{cfg.algo}-s{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}")
-    summary = train(run_dir, cfg, resume=bool(args.resume), targets=given, progress=not args.no_progress)
+    with cluster(args.ray, check_ray_flag(args.ray, cfg, run_dir)):
+        summary = train(run_dir, cfg, resume=bool(args.resume), targets=given, progress=not args.no_progress,
+                        tensorboard=args.tensorboard)
     if summary["interrupted"]:
         print(f"interrupted: checkpoint saved; continue with: pongrl train --resume {run_dir}", file=sys.stderr)
         return 130
@@ -93,10 +97,21 @@ def cmd_train(args) -> int:
     return 0
 
 
-def cmd_eval(args) -> int:
-    from .evaluate import evaluate, load_agent
+def agent_of(args):
+    """The agent named on the command line: a checkpoint path, or --pretrained."""
+    from .evaluate import load_agent, pretrained_path
 
-    agent = load_agent(args.checkpoint)
+    if args.pretrained == (args.checkpoint is not None):
+        raise UserError(f"pongrl {args.command}: give a CHECKPOINT or --pretrained (one of the two)")
+    return load_agent(pretrained_path() if args.pretrained else args.checkpoint)
+
+
+def cmd_eval(args) -> int:
+    from .evaluate import USER_EVAL_SEEDS, evaluate
+
+    if not 0 <= args.seed < USER_EVAL_SEEDS:
+        raise UserError(f"pongrl eval: --seed must be in [0, {USER_EVAL_SEEDS}), got {args.seed}")
+    agent = agent_of(args)
     res = evaluate(agent, args.games, seed=args.seed, greedy=args.greedy, env_id=args.env)
     if not args.json:
         print(f"{res['games']} games on {args.env or agent.cfg.env_id}: score {res['mean']:+.2f} ± {res['std']:.2f} "
@@ -107,10 +122,9 @@ def cmd_eval(args) -> int:
 
 
 def cmd_play(args) -> int:
-    from .evaluate import load_agent
     from .video import record
 
-    res = record(load_agent(args.checkpoint), args.video, seed=args.seed, greedy=args.greedy,
+    res = record(agent_of(args), args.video, seed=args.seed, greedy=args.greedy,
                  max_steps=args.max_steps)
     print(f"wrote {res['video']}: score {res['score']:+.0f} in {res['steps']} steps")
     return 0
@@ -120,6 +134,22 @@ def cmd_plot(args) -> int:
     from .plots import plot_run
 
     print(f"wrote {plot_run(args.run_dir, args.output)}")
+    return 0
+
+
+def cmd_show_frames(args) -> int:
+    from .plots import plot_frames
+
+    if args.seed < 0:
+        raise UserError(f"pongrl show frames: --seed must be >= 0, got {args.seed}")
+    print(f"wrote {plot_frames(args.output, env_id=args.env, seed=args.seed)}")
+    return 0
+
+
+def cmd_show_weights(args) -> int:
+    from .plots import plot_weights
+
+    print(f"wrote {plot_weights(agent_of(args), args.output, units=args.units, minus_init=args.minus_init)}")
     return 0
 
 
@@ -150,11 +180,18 @@ def build_parser() -> Parser:
     t.add_argument("--resume", metavar="RUN_DIR", help="continue the run saved in RUN_DIR")
     t.add_argument("--config", metavar="FILE.json", help="config file (the run folder's config.json works)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--ray", metavar="ADDRESS",
+                   help="play the games on --workers W Ray actors (needs pongrl[ray]): 'local' starts a Ray "
+                        "cluster in this process, 'auto' joins this machine's (ray start), ray://HOST:PORT a remote one")
+    t.add_argument("--tensorboard", action="store_true",
+                   help="also log scalars for TensorBoard (event files in RUN_DIR; needs pongrl[tensorboard]). "
+                        "A run option, not saved in config.json: give it again with --resume to keep logging")
     add_config_flags(t)
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("eval", help="score a checkpoint over full games")
-    e.add_argument("checkpoint", help="checkpoint .npz or run folder")
+    e.add_argument("checkpoint", nargs="?", help="checkpoint .npz or run folder")
+    e.add_argument("--pretrained", action="store_true", help="the agent that ships with pongrl")
     e.add_argument("--games", type=positive_int, default=10, help="games to play (default: 10)")
     e.add_argument("--seed", type=int, default=0, help="evaluation seed (disjoint from training seeds)")
     e.add_argument("--greedy", action="store_true", help="take the most likely action instead of sampling")
@@ -163,7 +200,8 @@ def build_parser() -> Parser:
     e.set_defaults(func=cmd_eval)
 
     pl = sub.add_parser("play", help="record one game to .mp4 or .gif")
-    pl.add_argument("checkpoint", help="checkpoint .npz or run folder")
+    pl.add_argument("checkpoint", nargs="?", help="checkpoint .npz or run folder")
+    pl.add_argument("--pretrained", action="store_true", help="the agent that ships with pongrl")
     pl.add_argument("--video", required=True, metavar="FILE", help="output .mp4 or .gif")
     pl.add_argument("--seed", type=int, default=0, help="game seed")
     pl.add_argument("--greedy", action="store_true", help="take the most likely action")
@@ -175,6 +213,23 @@ def build_parser() -> Parser:
     g.add_argument("-o", "--output", help="PNG file (default: RUN_DIR/learning_curve.png)")
     g.set_defaults(func=cmd_plot)
 
+    s = sub.add_parser("show", help="draw a picture: what the network sees (frames) or learned (weights)")
+    pictures = s.add_subparsers(dest="picture", required=True, parser_class=Parser)
+    f = pictures.add_parser("frames", help="a raw frame, its 80x80 preprocessed version and a difference frame")
+    f.add_argument("--env", default="ALE/Pong-v5", help="env id (default: ALE/Pong-v5)")
+    f.add_argument("--seed", type=int, default=0, help="seed of the game and of the random moves before the frame")
+    f.add_argument("-o", "--output", default="frames.png", help="PNG file (default: frames.png)")
+    f.set_defaults(func=cmd_show_frames)
+    w = pictures.add_parser("weights", help="the hidden units' first-layer weights (W1 rows), each as an 80x80 image")
+    w.add_argument("checkpoint", nargs="?", help="checkpoint .npz or run folder")
+    w.add_argument("--pretrained", action="store_true", help="the agent that ships with pongrl")
+    w.add_argument("--units", type=positive_int, default=None,
+                   help="draw only this many units, the most influential on the policy (default: all)")
+    w.add_argument("--minus-init", action="store_true",
+                   help="draw what training changed: W1 minus its initial value (recomputed from the run's seed)")
+    w.add_argument("-o", "--output", default="weights.png", help="PNG file (default: weights.png)")
+    w.set_defaults(func=cmd_show_weights, command="show weights")
+
     i = sub.add_parser("info", help="show a Pong env's spaces and action meanings")
     i.add_argument("--env", default="ALE/Pong-v5", help="env id (default: ALE/Pong-v5)")
     i.set_defaults(func=cmd_info)
@@ -184,10 +239,11 @@ def build_parser() -> Parser:
 def user_errors() -> tuple[type[BaseException], ...]:
     from .checkpoint import CheckpointError
     from .env import EnvError
+    from .logger import MissingExtra
     from .train import RunError
 
-    return (UserError, ConfigError, CheckpointError, EnvError, RunError, FileNotFoundError, IsADirectoryError,
-            PermissionError, ValueError)
+    return (UserError, ConfigError, CheckpointError, EnvError, RunError, MissingExtra, FileNotFoundError,
+            IsADirectoryError, PermissionError, ValueError)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -37,6 +37,20 @@ class Config:
     """Stop once the run has taken this many agent steps in total (resume included)."""
     checkpoint_every: int = 50
     """Save a checkpoint after every this many finished episodes (0: only at the end)."""
+    eval_every: int = 0
+    """Every this many env steps, play eval_games full games on evaluation seeds
+    (never used for training), append the score to RUN_DIR/eval.csv and keep the
+    best policy so far in RUN_DIR/best.npz (0: never)."""
+    eval_games: int = 10
+    """Full games per evaluation during training (see eval_every)."""
+    # --- Ray (pongrl[ray]; see pongrl.distributed) ----------------------------
+    workers: int = 0
+    """Ray workers (actors) that play the games, num_envs games each, while the
+    learner stays in this process; needs `pongrl train --ray ADDRESS`. 0: play
+    and learn in this process."""
+    worker_steps: int = 128
+    """With workers, REINFORCE: steps every worker plays per round, between two
+    parameter broadcasts (a PPO round is ppo_num_steps steps: one rollout)."""
     # --- policy ------------------------------------------------------------
     hidden: int = 200
     """Hidden ReLU units of the 2-layer MLP."""
@@ -102,6 +116,10 @@ class Config:
         need(self.episodes is None or self.episodes >= 0, f"episodes must be >= 0, got {self.episodes!r}")
         need(self.steps is None or self.steps >= 0, f"steps must be >= 0, got {self.steps!r}")
         need(self.checkpoint_every >= 0, f"checkpoint_every must be >= 0, got {self.checkpoint_every!r}")
+        need(self.eval_every >= 0, f"eval_every must be >= 0, got {self.eval_every!r}")
+        need(self.eval_games >= 1, f"eval_games must be >= 1, got {self.eval_games!r}")
+        need(0 <= self.workers <= 100_000, f"workers must be in [0, 100000], got {self.workers!r}")
+        need(self.worker_steps >= 1, f"worker_steps must be >= 1, got {self.worker_steps!r}")
         need(self.hidden >= 1, f"hidden must be >= 1, got {self.hidden!r}")
         need(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size!r}")
         need(self.lr > 0, f"lr must be > 0, got {self.lr!r}")

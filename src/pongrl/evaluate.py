@@ -1,7 +1,9 @@
 """Play full games with a trained agent: scores for `pongrl eval`, frames for `pongrl play`.
 
 Evaluation games are reset with seeds from the EVAL split, which never meets
-the seeds used in training (see env.episode_seed).
+the seeds used in training (see env.episode_seed). `pongrl eval --seed S`
+takes S in [0, 2**20); the evaluations made during training (Config.eval_every)
+use 2**20 + the run's seed, so a user's evaluation never replays them.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from . import checkpoint, policy
 from .config import Config
 from .env import EVAL_SEEDS, PongVecEnv, episode_seed, make_env
 from .preprocess import frame_diff, preprocess
+
+USER_EVAL_SEEDS = 2**20  # `pongrl eval --seed` is below this; training-time evals are at or above
+PRETRAINED = "pong_ppo.npz"  # the shipped agent, in pongrl/pretrained/
 
 
 @dataclass
@@ -55,6 +60,27 @@ def load_agent(path: str | Path) -> Agent:
     except (KeyError, TypeError, ValueError) as e:
         raise checkpoint.CheckpointError(f"{path}: damaged config in header ({e})") from None
     return agent_from_arrays(arrays, cfg, path)
+
+
+def save_agent(path: str | Path, agent: Agent, info: dict, compress: bool = False) -> None:
+    """Write an agent-only checkpoint (parameters, config and `info`, e.g. its eval score)."""
+    arrays = {f"params/{k}": v for k, v in agent.params.items()}
+    checkpoint.save(path, arrays, {"config": agent.cfg.to_dict(), "kind": "agent", **info}, compress=compress)
+
+
+def pretrained_path() -> Path:
+    """The agent that ships with pongrl (trained with PPO; see pongrl/pretrained/README.md)."""
+    from importlib.resources import files
+
+    path = Path(str(files("pongrl") / "pretrained" / PRETRAINED))
+    if not path.exists():
+        raise checkpoint.CheckpointError(f"this pongrl install has no pretrained agent ({path} is missing)")
+    return path
+
+
+def training_eval_seed(run_seed: int) -> int:
+    """Evaluation seed of the evaluations made while training (disjoint from `pongrl eval`'s)."""
+    return USER_EVAL_SEEDS + run_seed
 
 
 def _quotas(games: int, n: int) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""Run logging: metrics.csv (one row per finished episode) and a progress bar."""
+"""Run logging: metrics.csv (one row per finished episode), eval.csv, a progress
+bar, and optionally TensorBoard event files (`--tensorboard`, via tensorboardX)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 from pathlib import Path
 
 METRIC_COLUMNS = ["episode", "env_steps", "return", "running_reward", "length", "wall_s"]
+EVAL_COLUMNS = ["env_steps", "wall_s", "mean", "std", "win_rate"]  # eval.csv: one row per evaluation
 
 
 class CsvLog:
@@ -56,3 +58,43 @@ def progress_bar(total: int | None, initial: int, unit: str, enabled: bool):
     from tqdm import tqdm
 
     return tqdm(total=total, initial=initial, unit=unit, disable=not enabled, dynamic_ncols=True, smoothing=0.05)
+
+
+# ------------------------------------------------------------------ TensorBoard
+TENSORBOARD_INSTALL = "pip install tensorboardX (pongrl's [tensorboard] extra)"
+
+
+class MissingExtra(RuntimeError):
+    """An optional dependency that the asked-for feature needs is not installed."""
+
+
+def require_tensorboardx():
+    """The tensorboardX module, or MissingExtra saying how to install it."""
+    try:
+        import tensorboardX
+    except ImportError:
+        raise MissingExtra(f"--tensorboard needs the tensorboardX package, which is not installed; "
+                           f"install it with: {TENSORBOARD_INSTALL}") from None
+    return tensorboardX
+
+
+class TensorBoardLog:
+    """Scalars for TensorBoard, written by tensorboardX (no deep-learning framework)
+    as event files in the run folder, against env steps, with CleanRL's names
+    (charts/episodic_return, charts/SPS, losses/value_loss, eval/mean_score, ...).
+
+    A resumed run passes `purge_step` (its env steps at resume): TensorBoard then
+    hides what an earlier session logged at or after that step and never saved in a
+    checkpoint, so no step is shown twice.
+    """
+
+    def __init__(self, run_dir: str | Path, purge_step: int | None = None, flush_secs: int = 10):
+        tbx = require_tensorboardx()
+        self._w = tbx.SummaryWriter(str(run_dir), purge_step=purge_step, flush_secs=flush_secs)
+
+    def write(self, scalars: dict[str, float], step: int) -> None:
+        for tag, value in scalars.items():
+            self._w.add_scalar(tag, float(value), int(step))
+
+    def close(self) -> None:
+        self._w.close()

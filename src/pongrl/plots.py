@@ -1,19 +1,40 @@
-"""Learning curves from a run folder's metrics.csv, drawn headless (Agg)."""
+"""Pictures: learning curves, what the network sees (frames), what it learned (weights).
+
+Figures are built with matplotlib's object API (`matplotlib.figure.Figure`),
+never pyplot: nothing here selects or switches a backend, so PNGs render
+headless (Agg) and, in a notebook, a returned figure displays inline.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from .logger import read_csv
+from .preprocess import D, H, W
+
+DPI = 100
+TILE_GAP = 1  # pixels between two units' images in the weights mosaic
+TITLE_LINE_PX, TITLE_CHAR_PX = 18, 8  # title strip of the weights picture: per line of text, per character
 
 
-def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
-    """Return and running reward against episodes and against env steps -> PNG path."""
-    import matplotlib
+def _figure(width_in: float, height_in: float):
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    return Figure(figsize=(width_in, height_in), dpi=DPI)
 
+
+def save(fig, out: str | Path, dpi: int = DPI) -> Path:
+    """Write a figure (format from the file suffix, e.g. .png) -> the path."""
+    out = Path(out)
+    fig.savefig(out, dpi=dpi)
+    return out
+
+
+# ------------------------------------------------------------------ learning curves
+def read_run_curves(run_dir: str | Path) -> tuple[list[dict], list[dict]]:
+    """A run folder's metrics.csv rows and eval.csv rows ([] when it has no evaluations)."""
     run_dir = Path(run_dir)
     metrics = run_dir / "metrics.csv"
     if not metrics.exists():
@@ -21,28 +42,75 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
     rows = read_csv(metrics)
     if not rows:
         raise ValueError(f"{metrics} has no finished episodes yet")
-    out = Path(out) if out else run_dir / "learning_curve.png"
-    cols = {k: [r[k] for r in rows] for k in ("episode", "env_steps", "return", "running_reward")}
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    evals = run_dir / "eval.csv"
+    return rows, (read_csv(evals) if evals.exists() else [])
+
+
+def agent_curves(agent_path: str | Path) -> tuple[list[dict], list[dict]]:
+    """The learning record of an agent file: NAME_metrics.csv and NAME_eval.csv
+    beside NAME.npz (how the pretrained agent ships its curve), else the
+    metrics.csv and eval.csv of the run folder the file is in."""
+    path = Path(agent_path)
+    beside = path.with_name(path.stem + "_metrics.csv")
+    if beside.exists():
+        evals = path.with_name(path.stem + "_eval.csv")
+        return read_csv(beside), (read_csv(evals) if evals.exists() else [])
+    return read_run_curves(path if path.is_dir() else path.parent)
+
+
+def curves_figure(metrics: list[dict], evals: list[dict] | None = None, title: str = ""):
+    """Return and running reward against episodes and against env steps; with
+    evaluation rows (eval.csv), a third panel: the evaluation score (mean ± std)
+    and win rate against env steps."""
+    panels = 3 if evals else 2
+    fig = _figure(5.5 * panels, 4)
+    axes = fig.subplots(1, panels, sharey=True)
+    cols = {k: [r[k] for r in metrics] for k in ("episode", "env_steps", "return", "running_reward")}
     for ax, xkey, xlabel in ((axes[0], "episode", "episode"), (axes[1], "env_steps", "agent steps")):
         ax.plot(cols[xkey], cols["return"], ".", ms=3, alpha=0.4, label="episode return")
         ax.plot(cols[xkey], cols["running_reward"], "-", lw=2, label="running reward (EMA 0.99)")
-        ax.axhline(0, color="gray", lw=0.8, ls="--")
         ax.set_xlabel(xlabel)
+    if evals:
+        _eval_panel(axes[2], evals)
+        axes[1].sharex(axes[2])
+    for ax in axes:
+        ax.axhline(0, color="gray", lw=0.8, ls="--")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("score (agent − opponent)")
     axes[0].legend(loc="best")
-    fig.suptitle(f"pongrl: {run_dir.name}")
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return fig
 
 
+def _eval_panel(ax, evals: list[dict]) -> None:
+    steps = np.array([r["env_steps"] for r in evals])
+    mean = np.array([r["mean"] for r in evals])
+    std = np.array([r["std"] for r in evals])
+    ax.fill_between(steps, mean - std, mean + std, color="C2", alpha=0.2, label="± std over games")
+    ax.plot(steps, mean, "o-", color="C2", ms=3, lw=2, label="evaluation score (mean)")
+    ax.set_xlabel("agent steps")
+    ax.set_title("evaluation (full games, held-out seeds)", fontsize=10)
+    ax.legend(loc="upper left")
+    win = ax.twinx()
+    win.plot(steps, [r["win_rate"] for r in evals], ":", color="C3", lw=1.5)
+    win.set_ylim(-0.02, 1.02)
+    win.set_ylabel("win rate (dotted)", color="C3")
+
+
+def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
+    """A run's learning curve (plus its evaluation curve, if it has eval.csv) -> PNG path."""
+    run_dir = Path(run_dir)
+    metrics, evals = read_run_curves(run_dir)
+    fig = curves_figure(metrics, evals, title=f"pongrl: {run_dir.resolve().name}")
+    return save(fig, out or run_dir / "learning_curve.png", dpi=110)
+
+
+# ------------------------------------------------------------------ frames
 def sample_frames(env_id: str = "ALE/Pong-v5", seed: int = 0, steps: int = 60):
-    """A raw RGB frame, the one before it, and both preprocessed, after `steps` random moves."""
-    import numpy as np
-
+    """A raw RGB frame (210, 160, 3), its 80x80 binary version and the difference
+    frame (80, 80) int8 with the frame before, after `steps` random moves."""
     from .env import make_env
     from .preprocess import preprocess
 
@@ -59,17 +127,12 @@ def sample_frames(env_id: str = "ALE/Pong-v5", seed: int = 0, steps: int = 60):
     return obs, preprocess(obs), preprocess(obs).astype(np.int8) - preprocess(prev).astype(np.int8)
 
 
-def plot_frames(out: str | Path, env_id: str = "ALE/Pong-v5", seed: int = 0) -> Path:
-    """Raw frame | preprocessed 80x80 | difference frame, side by side -> PNG path."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    raw, binary, diff = sample_frames(env_id, seed)
-    fig, axes = plt.subplots(1, 3, figsize=(10, 4.2))
+def frames_figure(raw: np.ndarray, binary: np.ndarray, diff: np.ndarray):
+    """Raw frame | preprocessed 80x80 | difference frame, side by side (1000x420 px)."""
+    fig = _figure(10, 4.2)
+    axes = fig.subplots(1, 3)
     axes[0].imshow(raw)
-    axes[0].set_title("raw frame 210×160×3")
+    axes[0].set_title(f"raw frame {'×'.join(map(str, raw.shape))}")
     axes[1].imshow(binary, cmap="gray", vmin=0, vmax=1)
     axes[1].set_title("preprocessed 80×80 (0/1)")
     axes[2].imshow(diff, cmap="bwr", vmin=-1, vmax=1)
@@ -78,7 +141,106 @@ def plot_frames(out: str | Path, env_id: str = "ALE/Pong-v5", seed: int = 0) -> 
         ax.set_xticks([])
         ax.set_yticks([])
     fig.tight_layout()
-    out = Path(out)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+    return fig
+
+
+def plot_frames(out: str | Path, env_id: str = "ALE/Pong-v5", seed: int = 0) -> Path:
+    """Raw frame | preprocessed 80x80 | difference frame, side by side -> PNG path."""
+    return save(frames_figure(*sample_frames(env_id, seed)), out)
+
+
+# ------------------------------------------------------------------ weights
+def unit_images(W1: np.ndarray) -> np.ndarray:
+    """W1 (U, 6400 k) -> (U, 80, 80 k): each hidden unit's input weights as an image.
+
+    k = 1 for difference-frame inputs. For PPO's 'frame+diff' inputs (k = 2:
+    the current frame's 6400 pixels, then the difference frame's), the frame
+    half is on the left and the difference half on the right.
+    """
+    units, d = W1.shape
+    if d % D:
+        raise ValueError(f"W1 has {d} inputs per unit; expected a multiple of {D} (80x80 pixels)")
+    k = d // D
+    return np.asarray(W1).reshape(units, k, H, W).transpose(0, 2, 1, 3).reshape(units, H, k * W)
+
+
+def unit_order(params: dict[str, np.ndarray]) -> np.ndarray:
+    """Hidden units, most influential on the policy first: by |W2| (REINFORCE) or
+    by the norm of the unit's column of the policy head Wpi (PPO)."""
+    if "Wpi" in params:
+        weight = np.linalg.norm(params["Wpi"].astype(np.float64), axis=0)  # (H,)
+    else:
+        weight = np.abs(params["W2"].astype(np.float64))  # (H,)
+    return np.argsort(-weight, kind="stable")
+
+
+def grid_shape(n: int, tile_h: int, tile_w: int) -> tuple[int, int]:
+    """Rows and columns of a near-square grid of n tiles of tile_h x tile_w."""
+    cols = max(1, int(np.ceil(np.sqrt(n * tile_h / tile_w))))
+    return int(np.ceil(n / cols)), cols
+
+
+def mosaic(tiles: np.ndarray, gap: int = TILE_GAP) -> np.ndarray:
+    """(N, h, w) tiles -> one image, row-major on a near-square grid; each tile is
+    scaled by its largest |value| to [-1, 1]; gaps and empty cells are NaN."""
+    n, h, w = tiles.shape
+    rows, cols = grid_shape(n, h, w)
+    out = np.full((rows * (h + gap) - gap, cols * (w + gap) - gap), np.nan)
+    scale = np.abs(tiles).reshape(n, -1).max(axis=1)  # (N,)
+    scale[scale == 0] = 1.0
+    for i in range(n):
+        r, c = divmod(i, cols)
+        out[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = tiles[i] / scale[i]
     return out
+
+
+def weights_figure(params: dict[str, np.ndarray], units: int | None = None, title: str = ""):
+    """A grid of the hidden units' input weights (rows of W1), each drawn as an
+    80x80 image (80x160 for 'frame+diff': frame | diff), red positive, blue
+    negative, each unit on its own scale; most influential units first. One
+    weight is one pixel: the picture is the mosaic's size plus a title strip."""
+    import textwrap
+
+    import matplotlib
+
+    order = unit_order(params)[:units]
+    image = mosaic(unit_images(params["W1"][order].astype(np.float64)))
+    height, width = image.shape
+    lines = textwrap.wrap(title or f"{len(order)} hidden units' W1 rows", max(10, width // TITLE_CHAR_PX))
+    strip = TITLE_LINE_PX * (len(lines) + 1)  # px
+    fig = _figure(width / DPI, (height + strip) / DPI)
+    ax = fig.add_axes((0, 0, 1, height / (height + strip)))
+    cmap = matplotlib.colormaps["RdBu_r"].with_extremes(bad="white")
+    ax.imshow(image, cmap=cmap, vmin=-1, vmax=1, interpolation="nearest", aspect="equal")
+    ax.set_axis_off()
+    fig.text(0.5, 1 - 0.5 * strip / (height + strip), "\n".join(lines), ha="center", va="center", fontsize=10)
+    return fig
+
+
+def initial_params(cfg) -> dict[str, np.ndarray]:
+    """The parameters a run of this Config started from (they are a function of its seed)."""
+    from .train import make_algo
+
+    return make_algo(cfg, np.random.default_rng(cfg.seed)).params
+
+
+def weights_title(params: dict[str, np.ndarray], algo: str, units: int, minus_init: bool = False) -> str:
+    k = params["W1"].shape[1] // D
+    what = "80×80 difference-frame weights" if k == 1 else "weights on the frame (left) and difference frame (right)"
+    change = " (minus their initial values)" if minus_init else ""
+    return f"{algo}: {units} of {params['W1'].shape[0]} hidden units, most influential first; {what}{change}"
+
+
+def agent_weights_figure(agent, units: int | None = None, minus_init: bool = False):
+    """The weights mosaic of an Agent (pongrl.evaluate.Agent). With `minus_init`,
+    draw what training changed: W1 minus the run's initial W1."""
+    params = dict(agent.params)
+    if minus_init:
+        params["W1"] = params["W1"].astype(np.float64) - initial_params(agent.cfg)["W1"]
+    n = min(units or params["W1"].shape[0], params["W1"].shape[0])
+    return weights_figure(params, n, weights_title(params, agent.cfg.algo, n, minus_init))
+
+
+def plot_weights(agent, out: str | Path, units: int | None = None, minus_init: bool = False) -> Path:
+    """`agent_weights_figure` -> PNG path."""
+    return save(agent_weights_figure(agent, units, minus_init), out)

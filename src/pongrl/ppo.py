@@ -153,6 +153,18 @@ def sample_actions(params: Params, x: np.ndarray, frames: np.ndarray, rng: np.ra
     return action_set(params)[sample(log_softmax(logits), rng.random(len(logits)))]
 
 
+def sample_step(params: Params, x: np.ndarray, frames: np.ndarray, obs: str,
+                rng: np.random.Generator) -> tuple[SparseRows, np.ndarray, np.ndarray, np.ndarray]:
+    """How the learner acts (here, or in a Ray worker: pongrl.distributed): the encoded
+    inputs (N, D), sampled action indices (N,), their log-probabilities (N,) and the
+    values (N,), for difference frames x (N, 6400) and frames (N, 80, 80)."""
+    xs = encode(x, frames, obs)
+    logits, values, _ = forward(params, compact(xs))
+    logp = log_softmax(logits)
+    a = sample(logp, rng.random(len(logp)))
+    return xs, a, logp[np.arange(len(a)), a], values
+
+
 def sample(logp: np.ndarray, u: np.ndarray) -> np.ndarray:
     """Indices (B,) drawn from log probabilities (B, A) by inverting the CDF at u (B,) in [0, 1)."""
     cdf = np.cumsum(np.exp(logp), axis=1)  # (B, A)
@@ -415,12 +427,8 @@ class PPO:
 
     def act(self, x: np.ndarray, frames: np.ndarray, rng: np.random.Generator, group: int = 0) -> np.ndarray:
         """Sample an ALE action for every game of the group; keeps what `observe` stores."""
-        xs = encode(x, frames, self.cfg.ppo_obs)
-        logits, values, _ = forward(self.params, compact(xs))
-        logp = log_softmax(logits)
-        a = sample(logp, rng.random(len(logp)))
-        self.pending[group] = (xs, a, logp[np.arange(len(a)), a], values)
-        return self.action_ids[a]
+        self.pending[group] = step = sample_step(self.params, x, frames, self.cfg.ppo_obs, rng)
+        return self.action_ids[step[1]]
 
     def ready(self, group: int) -> bool:
         """A group may act unless its rollout is complete and waits for the others'."""

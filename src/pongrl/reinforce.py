@@ -124,6 +124,13 @@ def policy_gradient(params: policy.Params, eps: Episodes, gamma: float) -> tuple
     return grads, {"losses/policy_loss": -objective / n, "losses/entropy": entropy / n}
 
 
+def sample_step(params: policy.Params, x: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, SparseRows]:
+    """UP/DOWN (N,) sampled from P(UP | x) for inputs x (N, 6400) int8, and x as CSR:
+    how the learner acts (here, or in a Ray worker: pongrl.distributed)."""
+    p, xs = policy.p_up(params, x)
+    return policy.actions_from_probs(p, rng.random(len(p), dtype=p.dtype)), xs
+
+
 class Reinforce:
     """The learner: parameters, RMSProp cache, and an episode buffer per group of games.
 
@@ -143,8 +150,8 @@ class Reinforce:
 
     def act(self, x: np.ndarray, frames: np.ndarray, rng: np.random.Generator, group: int = 0) -> np.ndarray:
         """Sample UP/DOWN for every game of the group from P(UP | x); x is kept for `observe`."""
-        p, self.pending[group] = policy.p_up(self.params, x)
-        return policy.actions_from_probs(p, rng.random(len(p), dtype=p.dtype))
+        actions, self.pending[group] = sample_step(self.params, x, rng)
+        return actions
 
     def ready(self, group: int) -> bool:
         """REINFORCE may always act: its gradient is taken at update time."""

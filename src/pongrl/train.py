@@ -25,7 +25,8 @@ import numpy as np
 from . import checkpoint
 from .config import Config
 from .env import PongVecEnv
-from .logger import METRIC_COLUMNS, CsvLog, progress_bar, truncate_csv
+from .logger import (EVAL_COLUMNS, METRIC_COLUMNS, CsvLog, TensorBoardLog, progress_bar, require_tensorboardx,
+                     truncate_csv)
 from .preprocess import D
 from .reinforce import Reinforce
 
@@ -45,6 +46,8 @@ class Counters:
     running_reward: float | None = None
     last_return: float | None = None
     next_group: int = 0  # the group of games whose turn is next
+    evals: int = 0  # evaluations made (Config.eval_every)
+    best_eval: float | None = None  # best evaluation mean so far (kept in best.npz)
 
 
 @dataclass
@@ -85,6 +88,10 @@ def make_envs(cfg: Config) -> list[PongVecEnv]:
 
 
 def save_run(run: Run, path: Path) -> None:
+    if run.cfg.workers:  # games on Ray workers
+        from .distributed import save_ray_run
+
+        return save_ray_run(run, path)
     arrays = run.algo.state()
     for g, env in enumerate(run.envs):
         arrays |= {f"env{g}/{k}": v for k, v in env.state().items()}
@@ -100,6 +107,10 @@ def load_run(path: Path, overrides: dict | None = None) -> Run:
     except (KeyError, TypeError, ValueError) as e:
         raise checkpoint.CheckpointError(f"{path}: damaged run header ({e})") from None
     checkpoint.check_shapes(arrays, expected_shapes(cfg), path)
+    if cfg.workers:  # games on Ray workers
+        from .distributed import load_ray_run
+
+        return load_ray_run(path, cfg, counters, arrays, meta)
     rng = np.random.default_rng(cfg.seed)
     run = Run(cfg, make_algo(cfg, rng), make_envs(cfg), rng, counters)
     try:
@@ -114,6 +125,10 @@ def load_run(path: Path, overrides: dict | None = None) -> Run:
 
 
 def new_run(cfg: Config) -> Run:
+    if cfg.workers:  # games on Ray workers
+        from .distributed import new_ray_run
+
+        return new_ray_run(cfg)
     rng = np.random.default_rng(cfg.seed)
     run = Run(cfg, make_algo(cfg, rng), make_envs(cfg), rng)
     run.xs = [env.reset() for env in run.envs]
@@ -135,6 +150,7 @@ def open_run(run_dir: Path, cfg: Config | None, resume: bool, targets: dict) -> 
             raise RunError(f"nothing to resume: {ckpt} does not exist")
         run = load_run(ckpt, targets)
         truncate_csv(run_dir / "metrics.csv", "episode", run.counters.episodes)
+        truncate_csv(run_dir / "eval.csv", "env_steps", run.counters.env_steps)
     else:
         if ckpt.exists():
             raise RunError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose another --out")
@@ -150,76 +166,149 @@ def finished_training(cfg: Config, c: Counters) -> bool:
 
 
 def train(run_dir: str | Path, cfg: Config | None = None, resume: bool = False, targets: dict | None = None,
-          progress: bool = True) -> dict:
+          progress: bool = True, tensorboard: bool = False) -> dict:
     """Train until the config's episode/step totals are reached or Ctrl-C; returns a summary.
 
     On Ctrl-C (SIGINT) the run is checkpointed and the summary says interrupted.
+    With `tensorboard`, scalars are also logged as TensorBoard event files in
+    `run_dir` (logger.TensorBoardLog; needs tensorboardX).
     BLAS runs on one thread: its matrices are small, and its spinning threads
     would fight the emulator's threads for the cores.
     """
     from threadpoolctl import threadpool_limits
 
+    if tensorboard:
+        require_tensorboardx()  # before the run folder is made
     with threadpool_limits(1):
-        return _train(Path(run_dir), cfg, resume, targets or {}, progress)
+        return _train(Path(run_dir), cfg, resume, targets or {}, progress, tensorboard)
 
 
-def _train(run_dir: Path, cfg: Config | None, resume: bool, targets: dict, progress: bool) -> dict:
+class Logs:
+    """Where a run reports: metrics.csv, eval.csv, TensorBoard (optional) and the progress bar."""
+
+    def __init__(self, run_dir: Path, run: Run, resume: bool, progress: bool, tensorboard: bool):
+        cfg, c = run.cfg, run.counters
+        self.metrics = CsvLog(run_dir / "metrics.csv", METRIC_COLUMNS)
+        self.evals = CsvLog(run_dir / "eval.csv", EVAL_COLUMNS) if cfg.eval_every else None
+        self.tb = TensorBoardLog(run_dir, purge_step=c.env_steps if resume else None) if tensorboard else None
+        self.bar = progress_bar(cfg.episodes, c.episodes, "ep", progress)
+        self.start, self.steps0 = time.perf_counter(), c.env_steps
+
+    def sps(self, c: Counters) -> float:
+        return (c.env_steps - self.steps0) / max(time.perf_counter() - self.start, 1e-9)
+
+    def episode(self, c: Counters, length: int) -> None:
+        self.metrics.write({"episode": c.episodes, "env_steps": c.env_steps, "return": c.last_return,
+                            "running_reward": round(c.running_reward, 6), "length": length,
+                            "wall_s": round(c.wall_s, 3)})
+        self.scalars({"charts/episodic_return": c.last_return, "charts/episodic_length": length,
+                      "charts/running_reward": c.running_reward}, c.env_steps)
+
+    def turn(self, c: Counters, new_episodes: int, stats: dict | None) -> None:
+        if new_episodes or stats:
+            self.scalars({"charts/SPS": self.sps(c), **(stats or {})}, c.env_steps)
+        if new_episodes:
+            self.bar.update(new_episodes)
+            self.bar.set_postfix(steps=str(c.env_steps), sps=f"{self.sps(c):.0f}", ret=c.last_return,
+                                 running=f"{c.running_reward:.2f}")
+
+    def evaluation(self, c: Counters, res: dict) -> None:
+        self.evals.write({"env_steps": c.env_steps, "wall_s": round(c.wall_s, 3), "mean": res["mean"],
+                          "std": round(res["std"], 6), "win_rate": res["win_rate"]})
+        self.scalars({"eval/mean_score": res["mean"], "eval/std_score": res["std"],
+                      "eval/win_rate": res["win_rate"]}, c.env_steps)
+        self.bar.set_postfix(steps=str(c.env_steps), eval=f"{res['mean']:+.1f}", best=f"{c.best_eval:+.1f}")
+
+    def scalars(self, values: dict, step: int) -> None:
+        if self.tb is not None:
+            self.tb.write(values, step)
+
+    def close(self) -> None:
+        for log in (self.bar, self.metrics, self.evals, self.tb):
+            if log is not None:
+                log.close()
+
+
+def _train(run_dir: Path, cfg: Config | None, resume: bool, targets: dict, progress: bool,
+           tensorboard: bool = False) -> dict:
     run = open_run(run_dir, cfg, resume, targets)
     cfg, c = run.cfg, run.counters
     ckpt = run_dir / "checkpoint.npz"
-    metrics = CsvLog(run_dir / "metrics.csv", METRIC_COLUMNS)
+    logs = Logs(run_dir, run, resume, progress, tensorboard)
     stop = {"sigint": False}
     previous = signal.signal(signal.SIGINT, lambda *_: stop.update(sigint=True))
-    bar = progress_bar(cfg.episodes if cfg.episodes is not None else None, c.episodes, "ep", progress)
-    start, steps0 = time.perf_counter(), c.env_steps
-    t0 = start - c.wall_s  # wall_s counts resumed time too
+    t0 = time.perf_counter() - c.wall_s  # wall_s counts resumed time too
     try:
         while not finished_training(cfg, c) and not stop["sigint"]:
             before = c.episodes
-            finished = turn(run)
+            finished, stats = turn(run)
             for f in finished:
-                c.episodes += 1
-                c.last_return = f.ret
-                c.running_reward = f.ret if c.running_reward is None else 0.99 * c.running_reward + 0.01 * f.ret
+                count_episode(c, f.ret, time.perf_counter() - t0)
+                logs.episode(c, f.length)
+            logs.turn(c, c.episodes - before, stats)
+            every = cfg.checkpoint_every
+            if every and c.episodes // every > before // every:
                 c.wall_s = time.perf_counter() - t0
-                metrics.write({"episode": c.episodes, "env_steps": c.env_steps, "return": f.ret,
-                               "running_reward": round(c.running_reward, 6), "length": f.length,
-                               "wall_s": round(c.wall_s, 3)})
-            if finished:
-                bar.update(c.episodes - before)
-                sps = (c.env_steps - steps0) / max(time.perf_counter() - start, 1e-9)
-                bar.set_postfix(steps=str(c.env_steps), sps=f"{sps:.0f}", ret=c.last_return, running=f"{c.running_reward:.2f}")
-                every = cfg.checkpoint_every
-                if every and c.episodes // every > before // every:
-                    c.wall_s = time.perf_counter() - t0
-                    save_run(run, ckpt)
+                save_run(run, ckpt)
+            if cfg.eval_every and c.env_steps >= (c.evals + 1) * cfg.eval_every:
+                c.wall_s = time.perf_counter() - t0
+                logs.evaluation(c, evaluate_now(run, run_dir))
+                save_run(run, ckpt)  # eval.csv and best.npz never run ahead of the checkpoint
+                t0 = time.perf_counter() - c.wall_s  # evaluation time is not training time
         c.wall_s = time.perf_counter() - t0
         save_run(run, ckpt)
     finally:
         signal.signal(signal.SIGINT, previous)
-        bar.close()
-        metrics.close()
+        logs.close()
         run.close()
     return {"run_dir": str(run_dir), "episodes": c.episodes, "env_steps": c.env_steps, "wall_s": c.wall_s,
             "updates": run.algo.updates, "running_reward": c.running_reward, "interrupted": stop["sigint"]}
 
 
-def turn(run: Run) -> list:
+def count_episode(c: Counters, ret: float, wall_s: float) -> None:
+    c.episodes += 1
+    c.last_return = ret
+    c.running_reward = ret if c.running_reward is None else 0.99 * c.running_reward + 0.01 * ret
+    c.wall_s = wall_s
+
+
+def evaluate_now(run: Run, run_dir: Path) -> dict:
+    """Score the current policy over cfg.eval_games full games; keep best.npz."""
+    from .evaluate import Agent, evaluate, save_agent, training_eval_seed
+
+    cfg, c = run.cfg, run.counters
+    agent = Agent(cfg, run.algo.params)
+    res = evaluate(agent, cfg.eval_games, seed=training_eval_seed(cfg.seed))
+    c.evals = c.env_steps // cfg.eval_every
+    if c.best_eval is None or res["mean"] > c.best_eval:
+        c.best_eval = res["mean"]
+        info = {"eval": {"env_steps": c.env_steps, "wall_s": c.wall_s, "seed": training_eval_seed(cfg.seed),
+                         **{k: res[k] for k in ("games", "mean", "std", "win_rate", "scores")}}}
+        save_agent(run_dir / "best.npz", agent, info)
+    return res
+
+
+def turn(run: Run) -> tuple[list, dict | None]:
     """One group's turn: collect its step (if one is in flight), learn, and send its next actions.
 
     While Python works here, the other groups' games are being emulated. Returns
-    the episodes that finished."""
+    the episodes that finished, and the algorithm's stats if it has just updated.
+    With Ray workers (Config.workers), a turn is a round of every worker's games."""
+    if run.cfg.workers:
+        from .distributed import ray_turn
+
+        return ray_turn(run)
     g = run.counters.next_group
     env, algo = run.envs[g], run.algo
-    finished = []
+    finished, stats = [], None
     if env.pending is not None:
         actions = env.pending
         run.xs[g], rewards, dones, finished = env.recv()
         run.counters.env_steps += env.num_envs
-        algo.observe(actions, rewards, dones, run.xs[g], env.cur, group=g)
+        stats = algo.observe(actions, rewards, dones, run.xs[g], env.cur, group=g)
     if algo.ready(g):
         env.send(algo.act(run.xs[g], env.cur, run.rng, group=g))
     elif all(e.pending is None for e in run.envs):
         raise RuntimeError("no group of games can move: the algorithm waits for steps that never come")
     run.counters.next_group = (g + 1) % len(run.envs)
-    return finished
+    return finished, stats

@@ -1,0 +1,56 @@
+"""Package a trained agent as pongrl's shipped pretrained agent.
+
+    python scripts/make_pretrained.py RUN_DIR [--games 10] [--out src/pongrl/pretrained/pong_ppo.npz]
+
+Takes RUN_DIR/best.npz (the policy at the best evaluation during training,
+Config.eval_every), scores it again on `pongrl eval`'s seeds (seed 0, which
+training-time evaluations never use), and writes a compressed agent file whose
+header holds the training config, the training-time evaluation that chose it,
+and this fresh evaluation. Refuses to write an agent file over 10 MB. The
+run's metrics.csv and eval.csv are copied beside it (OUT_metrics.csv,
+OUT_eval.csv) as the agent's learning curves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+from pongrl import checkpoint
+from pongrl.evaluate import evaluate, load_agent, save_agent
+
+MAX_BYTES = 10 * 2**20
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("run_dir", type=Path)
+    ap.add_argument("--games", type=int, default=10)
+    ap.add_argument("--seed", type=int, default=0, help="evaluation seed, as `pongrl eval --seed`")
+    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "src/pongrl/pretrained/pong_ppo.npz")
+    args = ap.parse_args(argv)
+
+    best = args.run_dir / "best.npz"
+    agent = load_agent(best)
+    _, meta = checkpoint.load(best)
+    fresh = evaluate(agent, args.games, seed=args.seed)
+    info = {"eval_during_training": meta["eval"],
+            "eval": {"seed": args.seed, **{k: fresh[k] for k in ("games", "mean", "std", "win_rate", "scores")}},
+            "made_by": f"python scripts/make_pretrained.py {args.run_dir} --games {args.games} --seed {args.seed}"}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    save_agent(args.out, agent, info, compress=True)
+    size = args.out.stat().st_size
+    if size > MAX_BYTES:
+        args.out.unlink()
+        raise SystemExit(f"{args.out}: {size} bytes is over the {MAX_BYTES}-byte limit; not written")
+    for name in ("metrics", "eval"):
+        shutil.copy(args.run_dir / f"{name}.csv", args.out.with_name(f"{args.out.stem}_{name}.csv"))
+    summary = {"out": str(args.out), "bytes": size, **info}
+    print(json.dumps(summary, indent=2))
+    return summary
+
+
+if __name__ == "__main__":
+    main()
