@@ -95,7 +95,7 @@ def write_csv(path: Path, runs: list[dict]) -> None:
                 w.writerow([r["algo"], r["seed"], e["env_steps"], e["wall_s"], e["score"]])
 
 
-def plot(path: Path, runs: list[dict]) -> None:
+def plot(path: Path, runs: list[dict], title: str = "Pong: PPO vs REINFORCE") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -118,7 +118,7 @@ def plot(path: Path, runs: list[dict]) -> None:
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(f"mean score of {EVAL_GAMES} eval games")
     axes[1].legend(fontsize=8)
-    fig.suptitle("Pong: PPO vs REINFORCE")
+    fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -6,7 +6,9 @@ Takes RUN_DIR/best.npz (the policy at the best evaluation during training,
 Config.eval_every), scores it again on `pongrl eval`'s seeds (seed 0, which
 training-time evaluations never use), and writes a compressed agent file whose
 header holds the training config, the training-time evaluation that chose it,
-and this fresh evaluation. Refuses to write an agent file over 10 MB. The
+and this fresh evaluation. The parameters are stored as float16 (pongrl acts
+with them in float32), which halves the file; the fresh evaluation scores the
+file as written, rounding included. Refuses to write an agent file over 10 MB. The
 run's metrics.csv and eval.csv are copied beside it (OUT_metrics.csv,
 OUT_eval.csv) as the agent's learning curves.
 """
@@ -19,7 +21,9 @@ import shutil
 from pathlib import Path
 
 from pongrl import checkpoint
-from pongrl.evaluate import evaluate, load_agent, save_agent
+import numpy as np
+
+from pongrl.evaluate import Agent, evaluate, load_agent, save_agent
 
 MAX_BYTES = 10 * 2**20
 
@@ -33,14 +37,16 @@ def main(argv=None) -> dict:
     args = ap.parse_args(argv)
 
     best = args.run_dir / "best.npz"
-    agent = load_agent(best)
     _, meta = checkpoint.load(best)
-    fresh = evaluate(agent, args.games, seed=args.seed)
+    trained = load_agent(best)
+    small = Agent(trained.cfg, {k: v.astype(np.float16) for k, v in trained.params.items()})
     info = {"eval_during_training": meta["eval"],
-            "eval": {"seed": args.seed, **{k: fresh[k] for k in ("games", "mean", "std", "win_rate", "scores")}},
             "made_by": f"python scripts/make_pretrained.py {args.run_dir} --games {args.games} --seed {args.seed}"}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    save_agent(args.out, agent, info, compress=True)
+    save_agent(args.out, small, info, compress=True)
+    fresh = evaluate(load_agent(args.out), args.games, seed=args.seed)  # the file as users get it
+    info["eval"] = {"seed": args.seed, **{k: fresh[k] for k in ("games", "mean", "std", "win_rate", "scores")}}
+    save_agent(args.out, small, info, compress=True)
     size = args.out.stat().st_size
     if size > MAX_BYTES:
         args.out.unlink()
