@@ -20,9 +20,9 @@ import json
 import shutil
 from pathlib import Path
 
-from pongrl import checkpoint
 import numpy as np
 
+from pongrl import checkpoint
 from pongrl.evaluate import Agent, evaluate, load_agent, save_agent
 
 MAX_BYTES = 10 * 2**20
