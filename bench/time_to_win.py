@@ -14,7 +14,9 @@ are sampled from the policy, as in training.
 Wall times are training time only (the train loop's wall_s: evaluations are
 not counted). Writes DIR/results.json, DIR/evals.csv and
 DIR/curves.png (eval score vs env steps and vs wall time), and prints the
-JSON. See bench/TIME_TO_WIN.md.
+JSON. With --resume, runs already in DIR (of the same config) are continued
+rather than refused, so a long benchmark can be done in parts. See
+bench/TIME_TO_WIN.md.
 """
 
 from __future__ import annotations
@@ -53,11 +55,14 @@ def train_and_evaluate(run_dir: Path, cfg: Config, args, max_steps: int | None, 
     args.eval_every env steps; training runs in chunks of that size so that the time
     budget is checked between chunks (every chunk after the first resumes the run)."""
     target, summary = 0, None
+    resume = (run_dir / "checkpoint.npz").exists()  # a run of an earlier invocation (--resume)
+    if resume and read_evals(run_dir):
+        target = read_evals(run_dir)[-1]["env_steps"] // args.eval_every * args.eval_every
     while True:
         target += args.eval_every
         if max_steps is not None:
             target = min(target, max_steps)
-        if summary is None:
+        if summary is None and not resume:
             summary = train(run_dir, dataclasses.replace(cfg, steps=target), progress=False)
         else:
             summary = train(run_dir, resume=True, targets={"steps": target}, progress=False)
@@ -83,6 +88,16 @@ def first_reached(evals: list[dict]) -> dict:
         hit = next((e for e in evals if e["score"] >= thr), None)
         out[f"{thr:+g}"] = None if hit is None else {"env_steps": hit["env_steps"], "wall_s": hit["wall_s"]}
     return out
+
+
+def check_resumable(run_dir: Path, cfg: Config, resume: bool) -> None:
+    """An existing run may be continued (--resume) only if it is a run of this config."""
+    if not resume:
+        sys.exit(f"{run_dir} already holds a run; continue it with --resume or choose another --out")
+    saved = json.loads((run_dir / "config.json").read_text())
+    differ = sorted(k for k, v in cfg.to_dict().items() if k != "steps" and saved.get(k, v) != v)
+    if differ:
+        sys.exit(f"{run_dir} holds a run of another config ({', '.join(differ)} differ); choose another --out")
 
 
 # ---------------------------------------------------------------- outputs
@@ -150,6 +165,8 @@ def parse_args(argv=None):
     ap.add_argument("--stop-at-win", action="store_true",
                     help=f"stop a run once an evaluation reaches {THRESHOLDS[-1]:+g} (saves hours)")
     ap.add_argument("--out", type=Path, default=Path("bench_out/time_to_win"))
+    ap.add_argument("--resume", action="store_true",
+                    help="continue the runs already in --out (from an interrupted or shorter invocation)")
     return ap.parse_args(argv)
 
 
@@ -164,7 +181,7 @@ def main(argv=None) -> dict:
                          eval_every=args.eval_every, eval_games=EVAL_GAMES).validate()
             run_dir = args.out / f"{algo}_seed{seed}"
             if (run_dir / "checkpoint.npz").exists():
-                sys.exit(f"{run_dir} already holds a run; choose another --out")
+                check_resumable(run_dir, cfg, args.resume)
             seconds = args.minutes * 60 if budget is None else None
             run = train_and_evaluate(run_dir, cfg, args, budget, seconds)
             runs.append(run)

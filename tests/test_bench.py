@@ -112,3 +112,19 @@ def test_time_to_win_smoke(tmp_path):
     assert json.loads((out / "results.json").read_text())["summary"] == res["summary"]
     assert (out / "curves.png").stat().st_size > 10_000
     assert len((out / "evals.csv").read_text().splitlines()) == 1 + 4
+
+
+@pytest.mark.slow
+def test_time_to_win_resume_continues_the_runs_in_out(tmp_path):
+    import time_to_win
+
+    out = tmp_path / "ttw"
+    args = ["--seeds", "0", "--algos", "ppo", "--eval-every", "2048", "--out", str(out)]
+    first = time_to_win.main(args + ["--steps", "2048"])
+    with pytest.raises(SystemExit, match="already holds a run; continue it with --resume"):
+        time_to_win.main(args + ["--steps", "4096"])
+    more = time_to_win.main(args + ["--steps", "4096", "--resume"])
+    [a], [b] = first["runs"], more["runs"]
+    assert len(a["evals"]) == 1 and b["evals"][0] == a["evals"][0] and len(b["evals"]) == 2
+    with pytest.raises(SystemExit, match=r"another config \(env_id differ\)"):
+        time_to_win.main(args + ["--steps", "4096", "--resume", "--env-id", "Pong-v0"])

@@ -46,6 +46,10 @@ def _parse_optional_int(s: str) -> int | None:
     return None if s.lower() in ("none", "") else int(s)
 
 
+def _parse_optional_str(s: str) -> str | None:
+    return None if s.lower() in ("none", "") else s
+
+
 def _parse_bool(s: str) -> bool:
     values = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
     if s.lower() not in values:
@@ -59,7 +63,8 @@ def add_config_flags(p: argparse.ArgumentParser) -> None:
     for f in dataclasses.fields(Config):
         flags = FLAG_ALIASES.get(f.name, ["--" + f.name.replace("_", "-")])
         kind = {"int": int, "float": float, "str": str, "bool": _parse_bool,
-                "int | None": _parse_optional_int}.get(str(f.type), str)
+                "int | None": _parse_optional_int,
+                "str | None": _parse_optional_str}.get(str(f.type), str)
         default = f.default if f.default is not dataclasses.MISSING else None
         group.add_argument(*flags, dest=f.name, type=kind, default=argparse.SUPPRESS, metavar=f.name.upper(),
                            help=f"{docs.get(f.name, '')} (default: {default})")

@@ -25,6 +25,10 @@ class Config:
     """Gymnasium id of the Pong env (ALE/Pong-v5, Pong-v0, PongNoFrameskip-v4, ...)."""
     seed: int = 0
     """Seeds the weights, the action sampling and every game's reset."""
+    init_from: str | None = None
+    """Start from the network weights of this agent or checkpoint file (.npz), to
+    fine-tune a trained agent. The optimiser state, schedules, counters and games
+    start fresh; its algo and network shapes must match this config's."""
     num_envs: int = 16
     """Games stepped in lockstep (16 measured fastest by bench/speed.py). 1 reproduces the tutorial's loop."""
     groups: int = 0
@@ -110,6 +114,8 @@ class Config:
 
         need(self.algo in ALGOS, f"unknown algo {self.algo!r}; choose one of {', '.join(ALGOS)}")
         need(0 <= self.seed < 2**20, f"seed must be in [0, 2**20), got {self.seed!r}")
+        need(self.init_from is None or (isinstance(self.init_from, str) and self.init_from != ""),
+             f"init_from must be a file path, got {self.init_from!r}")
         need(1 <= self.num_envs <= 256, f"num_envs must be in [1, 256], got {self.num_envs!r}")
         need(self.groups == 0 or (1 <= self.groups <= self.num_envs and self.num_envs % self.groups == 0),
              f"groups must be 0 (auto) or divide num_envs ({self.num_envs}), got {self.groups!r}")

@@ -218,9 +218,14 @@ def weights_figure(params: dict[str, np.ndarray], units: int | None = None, titl
 
 
 def initial_params(cfg) -> dict[str, np.ndarray]:
-    """The parameters a run of this Config started from (they are a function of its seed)."""
-    from .train import make_algo
+    """The parameters a run of this Config started from: those of cfg.init_from
+    (a fine-tuned run), else the random ones of its seed."""
+    from .train import init_weights, make_algo
 
+    if cfg.init_from is not None:
+        if not Path(cfg.init_from).exists():
+            raise FileNotFoundError(f"this agent was fine-tuned from {cfg.init_from}, which is not here")
+        return init_weights(cfg)
     return make_algo(cfg, np.random.default_rng(cfg.seed)).params
 
 

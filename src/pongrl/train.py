@@ -124,15 +124,36 @@ def load_run(path: Path, overrides: dict | None = None) -> Run:
     return run
 
 
-def new_run(cfg: Config) -> Run:
+def new_run(cfg: Config, init: dict[str, np.ndarray] | None = None) -> Run:
+    """A run from scratch: weights from the seed, or `init` (see init_weights)."""
     if cfg.workers:  # games on Ray workers
         from .distributed import new_ray_run
 
-        return new_ray_run(cfg)
-    rng = np.random.default_rng(cfg.seed)
-    run = Run(cfg, make_algo(cfg, rng), make_envs(cfg), rng)
-    run.xs = [env.reset() for env in run.envs]
+        run = new_ray_run(cfg)
+    else:
+        rng = np.random.default_rng(cfg.seed)
+        run = Run(cfg, make_algo(cfg, rng), make_envs(cfg), rng)
+        run.xs = [env.reset() for env in run.envs]
+    for k, v in (init or {}).items():
+        run.algo.params[k][...] = v  # in place: keeps the learner's dtype and memory order
     return run
+
+
+def init_weights(cfg: Config) -> dict[str, np.ndarray] | None:
+    """The weights of cfg.init_from, checked against cfg's network (None: random weights)."""
+    if cfg.init_from is None:
+        return None
+    from .evaluate import load_agent
+
+    agent = load_agent(cfg.init_from)
+    if agent.cfg.algo != cfg.algo:
+        raise RunError(f"init_from {cfg.init_from}: it holds a {agent.cfg.algo} agent, this run trains {cfg.algo}")
+    for key, shape in expected_shapes(cfg).items():
+        name = key.removeprefix("params/")
+        if key.startswith("params/") and agent.params[name].shape != shape:
+            raise RunError(f"init_from {cfg.init_from}: its {name} is {agent.params[name].shape}, this config's "
+                           f"network needs {shape} (match its hidden size, obs and actions)")
+    return agent.params
 
 
 def write_json(path: Path, obj) -> None:
@@ -154,8 +175,9 @@ def open_run(run_dir: Path, cfg: Config | None, resume: bool, targets: dict) -> 
     else:
         if ckpt.exists():
             raise RunError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose another --out")
+        init = init_weights(cfg.validate())  # before the folder is made: a bad file leaves nothing behind
         run_dir.mkdir(parents=True, exist_ok=True)
-        run = new_run(cfg.validate())
+        run = new_run(cfg, init)
     write_json(run_dir / "config.json", run.cfg.to_dict())
     return run
 
