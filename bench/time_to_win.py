@@ -56,8 +56,9 @@ def train_and_evaluate(run_dir: Path, cfg: Config, args, max_steps: int | None, 
     budget is checked between chunks (every chunk after the first resumes the run)."""
     target, summary = 0, None
     resume = (run_dir / "checkpoint.npz").exists()  # a run of an earlier invocation (--resume)
-    if resume and read_evals(run_dir):
-        target = read_evals(run_dir)[-1]["env_steps"] // args.eval_every * args.eval_every
+    done = read_evals(run_dir) if resume else []
+    if done:  # continue from the last evaluation's chunk
+        target = done[-1]["env_steps"] // args.eval_every * args.eval_every
     while True:
         target += args.eval_every
         if max_steps is not None:
