@@ -95,8 +95,9 @@ def check_resumable(run_dir: Path, cfg: Config, resume: bool) -> None:
     """An existing run may be continued (--resume) only if it is a run of this config."""
     if not resume:
         sys.exit(f"{run_dir} already holds a run; continue it with --resume or choose another --out")
-    saved = json.loads((run_dir / "config.json").read_text())
-    differ = sorted(k for k, v in cfg.to_dict().items() if k != "steps" and saved.get(k, v) != v)
+    saved = Config.from_saved(json.loads((run_dir / "config.json").read_text())).to_dict()
+    moot = ("steps",) if cfg.algo == "ppo" else ("steps", "ppo_")  # REINFORCE ignores the ppo_* fields
+    differ = sorted(k for k, v in cfg.to_dict().items() if not k.startswith(moot) and saved[k] != v)
     if differ:
         sys.exit(f"{run_dir} holds a run of another config ({', '.join(differ)} differ); choose another --out")
 

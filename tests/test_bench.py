@@ -128,3 +128,35 @@ def test_time_to_win_resume_continues_the_runs_in_out(tmp_path):
     assert len(a["evals"]) == 1 and b["evals"][0] == a["evals"][0] and len(b["evals"]) == 2
     with pytest.raises(SystemExit, match=r"another config \(env_id differ\)"):
         time_to_win.main(args + ["--steps", "4096", "--resume", "--env-id", "Pong-v0"])
+
+
+def test_time_to_win_resume_check_reads_old_configs_as_they_ran(tmp_path):
+    """A run saved before ppo_overlap existed ran serially: a PPO run of it is another
+    config now; a REINFORCE run (which has no use for ppo_* fields) is not."""
+    import time_to_win
+
+    from pongrl.config import Config
+
+    for algo, ok in (("reinforce", True), ("ppo", False)):
+        run_dir = tmp_path / algo
+        run_dir.mkdir()
+        old = Config(algo=algo).to_dict()
+        del old["ppo_overlap"]
+        (run_dir / "config.json").write_text(json.dumps(old))
+        if ok:
+            time_to_win.check_resumable(run_dir, Config(algo=algo), resume=True)
+        else:
+            with pytest.raises(SystemExit, match=r"another config \(ppo_overlap differ\)"):
+                time_to_win.check_resumable(run_dir, Config(algo=algo), resume=True)
+
+
+@pytest.mark.slow
+def test_ppo_speed_benchmark_end_to_end():
+    p = subprocess.run([sys.executable, str(BENCH / "ppo_speed.py"), "--steps", "4096", "--rounds", "1"],
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-2000:]
+    out = json.loads(p.stdout)
+    [r] = out["rounds"]
+    assert set(r) == {"serial", "overlap"} and all(m["steps"] == 4096 and m["updates"] == 2 for m in r.values())
+    ratio = r["overlap"]["steps_per_s"] / r["serial"]["steps_per_s"]
+    assert out["overlap_over_serial"] == pytest.approx(ratio, abs=1e-3) and out["median_steps_per_s"]["serial"] > 0

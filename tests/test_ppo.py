@@ -255,7 +255,8 @@ def test_rollout_buffer_state_round_trip():
 
 # ---------------------------------------------------------------- the learner
 def small_cfg(**kw):
-    base = dict(algo="ppo", num_envs=2, ppo_num_steps=8, ppo_hidden=16, ppo_minibatches=2, ppo_epochs=2, seed=3)
+    base = dict(algo="ppo", num_envs=2, ppo_num_steps=8, ppo_hidden=16, ppo_minibatches=2, ppo_epochs=2, seed=3,
+                ppo_overlap=False)  # the serial update; the overlap tests ask for it
     return Config(**{**base, **kw}).validate()
 
 
@@ -306,10 +307,11 @@ def test_ppo_learns_a_bandit():
     assert DOWN in agent.action_ids
 
 
-def test_state_restore_continues_bit_exactly():
-    cfg = small_cfg(ppo_actions="noop+updown")
+@pytest.mark.parametrize("overlap", [False, True])
+def test_state_restore_continues_bit_exactly(overlap):
+    cfg = small_cfg(ppo_actions="noop+updown", ppo_overlap=overlap)
     a = ppo.PPO(cfg, np.random.default_rng(0))
-    drive(a, np.random.default_rng(1), 8 + 3)
+    drive(a, np.random.default_rng(1), 8 * 2 + 3)  # with overlap: an update in flight, acting one behind
     b = ppo.PPO(cfg, np.random.default_rng(99))
     b.restore({k: np.array(v) for k, v in a.state().items()})
     assert b.params["W1"].flags.f_contiguous
@@ -360,11 +362,66 @@ def test_groups_wait_for_each_other_and_update_together():
     assert not other.ready(0) and other.buffers[0].full
 
 
-def test_expected_shapes_match_state():
-    cfg = small_cfg(ppo_obs="diff")
+@pytest.mark.parametrize("overlap", [False, True])
+def test_expected_shapes_match_state(overlap):
+    cfg = small_cfg(ppo_obs="diff", ppo_overlap=overlap)
     st = ppo.PPO(cfg, np.random.default_rng(0)).state()
+    assert set(ppo.expected_shapes(cfg)) <= set(st) and ("acting/W1" in st) == overlap
     for k, shape in ppo.expected_shapes(cfg).items():
         assert st[k].shape == shape
+
+
+# ---------------------------------------------------------------- overlap: learn while the games play
+def test_overlap_update_equals_the_serial_update():
+    """The threaded update of a rollout gives the serial update's parameters and stats."""
+    serial = ppo.PPO(small_cfg(), np.random.default_rng(0))
+    threaded = ppo.PPO(small_cfg(ppo_overlap=True), np.random.default_rng(0))
+    (s,) = drive(serial, np.random.default_rng(1), 8)
+    assert drive(threaded, np.random.default_rng(1), 8) == []  # started, not yet returned
+    for k, v in serial.params.items():
+        np.testing.assert_array_equal(threaded.params[k], v, err_msg=k)
+    assert threaded.updates == 1 and threaded.t == serial.t and threaded.learned == s
+
+
+def test_overlap_acts_one_update_behind():
+    """Rollout k+1 is played with the parameters from before update k."""
+    serial = ppo.PPO(small_cfg(), np.random.default_rng(0))
+    threaded = ppo.PPO(small_cfg(ppo_overlap=True), np.random.default_rng(0))
+    init = {k: v.copy() for k, v in serial.params.items()}
+    drive(serial, np.random.default_rng(1), 8)
+    stats = drive(threaded, np.random.default_rng(1), 8 * 2 + 1)  # rollout 1 is played by the initial weights
+    assert len(stats) == 1 and threaded.updates == 1 and threaded.learner is not None  # update 1 in flight
+    for k in init:
+        np.testing.assert_array_equal(threaded.acting[k], serial.params[k], err_msg=k)  # rollout 2: after update 0
+    buf = threaded.buffers[0]
+    assert buf.pos == 1
+    np.testing.assert_allclose(buf.values[0], ppo.forward(serial.params, ppo.compact(buf.blocks[0]))[1], rtol=1e-6)
+    assert not np.array_equal(threaded.params["W1"], serial.params["W1"]) and threaded.updates == 2
+
+
+def test_overlap_is_deterministic():
+    runs = []
+    for _ in range(2):
+        agent = ppo.PPO(small_cfg(ppo_overlap=True), np.random.default_rng(0))
+        stats = drive(agent, np.random.default_rng(1), 8 * 5 + 3)
+        runs.append((agent.state(), stats))
+    (a, sa), (b, sb) = runs
+    assert sa == sb and len(sa) == 4
+    for k, v in a.items():
+        np.testing.assert_array_equal(v, b[k], err_msg=k)
+
+
+def test_overlap_reraises_an_update_error(monkeypatch):
+    agent = ppo.PPO(small_cfg(ppo_overlap=True), np.random.default_rng(0))
+
+    def broken(buffers):
+        raise FloatingPointError("boom")
+
+    monkeypatch.setattr(agent, "update", broken)
+    drive(agent, np.random.default_rng(1), 8)
+    with pytest.raises(FloatingPointError, match="boom"):
+        agent.state()
+    assert agent.learner is None and agent.updates == 0
 
 
 def test_config_defaults_and_checks():
@@ -379,18 +436,23 @@ def test_config_defaults_and_checks():
         Config(algo="ppo", ppo_clip=0).validate()
     with pytest.raises(ConfigError):
         Config(algo="ppo", ppo_lazy_adam="false").validate()
+    assert Config(algo="ppo").overlap and not Config(algo="ppo", workers=2).overlap  # not with Ray workers
+    assert not Config(algo="ppo", ppo_overlap=False).overlap and not Config(algo="reinforce").overlap
+    old = Config(algo="ppo").to_dict()
+    del old["ppo_overlap"]  # a run saved before the field existed ran serially
+    assert not Config.from_saved(old).overlap and Config.from_dict(old).overlap
     assert Config.from_dict(Config(algo="ppo").to_dict()) == Config(algo="ppo")
 
 
 # ---------------------------------------------------------------- through the training loop
 @pytest.mark.slow
-@pytest.mark.parametrize("groups", [1, 2])
-def test_train_resume_equals_uninterrupted_run(tmp_path, groups):
+@pytest.mark.parametrize("groups,overlap", [(1, False), (2, False), (2, True)])
+def test_train_resume_equals_uninterrupted_run(tmp_path, groups, overlap):
     from pongrl import checkpoint
     from pongrl.train import train
 
     cfg = Config(algo="ppo", num_envs=2, groups=groups, ppo_num_steps=8, ppo_hidden=16, ppo_minibatches=2,
-                 ppo_epochs=2, seed=5, steps=2 * 8 * 3 + 2 * 5)
+                 ppo_epochs=2, seed=5, steps=2 * 8 * 3 + 2 * 5, ppo_overlap=overlap)
     full = train(tmp_path / "full", cfg, progress=False)
     train(tmp_path / "part", dataclasses.replace(cfg, steps=2 * 8 + 2 * 3), progress=False)  # stops mid-rollout
     resumed = train(tmp_path / "part", resume=True, targets={"steps": cfg.steps}, progress=False)

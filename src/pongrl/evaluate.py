@@ -58,7 +58,7 @@ def load_agent(path: str | Path) -> Agent:
     """The agent in a checkpoint file (or a run folder's checkpoint.npz)."""
     arrays, meta = checkpoint.load(path)
     try:
-        cfg = Config.from_dict(meta["config"])
+        cfg = Config.from_saved(meta["config"])
     except (KeyError, TypeError, ValueError) as e:
         raise checkpoint.CheckpointError(f"{path}: damaged config in header ({e})") from None
     return agent_from_arrays(arrays, cfg, path)

@@ -35,6 +35,7 @@ set are read off the array shapes (`obs_of`, `action_set`).
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -411,23 +412,46 @@ class PPO:
 
     A group whose buffer is full waits (`ready` is False) until every group's
     buffer is full; then one update uses them all.
+
+    With `ppo_overlap`, that update runs in a thread on the full buffers while
+    the games fill fresh ones, acted with `acting`: a copy of the parameters
+    taken when the update started. Reading `params` (or saving) waits for the
+    update to finish. Every result is a function of the data alone, never of
+    the threads' timing.
     """
 
     def __init__(self, cfg: Config, rng: np.random.Generator):
         self.cfg = cfg
         self.action_ids = np.array(ACTION_SETS[cfg.ppo_actions])
-        self.params = init_params(OBS_INPUTS[cfg.ppo_obs], cfg.ppo_hidden, len(self.action_ids), rng)
-        self.m = {k: np.zeros_like(v) for k, v in self.params.items()}
-        self.v = {k: np.zeros_like(v) for k, v in self.params.items()}
+        self._params = init_params(OBS_INPUTS[cfg.ppo_obs], cfg.ppo_hidden, len(self.action_ids), rng)
+        self.acting = self._params  # the parameters that play (a lagged copy while an update runs)
+        self.m = {k: np.zeros_like(v) for k, v in self._params.items()}
+        self.v = {k: np.zeros_like(v) for k, v in self._params.items()}
         self.t = 0  # Adam steps taken
-        g = cfg.num_groups
-        self.buffers = [RolloutBuffer(cfg.ppo_num_steps, cfg.num_envs // g) for _ in range(g)]
+        self.buffers = self.new_buffers()
         self.pending: dict[int, tuple] = {}  # group -> (inputs, action indices, logp, values) of its step in flight
         self.updates = 0
+        self.learner: threading.Thread | None = None  # the update in flight (ppo_overlap)
+        self.learned: dict | None = None  # its stats (or {"error": exception}) until returned
+
+    def new_buffers(self) -> list[RolloutBuffer]:
+        g = self.cfg.num_groups
+        return [RolloutBuffer(self.cfg.ppo_num_steps, self.cfg.num_envs // g) for _ in range(g)]
+
+    @property
+    def params(self) -> Params:
+        """The learner's parameters, after the update in flight (if any) is done."""
+        self.wait()
+        return self._params
+
+    @params.setter
+    def params(self, value: Params) -> None:
+        self.wait()
+        self._params = value
 
     def act(self, x: np.ndarray, frames: np.ndarray, rng: np.random.Generator, group: int = 0) -> np.ndarray:
         """Sample an ALE action for every game of the group; keeps what `observe` stores."""
-        self.pending[group] = step = sample_step(self.params, x, frames, self.cfg.ppo_obs, rng)
+        self.pending[group] = step = sample_step(self.acting, x, frames, self.cfg.ppo_obs, rng)
         return self.action_ids[step[1]]
 
     def ready(self, group: int) -> bool:
@@ -438,8 +462,9 @@ class PPO:
                 x_next: np.ndarray, frames_next: np.ndarray, group: int = 0) -> dict | None:
         """Store the step. A group's rollout is complete after ppo_num_steps steps:
         GAE is computed then, bootstrapped from the value of x_next / frames_next
-        (the parameters do not change before the update). Once every group's is
-        complete, run the PPO epochs and return their stats.
+        under the parameters that acted. Once every group's is complete, learn
+        from them and return the update's stats (with ppo_overlap: start the
+        update, and return the stats of the previous one).
 
         `dones` are terminals: the env has restarted those games (their next
         input is zeros). Pong's time-limit truncations are rare and are treated
@@ -449,19 +474,45 @@ class PPO:
         buf.add(xs, a, rewards, dones, values, logp)
         if not buf.full:
             return None
-        _, last_values, _ = forward(self.params, compact(encode(x_next, frames_next, self.cfg.ppo_obs)))
+        _, last_values, _ = forward(self.acting, compact(encode(x_next, frames_next, self.cfg.ppo_obs)))
         buf.compute_returns_and_advantages(last_values, self.cfg.gamma, self.cfg.ppo_gae_lambda)
         if not all(b.full for b in self.buffers):
             return None
-        stats = self.update()
-        for b in self.buffers:
-            b.clear()
-        self.updates += 1
+        if not self.cfg.overlap:
+            stats = self.update(self.buffers)
+            for b in self.buffers:
+                b.clear()
+            self.updates += 1
+            return stats
+        self.wait()
+        stats, self.learned = self.learned, None
+        self.acting = {k: v.copy(order="K") for k, v in self._params.items()}
+        full, self.buffers = self.buffers, self.new_buffers()
+        self.learner = threading.Thread(target=self._learn, args=(full,), name="pongrl-ppo-update", daemon=True)
+        self.learner.start()
         return stats
 
-    def update(self) -> dict:
+    def _learn(self, buffers: list[RolloutBuffer]) -> None:
+        try:
+            self.learned = self.update(buffers)
+        except BaseException as e:  # re-raised by wait(), in the training thread
+            self.learned = {"error": e}
+
+    def wait(self) -> None:
+        """Finish the update in flight, if any; its stats stay in `learned`
+        until the next update starts and returns them."""
+        if self.learner is None:
+            return
+        self.learner.join()
+        self.learner = None
+        if "error" in self.learned:
+            error, self.learned = self.learned["error"], None
+            raise error
+        self.updates += 1
+
+    def update(self, buffers: list[RolloutBuffer]) -> dict:
         """ppo_epochs passes over the full buffers in ppo_minibatches minibatches."""
-        cfg = self.cfg
+        cfg, params = self.cfg, self._params
         frac = schedule(cfg, self.updates * cfg.ppo_num_steps * cfg.num_envs)
         lr = cfg.ppo_lr * frac
         ent = cfg.ppo_ent_coef * (frac if cfg.ppo_anneal_entropy else 1.0)
@@ -469,23 +520,25 @@ class PPO:
         rng = np.random.default_rng([cfg.seed, self.updates])  # minibatch order: a function of the update
         sums: dict[str, float] = {}
         for _ in range(cfg.ppo_epochs):
-            for b in minibatches(self.buffers, cfg.ppo_minibatches, rng):
+            for b in minibatches(buffers, cfg.ppo_minibatches, rng):
                 if cfg.ppo_norm_adv:
                     b.advantages = (b.advantages - b.advantages.mean()) / (b.advantages.std() + 1e-8)
-                _, stats, grads, rows = loss_and_grads(self.params, b, coefs)
+                _, stats, grads, rows = loss_and_grads(params, b, coefs)
                 stats["losses/grad_norm"] = clip_grad_norm(grads, cfg.ppo_max_grad_norm)
                 self.t += 1
-                adam_step(self.params, grads, rows, self.m, self.v, self.t, lr, cfg.ppo_adam_eps, cfg.ppo_lazy_adam)
+                adam_step(params, grads, rows, self.m, self.v, self.t, lr, cfg.ppo_adam_eps, cfg.ppo_lazy_adam)
                 for k, val in stats.items():
                     sums[k] = sums.get(k, 0.0) + val
         out = {k: s / (cfg.ppo_epochs * cfg.ppo_minibatches) for k, s in sums.items()}
-        values, returns = (np.concatenate([getattr(b, k).ravel() for b in self.buffers]) for k in ("values", "returns"))
+        values, returns = (np.concatenate([getattr(b, k).ravel() for b in buffers]) for k in ("values", "returns"))
         out["losses/explained_variance"] = explained_variance(values, returns)
         return out | {"charts/learning_rate": lr, "charts/ent_coef": ent, "charts/updates": self.updates + 1}
 
     # -- checkpointing
     def state(self) -> dict[str, np.ndarray]:
         out = {f"params/{k}": v for k, v in self.params.items()}
+        if self.cfg.overlap:
+            out |= {f"acting/{k}": v for k, v in self.acting.items()}
         out |= {f"adam/m/{k}": v for k, v in self.m.items()} | {f"adam/v/{k}": v for k, v in self.v.items()}
         for g, b in enumerate(self.buffers):
             out |= {f"buffer{g}/{k}": v for k, v in b.state().items()}
@@ -502,6 +555,9 @@ class PPO:
             return np.array(a, like.dtype, order="F" if like.flags.f_contiguous and a.ndim == 2 else "C")
 
         self.params = {k: fit(f"params/{k}", v) for k, v in self.params.items()}
+        self.acting = self._params
+        if self.cfg.overlap:
+            self.acting = {k: fit(f"acting/{k}", v) for k, v in self._params.items()}
         self.m = {k: fit(f"adam/m/{k}", v) for k, v in self.m.items()}
         self.v = {k: fit(f"adam/v/{k}", v) for k, v in self.v.items()}
         for g, b in enumerate(self.buffers):
@@ -519,4 +575,5 @@ def expected_shapes(cfg: Config) -> dict[str, tuple]:
     """Shapes of the parameter and Adam arrays of a PPO checkpoint of this config."""
     h, d, a = cfg.ppo_hidden, OBS_INPUTS[cfg.ppo_obs], len(ACTION_SETS[cfg.ppo_actions])
     shapes = {"W1": (h, d), "b1": (h,), "Wpi": (a, h), "bpi": (a,), "Wv": (h,), "bv": (1,)}
-    return {f"{p}/{k}": s for p in ("params", "adam/m", "adam/v") for k, s in shapes.items()}
+    groups = ("params", "adam/m", "adam/v") + (("acting",) if cfg.overlap else ())
+    return {f"{p}/{k}": s for p in groups for k, s in shapes.items()}

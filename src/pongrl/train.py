@@ -102,7 +102,7 @@ def save_run(run: Run, path: Path) -> None:
 def load_run(path: Path, overrides: dict | None = None) -> Run:
     arrays, meta = checkpoint.load(path)
     try:
-        cfg = Config.from_dict({**meta["config"], **(overrides or {})})
+        cfg = Config.from_saved({**meta["config"], **(overrides or {})})
         counters = Counters(**meta["counters"])
     except (KeyError, TypeError, ValueError) as e:
         raise checkpoint.CheckpointError(f"{path}: damaged run header ({e})") from None

@@ -1,0 +1,90 @@
+"""PPO training speed: the serial loop vs `ppo_overlap` (learn in a thread while the games play).
+
+    python bench/ppo_speed.py [--steps 204800] [--rounds 3] [--obs diff] [--hidden 256] > ppo_speed.json
+
+Each measurement is `pongrl.train.train` with --algo ppo in a fresh subprocess
+(start-up and env creation are not timed; learning is). The two variants run in
+interleaved rounds (serial, overlap, serial, overlap, ...), so that the ratio
+compares measurements taken close together on a shared, noisy machine; the
+headline is the median over rounds of overlap / serial steps per second.
+JSON goes to stdout, progress to stderr.
+
+`python bench/ppo_speed.py --one VARIANT [options]` runs one measurement in
+this process and prints its JSON (that is what the driver calls).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+VARIANTS = {"serial": False, "overlap": True}
+
+
+def log(msg: str) -> None:
+    print(f"[ppo_speed {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def one(variant: str, steps: int, obs: str, hidden: int, seed: int) -> dict:
+    """Train PPO for `steps` env steps in a temporary folder; its steps per second."""
+    from pongrl.config import Config
+    from pongrl.train import train
+
+    cfg = Config(algo="ppo", steps=steps, seed=seed, ppo_obs=obs, ppo_hidden=hidden, ppo_overlap=VARIANTS[variant])
+    with tempfile.TemporaryDirectory(prefix="pongrl-ppo-speed-") as d:
+        s = train(Path(d) / "run", cfg, progress=False)
+    return {"variant": variant, "steps": s["env_steps"], "updates": s["updates"], "wall_s": round(s["wall_s"], 3),
+            "steps_per_s": s["env_steps"] / s["wall_s"]}
+
+
+def child(variant: str, args) -> dict:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--one", variant, "--steps", str(args.steps),
+           "--obs", args.obs, "--hidden", str(args.hidden), "--seed", str(args.seed)]
+    p = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
+    lines = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
+    if p.returncode != 0 or not lines:
+        raise SystemExit(f"{variant} failed (rc {p.returncode}):\n{p.stderr[-3000:]}")
+    out = json.loads(lines[-1])
+    log(f"  {variant}: {out['steps_per_s']:,.0f} steps/s ({out['steps']} steps, {out['wall_s']:.1f} s)")
+    return out
+
+
+def run_all(args) -> dict:
+    rounds = []
+    for r in range(args.rounds):
+        log(f"round {r + 1}/{args.rounds}")
+        rounds.append({v: child(v, args) for v in VARIANTS})
+    ratios = [x["overlap"]["steps_per_s"] / x["serial"]["steps_per_s"] for x in rounds]
+    med = {v: statistics.median(x[v]["steps_per_s"] for x in rounds) for v in VARIANTS}
+    return {"benchmark": "ppo_speed", "cpu_count": os.cpu_count(),
+            "config": {"steps": args.steps, "obs": args.obs, "hidden": args.hidden, "seed": args.seed},
+            "median_steps_per_s": {v: round(s, 1) for v, s in med.items()},
+            "overlap_over_serial": round(statistics.median(ratios), 3),
+            "overlap_over_serial_per_round": [round(x, 3) for x in ratios], "rounds": rounds}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--steps", type=int, default=100 * 2048, help="env steps per measurement (2048 per update)")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of (serial, overlap)")
+    ap.add_argument("--obs", default="diff", choices=("diff", "frame+diff"))
+    ap.add_argument("--hidden", type=int, default=256)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--one", choices=tuple(VARIANTS), help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.steps < 1 or args.rounds < 1 or args.hidden < 1:
+        ap.error("--steps, --rounds and --hidden must be >= 1")
+    out = one(args.one, args.steps, args.obs, args.hidden, args.seed) if args.one else run_all(args)
+    print(json.dumps(out, indent=None if args.one else 2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
