@@ -68,16 +68,22 @@ def test_reinforce_run_logs_episodes_losses_sps_and_evals(run_dir):
 
 
 @pytest.mark.slow
-def test_ppo_run_logs_its_update_stats(run_dir):
-    cfg = tiny_config(algo="ppo", episodes=None, steps=64, ppo_num_steps=8, ppo_minibatches=2, ppo_hidden=16)
+@pytest.mark.parametrize("overlap", [False, True])
+def test_ppo_run_logs_its_update_stats(run_dir, overlap):
+    cfg = tiny_config(algo="ppo", episodes=None, steps=64, ppo_num_steps=8, ppo_minibatches=2, ppo_hidden=16,
+                      ppo_overlap=overlap)
     train(run_dir, cfg, progress=False, tensorboard=True)
     tb = scalars(run_dir)
     updates = 64 // (8 * 2)
     for tag in ("losses/value_loss", "losses/policy_loss", "losses/entropy", "losses/explained_variance",
                 "charts/learning_rate"):
         assert len(tb[tag]) == updates, tag
-    assert [step for step, _ in tb["charts/learning_rate"]] == [16 * (i + 1) for i in range(updates)]
     assert [v for _, v in tb["charts/updates"]] == list(range(1, updates + 1))
+    steps = [step for step, _ in tb["charts/learning_rate"]]
+    if overlap:  # an update's stats come when the next one starts, the last one's at the end
+        assert steps == [16 * (i + 2) for i in range(updates - 1)] + [64]
+    else:
+        assert steps == [16 * (i + 1) for i in range(updates)]
     assert len(tb["charts/SPS"]) >= updates
 
 

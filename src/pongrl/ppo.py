@@ -484,8 +484,7 @@ class PPO:
                 b.clear()
             self.updates += 1
             return stats
-        self.wait()
-        stats, self.learned = self.learned, None
+        stats = self.finish()
         self.acting = {k: v.copy(order="K") for k, v in self._params.items()}
         full, self.buffers = self.buffers, self.new_buffers()
         self.learner = threading.Thread(target=self._learn, args=(full,), name="pongrl-ppo-update", daemon=True)
@@ -500,7 +499,7 @@ class PPO:
 
     def wait(self) -> None:
         """Finish the update in flight, if any; its stats stay in `learned`
-        until the next update starts and returns them."""
+        until the next update starts (or `finish`) returns them."""
         if self.learner is None:
             return
         self.learner.join()
@@ -509,6 +508,12 @@ class PPO:
             error, self.learned = self.learned["error"], None
             raise error
         self.updates += 1
+
+    def finish(self) -> dict | None:
+        """Finish the update in flight, if any; the stats of an update not yet returned (once)."""
+        self.wait()
+        stats, self.learned = self.learned, None
+        return stats
 
     def update(self, buffers: list[RolloutBuffer]) -> dict:
         """ppo_epochs passes over the full buffers in ppo_minibatches minibatches."""

@@ -157,6 +157,10 @@ class Reinforce:
         """REINFORCE may always act: its gradient is taken at update time."""
         return True
 
+    def finish(self) -> dict | None:
+        """Nothing learns in the background here: no stats are held back."""
+        return None
+
     def observe(self, actions: np.ndarray, rewards: np.ndarray, dones: np.ndarray,
                 x_next: np.ndarray | None = None, frames_next: np.ndarray | None = None,
                 group: int = 0) -> dict | None:

@@ -8,6 +8,8 @@ One loop serves every algorithm. An algorithm object has
 - `ready(group)`: whether the group may act now (PPO holds a group whose
   rollout is full until every group's is, so no action is taken with stale
   parameters);
+- `finish()`: complete any learning in flight (PPO's `ppo_overlap` update)
+  and return the stats not yet returned, or None;
 - `state()` / `restore(arrays)`: its arrays for checkpoints.
 """
 
@@ -277,6 +279,7 @@ def _train(run_dir: Path, cfg: Config | None, resume: bool, targets: dict, progr
                 logs.evaluation(c, evaluate_now(run, run_dir))
                 save_run(run, ckpt)  # eval.csv and best.npz never run ahead of the checkpoint
                 t0 = time.perf_counter() - c.wall_s  # evaluation time is not training time
+        logs.turn(c, 0, run.algo.finish())  # the last update's stats, if it ran in the background
         c.wall_s = time.perf_counter() - t0
         save_run(run, ckpt)
     finally:
