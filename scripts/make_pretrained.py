@@ -43,14 +43,16 @@ def main(argv=None) -> dict:
     info = {"eval_during_training": meta["eval"],
             "made_by": f"python scripts/make_pretrained.py {args.run_dir} --games {args.games} --seed {args.seed}"}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    save_agent(args.out, small, info, compress=True)
-    fresh = evaluate(load_agent(args.out), args.games, seed=args.seed)  # the file as users get it
+    new = args.out.with_name(args.out.stem + ".new.npz")  # the agent at args.out stays until this one passes
+    save_agent(new, small, info, compress=True)
+    fresh = evaluate(load_agent(new), args.games, seed=args.seed)  # the file as users get it
     info["eval"] = {"seed": args.seed, **{k: fresh[k] for k in ("games", "mean", "std", "win_rate", "scores")}}
-    save_agent(args.out, small, info, compress=True)
-    size = args.out.stat().st_size
+    save_agent(new, small, info, compress=True)
+    size = new.stat().st_size
     if size > MAX_BYTES:
-        args.out.unlink()
+        new.unlink()
         raise SystemExit(f"{args.out}: {size} bytes is over the {MAX_BYTES}-byte limit; not written")
+    new.replace(args.out)
     for name in ("metrics", "eval"):
         shutil.copy(args.run_dir / f"{name}.csv", args.out.with_name(f"{args.out.stem}_{name}.csv"))
     summary = {"out": str(args.out), "bytes": size, **info}

@@ -42,3 +42,28 @@ def test_cli_eval_and_play_pretrained(tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
     assert video.stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_make_pretrained_packages_best_npz_and_never_loses_the_old_agent(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from conftest import tiny_config
+    from pongrl.train import train
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    import make_pretrained
+
+    run = tmp_path / "run"
+    train(run, tiny_config(algo="ppo", episodes=None, steps=64, eval_every=32, eval_games=1, ppo_num_steps=8,
+                           ppo_hidden=16), progress=False)
+    out = tmp_path / "agent.npz"
+    res = make_pretrained.main([str(run), "--games", "1", "--seed", "3", "--out", str(out)])
+    agent = load_agent(out)
+    assert agent.params["W1"].shape == (16, 6400) and res["eval"]["games"] == 1 and res["bytes"] == out.stat().st_size
+    assert (tmp_path / "agent_eval.csv").exists() and (tmp_path / "agent_metrics.csv").exists()
+    before = out.read_bytes()
+    monkeypatch.setattr(make_pretrained, "MAX_BYTES", 100)
+    with pytest.raises(SystemExit, match="over the 100-byte limit; not written"):
+        make_pretrained.main([str(run), "--games", "1", "--seed", "3", "--out", str(out)])
+    assert out.read_bytes() == before and sorted(p.name for p in tmp_path.glob("agent*.npz")) == ["agent.npz"]
