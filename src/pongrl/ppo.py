@@ -432,7 +432,8 @@ class PPO:
         self.pending: dict[int, tuple] = {}  # group -> (inputs, action indices, logp, values) of its step in flight
         self.updates = 0
         self.learner: threading.Thread | None = None  # the update in flight (ppo_overlap)
-        self.learned: dict | None = None  # its stats (or {"error": exception}) until returned
+        self.learned: dict | None = None  # its stats, until returned
+        self.failed: BaseException | None = None  # what it raised, re-raised by wait()
 
     def new_buffers(self) -> list[RolloutBuffer]:
         g = self.cfg.num_groups
@@ -495,7 +496,7 @@ class PPO:
         try:
             self.learned = self.update(buffers)
         except BaseException as e:  # re-raised by wait(), in the training thread
-            self.learned = {"error": e}
+            self.failed = e
 
     def wait(self) -> None:
         """Finish the update in flight, if any; its stats stay in `learned`
@@ -504,8 +505,8 @@ class PPO:
             return
         self.learner.join()
         self.learner = None
-        if "error" in self.learned:
-            error, self.learned = self.learned["error"], None
+        if self.failed is not None:
+            error, self.failed = self.failed, None
             raise error
         self.updates += 1
 
