@@ -72,11 +72,21 @@ def test_minus_init_subtracts_the_files_weights(trained):
     (dict(ppo_hidden=12), r"its W1 is \(8, 6400\), this config's network needs \(12, 6400\)"),
     (dict(ppo_obs="frame+diff"), r"its W1 is \(8, 6400\), this config's network needs \(8, 12800\)"),
     (dict(ppo_actions="noop+updown"), r"its Wpi is \(2, 8\), this config's network needs \(3, 8\)"),
+    (dict(ppo_hidden2=8), r"its network lacks W2, b2, which this config's network needs"),
 ])
 def test_a_network_that_does_not_fit_is_refused(trained, change, message):
     cfg = tiny_config(**PPO | change, init_from=str(trained / "checkpoint.npz"))
     with pytest.raises(RunError, match=message):
         init_weights(cfg)
+
+
+def test_two_layers_start_from_two_layers_only(tmp_path):
+    two = tmp_path / "two"
+    train(two, tiny_config(**PPO, ppo_hidden2=4), progress=False)
+    cfg = tiny_config(**PPO, ppo_hidden2=4, seed=9, init_from=str(two / "checkpoint.npz"))
+    np.testing.assert_array_equal(init_weights(cfg)["W2"], params_of(two)["W2"])
+    with pytest.raises(RunError, match="its network has W2, b2, which this config's network lacks"):
+        init_weights(tiny_config(**PPO, init_from=str(two / "checkpoint.npz")))
 
 
 @pytest.mark.parametrize("make_file", ["missing", "not npz", "other shape"])

@@ -23,10 +23,10 @@ def random_sparse(rng, rows, dim, nnz_per_row=5):
     return x
 
 
-def gradcheck_problem(seed=0):
+def gradcheck_problem(seed=0, hidden2=0):
     """Float64 params and a minibatch away from every kink (ReLU, ratio and value clips)."""
     rng = np.random.default_rng(seed)
-    params = ppo.init_params(D_SMALL, H_SMALL, A_SMALL, rng, dtype=np.float64)
+    params = ppo.init_params(D_SMALL, H_SMALL, A_SMALL, rng, dtype=np.float64, hidden2=hidden2)
     params = {k: np.asfortranarray(rng.standard_normal(v.shape)) if k == "W1" else rng.standard_normal(v.shape)
               for k, v in params.items()}
     xd = random_sparse(rng, B_SMALL, D_SMALL)
@@ -43,6 +43,10 @@ def gradcheck_problem(seed=0):
 def assert_away_from_kinks(params, xd, b, c, margin=1e-4):
     pre = xd @ params["W1"].T + params["b1"]
     assert np.abs(pre).min() > margin
+    if "W2" in params:
+        pre2 = np.maximum(pre, 0) @ params["W2"].T + params["b2"]
+        assert np.abs(pre2).min() > margin
+        assert 0 < (pre2 > 0).mean() < 1  # both sides of the second ReLU are exercised
     logits, v, _ = ppo.forward(params, b.x)
     ratio = np.exp(ppo.log_softmax(logits)[np.arange(len(v)), b.actions] - b.logp)
     assert np.abs(np.abs(ratio - 1) - c.clip).min() > margin
@@ -93,10 +97,11 @@ TERMS = {
 }
 
 
+@pytest.mark.parametrize("hidden2", [0, 5], ids=["one_layer", "two_layers"])
 @pytest.mark.parametrize("term", list(TERMS))
-def test_gradients_match_finite_differences(term):
+def test_gradients_match_finite_differences(term, hidden2):
     kw, zero_adv = TERMS[term]
-    params, xd, b = gradcheck_problem()
+    params, xd, b = gradcheck_problem(hidden2=hidden2)
     if zero_adv:
         b = dataclasses.replace(b, advantages=np.zeros_like(b.advantages))
     c = ppo.Coefs(**{"clip": 0.1, "vclip": 0.1, **kw})
@@ -108,6 +113,7 @@ def test_gradients_match_finite_differences(term):
         assert ana[k].shape == params[k].shape
         assert rel_error(ana[k], num[k]) < 1e-6, (term, k, rel_error(ana[k], num[k]))
     assert np.abs(ana["W1"]).max() > 1e-3 and np.abs(ana["b1"]).max() > 1e-3  # the check is not vacuous
+    assert ("W2" in ana) == bool(hidden2) and all(np.abs(ana[k]).max() > 1e-3 for k in ("W2", "b2") if k in ana)
     head = ("Wv", "bv") if term.startswith("value") else ("Wpi", "bpi")
     assert all(np.abs(ana[k]).max() > 1e-3 for k in head)
 
@@ -129,10 +135,32 @@ def test_compact_forward_agrees_with_dense():
     xd = random_sparse(rng, 9, D_SMALL)
     xs = SparseRows.from_dense(xd)
     h = np.maximum(xd @ params["W1"].T + params["b1"], 0)
-    logits, v, hh = ppo.forward(params, ppo.compact(xs, np.float64))
+    logits, v, (hh,) = ppo.forward(params, ppo.compact(xs, np.float64))
     np.testing.assert_allclose(hh, h, atol=1e-12)
     np.testing.assert_allclose(logits, h @ params["Wpi"].T + params["bpi"], atol=1e-12)
     np.testing.assert_allclose(v, h @ params["Wv"] + params["bv"], atol=1e-12)
+
+
+def test_second_layer_forward_agrees_with_dense():
+    rng = np.random.default_rng(4)
+    params = ppo.init_params(D_SMALL, H_SMALL, 2, rng, dtype=np.float64, hidden2=4)
+    assert params["W2"].shape == (4, H_SMALL) and params["Wpi"].shape == (2, 4) and params["Wv"].shape == (4,)
+    params["b2"][:] = rng.standard_normal(4)
+    xd = random_sparse(rng, 9, D_SMALL)
+    h1 = np.maximum(xd @ params["W1"].T + params["b1"], 0)
+    h2 = np.maximum(h1 @ params["W2"].T + params["b2"], 0)
+    logits, v, hs = ppo.forward(params, ppo.compact(SparseRows.from_dense(xd), np.float64))
+    np.testing.assert_allclose(hs[1], h2, atol=1e-12)
+    np.testing.assert_allclose(logits, h2 @ params["Wpi"].T + params["bpi"], atol=1e-12)
+    np.testing.assert_allclose(v, h2 @ params["Wv"] + params["bv"], atol=1e-12)
+
+
+def test_one_layer_init_is_unchanged_by_the_second_layer_option():
+    """Runs of one hidden layer draw the same initial weights as before ppo_hidden2 existed."""
+    one = ppo.init_params(D_SMALL, H_SMALL, 2, np.random.default_rng(5))
+    two = ppo.init_params(D_SMALL, H_SMALL, 2, np.random.default_rng(5), hidden2=H_SMALL)
+    assert set(two) - set(one) == {"W2", "b2"}
+    np.testing.assert_array_equal(one["W1"], two["W1"])
 
 
 # ---------------------------------------------------------------- Adam and clipping
@@ -295,9 +323,10 @@ def test_learning_rate_anneals_linearly():
     np.testing.assert_allclose(lrs, [1e-3, 0.9e-3, 0.8e-3])
 
 
-def test_ppo_learns_a_bandit():
+@pytest.mark.parametrize("hidden2", [0, 8])
+def test_ppo_learns_a_bandit(hidden2):
     """Reward 1 for UP, 0 for DOWN (on random inputs): the policy must come to prefer UP."""
-    cfg = small_cfg(ppo_lr=1e-2, ppo_ent_coef=0.0, ppo_clip=0.2, gamma=0.0)  # value target = reward
+    cfg = small_cfg(ppo_lr=1e-2, ppo_ent_coef=0.0, ppo_clip=0.2, gamma=0.0, ppo_hidden2=hidden2)  # value target = reward
     agent = ppo.PPO(cfg, np.random.default_rng(0))
     drive(agent, np.random.default_rng(1), 8 * 20, reward_of=lambda a: (a == UP).astype(np.float32))
     rng = np.random.default_rng(2)
@@ -307,9 +336,9 @@ def test_ppo_learns_a_bandit():
     assert DOWN in agent.action_ids
 
 
-@pytest.mark.parametrize("overlap", [False, True])
-def test_state_restore_continues_bit_exactly(overlap):
-    cfg = small_cfg(ppo_actions="noop+updown", ppo_overlap=overlap)
+@pytest.mark.parametrize("overlap,hidden2", [(False, 0), (True, 0), (True, 8)])
+def test_state_restore_continues_bit_exactly(overlap, hidden2):
+    cfg = small_cfg(ppo_actions="noop+updown", ppo_overlap=overlap, ppo_hidden2=hidden2)
     a = ppo.PPO(cfg, np.random.default_rng(0))
     drive(a, np.random.default_rng(1), 8 * 2 + 3)  # with overlap: an update in flight, acting one behind
     b = ppo.PPO(cfg, np.random.default_rng(99))
@@ -362,11 +391,12 @@ def test_groups_wait_for_each_other_and_update_together():
     assert not other.ready(0) and other.buffers[0].full
 
 
-@pytest.mark.parametrize("overlap", [False, True])
-def test_expected_shapes_match_state(overlap):
-    cfg = small_cfg(ppo_obs="diff", ppo_overlap=overlap)
+@pytest.mark.parametrize("overlap,hidden2", [(False, 0), (True, 0), (False, 8), (True, 8)])
+def test_expected_shapes_match_state(overlap, hidden2):
+    cfg = small_cfg(ppo_obs="diff", ppo_overlap=overlap, ppo_hidden2=hidden2)
     st = ppo.PPO(cfg, np.random.default_rng(0)).state()
     assert set(ppo.expected_shapes(cfg)) <= set(st) and ("acting/W1" in st) == overlap
+    assert ("params/W2" in st) == bool(hidden2) and ("acting/W2" in st) == (overlap and bool(hidden2))
     for k, shape in ppo.expected_shapes(cfg).items():
         assert st[k].shape == shape
 
@@ -411,6 +441,20 @@ def test_overlap_is_deterministic():
         np.testing.assert_array_equal(v, b[k], err_msg=k)
 
 
+def test_stats_of_the_update_in_flight_survive_a_checkpoint():
+    """With overlap, an update's stats are returned when the next update starts;
+    a checkpoint taken in between keeps them, so a resumed run logs them too."""
+    a = ppo.PPO(small_cfg(ppo_overlap=True), np.random.default_rng(0))
+    drive(a, np.random.default_rng(1), 8 + 3)  # the first update in flight, its stats not yet returned
+    st = {k: np.array(v) for k, v in a.state().items()}
+    assert st["learned/charts/updates"] == 1
+    b = ppo.PPO(small_cfg(ppo_overlap=True), np.random.default_rng(99))
+    b.restore(st)
+    expected = a.finish()
+    assert b.finish() == expected and type(expected["charts/updates"]) is int
+    assert a.finish() is None and "learned/charts/updates" not in a.state()
+
+
 def test_overlap_reraises_an_update_error(monkeypatch):
     agent = ppo.PPO(small_cfg(ppo_overlap=True), np.random.default_rng(0))
 
@@ -436,6 +480,8 @@ def test_config_defaults_and_checks():
         Config(algo="ppo", ppo_clip=0).validate()
     with pytest.raises(ConfigError):
         Config(algo="ppo", ppo_lazy_adam="false").validate()
+    with pytest.raises(ConfigError, match="ppo_hidden2 must be >= 0 .* got -1"):
+        Config(algo="ppo", ppo_hidden2=-1).validate()
     assert Config(algo="ppo").overlap and not Config(algo="ppo", workers=2).overlap  # not with Ray workers
     assert not Config(algo="ppo", ppo_overlap=False).overlap and not Config(algo="reinforce").overlap
     old = Config(algo="ppo").to_dict()
@@ -446,13 +492,13 @@ def test_config_defaults_and_checks():
 
 # ---------------------------------------------------------------- through the training loop
 @pytest.mark.slow
-@pytest.mark.parametrize("groups,overlap", [(1, False), (2, False), (2, True)])
-def test_train_resume_equals_uninterrupted_run(tmp_path, groups, overlap):
+@pytest.mark.parametrize("groups,overlap,hidden2", [(1, False, 0), (2, False, 0), (2, True, 0), (1, True, 8)])
+def test_train_resume_equals_uninterrupted_run(tmp_path, groups, overlap, hidden2):
     from pongrl import checkpoint
     from pongrl.train import train
 
     cfg = Config(algo="ppo", num_envs=2, groups=groups, ppo_num_steps=8, ppo_hidden=16, ppo_minibatches=2,
-                 ppo_epochs=2, seed=5, steps=2 * 8 * 3 + 2 * 5, ppo_overlap=overlap)
+                 ppo_epochs=2, seed=5, steps=2 * 8 * 3 + 2 * 5, ppo_overlap=overlap, ppo_hidden2=hidden2)
     full = train(tmp_path / "full", cfg, progress=False)
     train(tmp_path / "part", dataclasses.replace(cfg, steps=2 * 8 + 2 * 3), progress=False)  # stops mid-rollout
     resumed = train(tmp_path / "part", resume=True, targets={"steps": cfg.steps}, progress=False)

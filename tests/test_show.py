@@ -116,7 +116,10 @@ def test_mosaic_places_and_scales_each_tile():
 def test_unit_order_puts_the_most_influential_units_first():
     assert list(plots.unit_order({"W2": np.array([0.1, -3.0, 2.0])})) == [1, 2, 0]
     Wpi = np.array([[0.0, 1.0, 0.0], [0.5, 1.0, -2.0]])  # (A, H): unit norms 0.5, 1.41, 2
-    assert list(plots.unit_order({"Wpi": Wpi, "W2": np.zeros(3)})) == [2, 1, 0]
+    assert list(plots.unit_order({"Wpi": Wpi, "Wv": np.ones(3)})) == [2, 1, 0]
+    # two layers: a first-layer unit's weight on the policy goes through W2 (H2, H)
+    W2 = np.array([[0.0, 0.0, 1.0], [3.0, 0.0, 0.0]])  # unit 0 -> second-layer unit 1, unit 2 -> unit 0
+    assert list(plots.unit_order({"Wpi": np.array([[1.0, 1.0]]), "W2": W2})) == [0, 2, 1]
 
 
 def test_initial_params_are_those_a_run_starts_from(tmp_path):
@@ -133,6 +136,7 @@ def test_initial_params_are_those_a_run_starts_from(tmp_path):
     (dict(algo="reinforce", hidden=12), 12, 1),
     (dict(algo="ppo", ppo_hidden=10), 10, 1),
     (dict(algo="ppo", ppo_hidden=6, ppo_obs="frame+diff", ppo_actions="noop+updown"), 6, 2),
+    (dict(algo="ppo", ppo_hidden=7, ppo_hidden2=5), 7, 1),
 ])
 def test_show_weights_draws_every_unit(tmp_path, cfg, units, halves):
     path, _ = agent_file(tmp_path, **cfg)

@@ -77,7 +77,9 @@ class Config:
     ppo_actions: str = "updown"
     """Action set: 'updown' (UP, DOWN) or 'noop+updown' (NOOP, UP, DOWN)."""
     ppo_hidden: int = 256
-    """Hidden ReLU units of the shared layer (policy and value heads sit on it)."""
+    """Hidden ReLU units of the shared first layer (sparse inputs -> these units)."""
+    ppo_hidden2: int = 0
+    """Units of an optional second, dense hidden ReLU layer; 0: none, the heads sit on the first layer."""
     ppo_num_steps: int = 128
     """Steps per game in one rollout; a rollout holds num_envs * ppo_num_steps transitions."""
     ppo_epochs: int = 4
@@ -144,6 +146,7 @@ class Config:
         need(self.ppo_obs in PPO_OBS, f"ppo_obs must be one of {', '.join(PPO_OBS)}, got {self.ppo_obs!r}")
         need(self.ppo_actions in PPO_ACTIONS, f"ppo_actions must be one of {', '.join(PPO_ACTIONS)}, got {self.ppo_actions!r}")
         need(self.ppo_hidden >= 1, f"ppo_hidden must be >= 1, got {self.ppo_hidden!r}")
+        need(self.ppo_hidden2 >= 0, f"ppo_hidden2 must be >= 0 (0: one hidden layer), got {self.ppo_hidden2!r}")
         need(self.ppo_num_steps >= 1, f"ppo_num_steps must be >= 1, got {self.ppo_num_steps!r}")
         need(self.ppo_epochs >= 1, f"ppo_epochs must be >= 1, got {self.ppo_epochs!r}")
         need(1 <= self.ppo_minibatches <= self.num_envs * self.ppo_num_steps,

@@ -165,10 +165,14 @@ def unit_images(W1: np.ndarray) -> np.ndarray:
 
 
 def unit_order(params: dict[str, np.ndarray]) -> np.ndarray:
-    """Hidden units, most influential on the policy first: by |W2| (REINFORCE) or
-    by the norm of the unit's column of the policy head Wpi (PPO)."""
+    """First-layer hidden units, most influential on the policy first: by |W2|
+    (REINFORCE) or by the norm of the unit's column of the policy head Wpi (PPO;
+    with a second layer, of Wpi @ W2, which ignores that layer's ReLU)."""
     if "Wpi" in params:
-        weight = np.linalg.norm(params["Wpi"].astype(np.float64), axis=0)  # (H,)
+        head = params["Wpi"].astype(np.float64)  # (A, T)
+        if "W2" in params:
+            head = head @ params["W2"].astype(np.float64)  # (A, H)
+        weight = np.linalg.norm(head, axis=0)  # (H,)
     else:
         weight = np.abs(params["W2"].astype(np.float64))  # (H,)
     return np.argsort(-weight, kind="stable")

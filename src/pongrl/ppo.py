@@ -1,11 +1,15 @@
 """PPO with a clipped surrogate objective (Schulman et al. 2017), actor-critic,
 in NumPy, with a sparse first layer.
 
-Network: sparse inputs (D,) -> H ReLU units (shared) -> a softmax policy head
-over the action set and a scalar value head. Parameters live in a plain dict:
+Network: sparse inputs (D,) -> H ReLU units (shared) [-> H2 ReLU units] -> a
+softmax policy head over the action set and a scalar value head. Parameters
+live in a plain dict:
 
     W1 (H, D) Fortran order, so that W1.T (D, H) is C-contiguous
-    b1 (H,)   Wpi (A, H)   bpi (A,)   Wv (H,)   bv (1,)
+    b1 (H,)   Wpi (A, T)   bpi (A,)   Wv (T,)   bv (1,)
+    W2 (H2, H)   b2 (H2,)   only with a second layer (`ppo_hidden2`)
+
+where T, the width the heads sit on, is H2 with a second layer, else H.
 
 Inputs ("obs"): "diff" is the tutorial's difference frame (6400 inputs);
 "frame+diff" puts the current binary frame in front of it (12800 inputs).
@@ -88,14 +92,19 @@ def action_set(params: Params) -> np.ndarray:
     return np.array({len(v): v for v in ACTION_SETS.values()}[params["Wpi"].shape[0]])
 
 
-def init_params(inputs: int, hidden: int, n_actions: int, rng: np.random.Generator, dtype=np.float32) -> Params:
+def init_params(inputs: int, hidden: int, n_actions: int, rng: np.random.Generator, dtype=np.float32,
+                hidden2: int = 0) -> Params:
     """W1 ~ N(0, 1/inputs) as the tutorial; a near-zero policy head (uniform
-    initial policy, like CleanRL's 0.01 gain); value head ~ N(0, 1/H); zero biases."""
+    initial policy, like CleanRL's 0.01 gain); value head ~ N(0, 1/T); zero biases.
+    hidden2 > 0 adds a second layer W2 ~ N(0, 2/H) (He's scale for ReLU inputs)."""
+    top = hidden2 or hidden  # T
     W1 = rng.standard_normal((hidden, inputs)) / np.sqrt(inputs)
-    Wpi = 0.01 * rng.standard_normal((n_actions, hidden)) / np.sqrt(hidden)
-    Wv = rng.standard_normal(hidden) / np.sqrt(hidden)
+    Wpi = 0.01 * rng.standard_normal((n_actions, top)) / np.sqrt(top)
+    Wv = rng.standard_normal(top) / np.sqrt(top)
     p = {"W1": np.asfortranarray(W1), "b1": np.zeros(hidden), "Wpi": Wpi, "bpi": np.zeros(n_actions),
          "Wv": Wv, "bv": np.zeros(1)}
+    if hidden2:
+        p |= {"W2": rng.standard_normal((hidden2, hidden)) * np.sqrt(2 / hidden), "b2": np.zeros(hidden2)}
     return {k: (np.asfortranarray(v, dtype) if k == "W1" else v.astype(dtype)) for k, v in p.items()}
 
 
@@ -122,12 +131,15 @@ def compact(x: SparseRows, dtype=np.float32) -> Inputs:
     return Inputs(cols.astype(np.int64), X)
 
 
-def forward(params: Params, x: Inputs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Inputs (B, D) -> logits (B, A), values (B,), hidden activations (B, H)."""
-    h = np.maximum(x.X @ params["W1"].T[x.cols] + params["b1"], 0)  # (B, H)
-    logits = h @ params["Wpi"].T + params["bpi"]  # (B, A)
-    values = h @ params["Wv"] + params["bv"][0]  # (B,)
-    return logits, values, h
+def forward(params: Params, x: Inputs) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """Inputs (B, D) -> logits (B, A), values (B,) and the hidden layers'
+    activations: [(B, H)], or [(B, H), (B, H2)] with a second layer."""
+    hs = [np.maximum(x.X @ params["W1"].T[x.cols] + params["b1"], 0)]  # (B, H)
+    if "W2" in params:
+        hs.append(np.maximum(hs[0] @ params["W2"].T + params["b2"], 0))  # (B, H2)
+    logits = hs[-1] @ params["Wpi"].T + params["bpi"]  # (B, A)
+    values = hs[-1] @ params["Wv"] + params["bv"][0]  # (B,)
+    return logits, values, hs
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -210,12 +222,18 @@ def value_term(v: np.ndarray, old_v: np.ndarray, returns: np.ndarray, clip: floa
     return float(0.5 * np.mean(np.maximum(l1, l2))), dv / B
 
 
-def backprop(params: Params, x: Inputs, h: np.ndarray, dlogits: np.ndarray, dv: np.ndarray) -> Params:
-    """Gradients of the loss from its gradients w.r.t. logits (B, A) and values (B,).
-    grads["W1"] is (U, H): the gradient of the rows x.cols of W1.T (all others are 0)."""
+def backprop(params: Params, x: Inputs, hs: list[np.ndarray], dlogits: np.ndarray, dv: np.ndarray) -> Params:
+    """Gradients of the loss from its gradients w.r.t. logits (B, A) and values (B,);
+    hs are forward's hidden activations. grads["W1"] is (U, H): the gradient of
+    the rows x.cols of W1.T (all others are 0)."""
+    h = hs[-1]  # (B, T)
     grads = {"Wpi": dlogits.T @ h, "bpi": dlogits.sum(axis=0), "Wv": h.T @ dv, "bv": np.array([dv.sum()], h.dtype)}
-    dh = dlogits @ params["Wpi"] + dv[:, None] * params["Wv"]  # (B, H)
+    dh = dlogits @ params["Wpi"] + dv[:, None] * params["Wv"]  # (B, T)
     dh[h <= 0] = 0  # ReLU
+    if "W2" in params:
+        grads["W2"], grads["b2"] = dh.T @ hs[0], dh.sum(axis=0)  # (H2, H), (H2,)
+        dh = dh @ params["W2"]  # (B, H)
+        dh[hs[0] <= 0] = 0
     grads["b1"] = dh.sum(axis=0)
     grads["W1"] = x.X.T @ dh  # (U, H)
     return grads
@@ -246,14 +264,14 @@ class Coefs:
 def loss_and_grads(params: Params, b: Batch, c: Coefs) -> tuple[float, dict, Params, np.ndarray]:
     """Loss of a minibatch (advantages used as given), stats, grads and the rows of
     W1.T that grads["W1"] (U, H) belongs to."""
-    logits, v, h = forward(params, b.x)
+    logits, v, hs = forward(params, b.x)
     logp = log_softmax(logits)
     pg, dpg, stats = policy_term(logp, b.actions, b.logp, b.advantages, c.clip)
     ent, dent = entropy_term(logp)
     vl, dv = value_term(v, b.values, b.returns, c.vclip)
     dt = logits.dtype
     dlogits = (dpg - c.ent_coef * dent).astype(dt, copy=False)
-    grads = backprop(params, b.x, h, dlogits, (c.vf_coef * dv).astype(dt, copy=False))
+    grads = backprop(params, b.x, hs, dlogits, (c.vf_coef * dv).astype(dt, copy=False))
     stats |= {"losses/policy_loss": pg, "losses/value_loss": vl, "losses/entropy": ent}
     return pg + c.vf_coef * vl - c.ent_coef * ent, stats, grads, b.x.cols
 
@@ -423,7 +441,8 @@ class PPO:
     def __init__(self, cfg: Config, rng: np.random.Generator):
         self.cfg = cfg
         self.action_ids = np.array(ACTION_SETS[cfg.ppo_actions])
-        self._params = init_params(OBS_INPUTS[cfg.ppo_obs], cfg.ppo_hidden, len(self.action_ids), rng)
+        self._params = init_params(OBS_INPUTS[cfg.ppo_obs], cfg.ppo_hidden, len(self.action_ids), rng,
+                                   hidden2=cfg.ppo_hidden2)
         self.acting = self._params  # the parameters that play (a lagged copy while an update runs)
         self.m = {k: np.zeros_like(v) for k, v in self._params.items()}
         self.v = {k: np.zeros_like(v) for k, v in self._params.items()}
@@ -551,6 +570,7 @@ class PPO:
         for g, (xs, a, logp, values) in self.pending.items():
             arrays = (xs.indptr, xs.cols, xs.vals, a, logp, values)
             out |= {f"pending{g}/{k}": v for k, v in zip(PENDING_KEYS, arrays)}
+        out |= {f"learned/{k}": np.asarray(v) for k, v in (self.learned or {}).items()}  # stats not yet returned
         return out | {"adam/t": np.int64(self.t), "updates": np.int64(self.updates)}
 
     def restore(self, s: dict[str, np.ndarray]) -> None:
@@ -574,12 +594,18 @@ class PPO:
                 indptr, cols, vals, a, logp, values = (s[f"pending{g}/{k}"] for k in PENDING_KEYS)
                 xs = SparseRows(indptr.astype(np.int64), cols.astype(np.int16), vals.astype(np.int8))
                 self.pending[g] = (xs, a.astype(np.int64), logp.astype(np.float32), values.astype(np.float32))
+        self.learned = {k.removeprefix("learned/"): np.asarray(v).item() for k, v in s.items()
+                        if k.startswith("learned/")} or None
         self.t, self.updates = int(s["adam/t"]), int(s["updates"])
 
 
 def expected_shapes(cfg: Config) -> dict[str, tuple]:
     """Shapes of the parameter and Adam arrays of a PPO checkpoint of this config."""
     h, d, a = cfg.ppo_hidden, OBS_INPUTS[cfg.ppo_obs], len(ACTION_SETS[cfg.ppo_actions])
-    shapes = {"W1": (h, d), "b1": (h,), "Wpi": (a, h), "bpi": (a,), "Wv": (h,), "bv": (1,)}
+    h2 = cfg.ppo_hidden2
+    top = h2 or h
+    shapes = {"W1": (h, d), "b1": (h,), "Wpi": (a, top), "bpi": (a,), "Wv": (top,), "bv": (1,)}
+    if h2:
+        shapes |= {"W2": (h2, h), "b2": (h2,)}
     groups = ("params", "adam/m", "adam/v") + (("acting",) if cfg.overlap else ())
     return {f"{p}/{k}": s for p in groups for k, s in shapes.items()}

@@ -150,11 +150,16 @@ def init_weights(cfg: Config) -> dict[str, np.ndarray] | None:
     agent = load_agent(cfg.init_from)
     if agent.cfg.algo != cfg.algo:
         raise RunError(f"init_from {cfg.init_from}: it holds a {agent.cfg.algo} agent, this run trains {cfg.algo}")
-    for key, shape in expected_shapes(cfg).items():
-        name = key.removeprefix("params/")
-        if key.startswith("params/") and agent.params[name].shape != shape:
+    needs = {k.removeprefix("params/"): s for k, s in expected_shapes(cfg).items() if k.startswith("params/")}
+    extra, missing = sorted(set(agent.params) - set(needs)), sorted(set(needs) - set(agent.params))
+    if extra or missing:
+        what = f"has {', '.join(extra)}, which this config's network lacks" if extra else \
+            f"lacks {', '.join(missing)}, which this config's network needs"
+        raise RunError(f"init_from {cfg.init_from}: its network {what} (match its layers: --ppo-hidden2)")
+    for name, shape in needs.items():
+        if agent.params[name].shape != shape:
             raise RunError(f"init_from {cfg.init_from}: its {name} is {agent.params[name].shape}, this config's "
-                           f"network needs {shape} (match its hidden size, obs and actions)")
+                           f"network needs {shape} (match its hidden sizes, obs and actions)")
     return agent.params
 
 
