@@ -107,3 +107,12 @@ def test_cli_bad_init_file_is_one_line_exit_2_and_makes_no_folder(trained, tmp_p
 def test_init_from_must_be_a_path():
     with pytest.raises(ConfigError, match="init_from must be a file path, got ''"):
         Config(init_from="").validate()
+
+
+def test_an_agent_takes_only_its_configs_arrays(trained):
+    from pongrl.evaluate import agent_from_arrays
+
+    arrays, meta = checkpoint.load(trained / "checkpoint.npz")
+    arrays["params/W2"] = np.zeros((4, 8), np.float32)  # a stray array its config does not have
+    agent = agent_from_arrays(arrays, Config.from_saved(meta["config"]), "f.npz")
+    assert set(agent.params) == {"W1", "b1", "Wpi", "bpi", "Wv", "bv"}

@@ -47,7 +47,7 @@ def agent_from_arrays(arrays: dict[str, np.ndarray], cfg: Config, path: str | Pa
 
     shapes = {k: v for k, v in expected_shapes(cfg).items() if k.startswith("params/")}
     checkpoint.check_shapes(arrays, shapes, path)
-    params = {k[len("params/"):]: v for k, v in arrays.items() if k.startswith("params/")}
+    params = {k.removeprefix("params/"): arrays[k] for k in shapes}  # the config's arrays, no stray others
     # agent files may store float16 (the shipped agent does, to stay small): act in float32
     params = {k: v.astype(np.float32) if v.dtype == np.float16 else v for k, v in params.items()}
     params["W1"] = np.asfortranarray(params["W1"])
