@@ -1,9 +1,10 @@
 """Package a trained agent as pongrl's shipped pretrained agent.
 
-    python scripts/make_pretrained.py RUN_DIR [--games 10] [--out src/pongrl/pretrained/pong_ppo.npz]
+    python scripts/make_pretrained.py RUN_DIR [--agent best|final] [--games 10] [--out src/pongrl/pretrained/pong_ppo.npz]
 
 Takes RUN_DIR/best.npz (the policy at the best evaluation during training,
-Config.eval_every), scores it again on `pongrl eval`'s seeds (seed 0, which
+Config.eval_every) or, with --agent final, the run's last weights
+(RUN_DIR/checkpoint.npz, recorded with the run's last evaluation), scores it again on `pongrl eval`'s seeds (seed 0, which
 training-time evaluations never use), and writes a compressed agent file whose
 header holds the training config, the training-time evaluation that chose it,
 and this fresh evaluation. The parameters are stored as float16 (pongrl acts
@@ -16,6 +17,7 @@ OUT_eval.csv) as the agent's learning curves.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import shutil
 from pathlib import Path
@@ -23,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from pongrl import checkpoint
-from pongrl.evaluate import Agent, evaluate, load_agent, save_agent
+from pongrl.evaluate import Agent, evaluate, load_agent, save_agent, training_eval_seed
 
 MAX_BYTES = 10 * 2**20
 
@@ -31,17 +33,19 @@ MAX_BYTES = 10 * 2**20
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("run_dir", type=Path)
+    ap.add_argument("--agent", choices=("best", "final"), default="best",
+                    help="best.npz, or the last weights of the run (checkpoint.npz)")
     ap.add_argument("--games", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0, help="evaluation seed, as `pongrl eval --seed`")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "src/pongrl/pretrained/pong_ppo.npz")
     args = ap.parse_args(argv)
 
-    best = args.run_dir / "best.npz"
-    _, meta = checkpoint.load(best)
-    trained = load_agent(best)
+    source = args.run_dir / ("best.npz" if args.agent == "best" else "checkpoint.npz")
+    trained = load_agent(source)
     small = Agent(trained.cfg, {k: v.astype(np.float16) for k, v in trained.params.items()})
-    info = {"eval_during_training": meta["eval"],
-            "made_by": f"python scripts/make_pretrained.py {args.run_dir} --games {args.games} --seed {args.seed}"}
+    info = {"eval_during_training": training_eval(source, args.agent),
+            "made_by": f"python scripts/make_pretrained.py {args.run_dir} --agent {args.agent} "
+                       f"--games {args.games} --seed {args.seed}"}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     new = args.out.with_name(args.out.stem + ".new.npz")  # the agent at args.out stays until this one passes
     save_agent(new, small, info, compress=True)
@@ -58,6 +62,19 @@ def main(argv=None) -> dict:
     summary = {"out": str(args.out), "bytes": size, **info}
     print(json.dumps(summary, indent=2))
     return summary
+
+
+def training_eval(source: Path, agent: str) -> dict:
+    """The training-time evaluation of the source: best.npz's own, or the last
+    row of the run's eval.csv (the evaluation at the end of training)."""
+    _, meta = checkpoint.load(source)
+    if agent == "best":
+        return meta["eval"]
+    with open(source.parent / "eval.csv", newline="") as f:
+        last = list(csv.DictReader(f))[-1]
+    row = {k: float(v) for k, v in last.items()}
+    return {"env_steps": int(row["env_steps"]), "wall_s": row["wall_s"], "seed": training_eval_seed(meta["config"]["seed"]),
+            "games": meta["config"]["eval_games"], "mean": row["mean"], "std": row["std"], "win_rate": row["win_rate"]}
 
 
 if __name__ == "__main__":

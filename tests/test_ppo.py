@@ -208,7 +208,8 @@ def test_clip_grad_norm():
 
 
 # ---------------------------------------------------------------- inputs, actions, evaluation helpers
-@pytest.mark.parametrize("obs,actions", [("diff", "updown"), ("frame+diff", "noop+updown")])
+@pytest.mark.parametrize("obs,actions", [("diff", "updown"), ("frame+diff", "noop+updown"),
+                                         ("frame+diff+coarse", "updown")])
 def test_probabilities_and_greedy_actions(obs, actions):
     rng = np.random.default_rng(3)
     params = ppo.init_params(ppo.OBS_INPUTS[obs], 8, len(ppo.ACTION_SETS[actions]), rng)
@@ -230,6 +231,21 @@ def test_frame_plus_diff_encoding():
     dense = ppo.encode(x, frames, "frame+diff").to_dense(12800)
     assert dense[0, 3] == 1 and dense[1, 6400 + 10] == -1 and np.count_nonzero(dense) == 2
     np.testing.assert_array_equal(ppo.encode(x, frames, "diff").to_dense(6400), x)
+
+
+def test_coarse_encoding_marks_the_4x4_blocks_of_both_frames():
+    frames = np.zeros((1, 80, 80), np.uint8)
+    frames[0, 5, 9] = 1  # the ball arrived at (5, 9): block (1, 2) ...
+    x = np.zeros((1, 6400), np.int8)
+    x[0, 5 * 80 + 9] = 1
+    x[0, 50 * 80 + 50] = -1  # ... from (50, 50): block (12, 12)
+    frames[0, 6, 8] = 1  # a pixel in both frames, in the same block as the ball
+    frames[0, 70, 3] = 1  # ... and one alone in its block (17, 0)
+    dense = ppo.encode(x, frames, "frame+diff+coarse").to_dense(13600)
+    np.testing.assert_array_equal(dense[0, :12800], ppo.encode(x, frames, "frame+diff").to_dense(12800)[0])
+    cur, change = dense[0, 12800:13200], dense[0, 13200:]
+    assert set(np.flatnonzero(cur)) == {1 * 20 + 2, 17 * 20 + 0} and cur.max() == 1
+    assert dict(zip(np.flatnonzero(change), change[change != 0])) == {12 * 20 + 12: -1}  # block (1, 2) was on before
 
 
 def test_sample_follows_the_cdf():

@@ -96,6 +96,22 @@ def test_unit_images_of_frame_plus_diff_put_the_frame_half_left():
     assert np.array_equal(imgs[1][:, 80:], W1[1, 6400:].reshape(80, 80))  # difference frame's weights
     with pytest.raises(ValueError):
         plots.unit_images(np.zeros((2, 100)))
+    with pytest.raises(ValueError):
+        plots.unit_images(np.zeros((2, 12800 + 100)))
+
+
+def test_unit_images_draw_coarse_blocks_as_the_pixels_they_cover():
+    W1 = np.random.default_rng(2).standard_normal((2, 13600))
+    imgs = plots.unit_images(W1)
+    assert imgs.shape == (2, 80, 320)  # frame | diff | coarse frame | coarse diff
+    assert np.array_equal(imgs[1][:, 80:160], W1[1, 6400:12800].reshape(80, 80))
+    block = W1[1, 12800 + 3 * 20 + 5]  # coarse frame, block row 3, column 5
+    assert np.all(imgs[1][12:16, 160 + 20:160 + 24] == block)
+    assert imgs[1][79, 319] == W1[1, -1]  # last coarse-diff block, bottom right
+    scaled = plots.scale_blocks(imgs, 13600)
+    assert np.array_equal(scaled[:, :, :160], imgs[:, :, :160])  # the pixel panels are as they were
+    np.testing.assert_allclose(np.abs(scaled[:, :, 160:]).max(axis=(1, 2)), np.abs(imgs[:, :, :160]).max(axis=(1, 2)))
+    assert np.array_equal(plots.scale_blocks(imgs[:, :, :160], 12800), imgs[:, :, :160])  # no blocks: unchanged
 
 
 def test_mosaic_places_and_scales_each_tile():
@@ -137,6 +153,7 @@ def test_initial_params_are_those_a_run_starts_from(tmp_path):
     (dict(algo="ppo", ppo_hidden=10), 10, 1),
     (dict(algo="ppo", ppo_hidden=6, ppo_obs="frame+diff", ppo_actions="noop+updown"), 6, 2),
     (dict(algo="ppo", ppo_hidden=7, ppo_hidden2=5), 7, 1),
+    (dict(algo="ppo", ppo_hidden=5, ppo_obs="frame+diff+coarse"), 5, 4),
 ])
 def test_show_weights_draws_every_unit(tmp_path, cfg, units, halves):
     path, _ = agent_file(tmp_path, **cfg)

@@ -151,17 +151,41 @@ def plot_frames(out: str | Path, env_id: str = "ALE/Pong-v5", seed: int = 0) -> 
 
 # ------------------------------------------------------------------ weights
 def unit_images(W1: np.ndarray) -> np.ndarray:
-    """W1 (U, 6400 k) -> (U, 80, 80 k): each hidden unit's input weights as an image.
+    """W1 (U, 6400 k + 400 m) -> (U, 80, 80 (k + m)): each hidden unit's input
+    weights as an image, its input panels side by side.
 
     k = 1 for difference-frame inputs. For PPO's 'frame+diff' inputs (k = 2:
     the current frame's 6400 pixels, then the difference frame's), the frame
-    half is on the left and the difference half on the right.
+    half is on the left and the difference half on the right. 'frame+diff+coarse'
+    adds m = 2 panels of 20x20 block weights (frame, then difference), each
+    block drawn as the 4x4 pixels it covers.
     """
+    from .ppo import DC, POOL
+
     units, d = W1.shape
-    if d % D:
-        raise ValueError(f"W1 has {d} inputs per unit; expected a multiple of {D} (80x80 pixels)")
     k = d // D
-    return np.asarray(W1).reshape(units, k, H, W).transpose(0, 2, 1, 3).reshape(units, H, k * W)
+    if k == 0 or (d - k * D) % DC:
+        raise ValueError(f"W1 has {d} inputs per unit; expected 6400 k + 400 m (80x80 pixels, 20x20 blocks)")
+    W1 = np.asarray(W1)
+    fine = W1[:, :k * D].reshape(units, k, H, W)  # (U, k, 80, 80)
+    side = H // POOL
+    blocks = W1[:, k * D:].reshape(units, -1, side, side)  # (U, m, 20, 20)
+    blocks = blocks.repeat(POOL, axis=2).repeat(POOL, axis=3)  # (U, m, 80, 80)
+    panels = np.concatenate([fine, blocks], axis=1)  # (U, k + m, 80, 80)
+    return panels.transpose(0, 2, 1, 3).reshape(units, H, -1)
+
+
+def scale_blocks(images: np.ndarray, inputs: int) -> np.ndarray:
+    """Rescale the block panels of unit_images (U, 80, 80 (k + m)) to the largest
+    |weight| of each unit's pixel panels: one block weight stands for 16 pixels
+    and would otherwise dwarf them."""
+    k = inputs // D
+    if inputs == k * D:
+        return images
+    fine, blocks = images[:, :, :k * W], images[:, :, k * W:]
+    top = np.abs(blocks).max(axis=(1, 2), keepdims=True)  # (U, 1, 1)
+    top[top == 0] = 1.0
+    return np.concatenate([fine, blocks / top * np.abs(fine).max(axis=(1, 2), keepdims=True)], axis=2)
 
 
 def unit_order(params: dict[str, np.ndarray]) -> np.ndarray:
@@ -200,7 +224,7 @@ def mosaic(tiles: np.ndarray, gap: int = TILE_GAP) -> np.ndarray:
 
 def weights_figure(params: dict[str, np.ndarray], units: int | None = None, title: str = ""):
     """A grid of the hidden units' input weights (rows of W1), each drawn as an
-    80x80 image (80x160 for 'frame+diff': frame | diff), red positive, blue
+    80x80 image (80x160 for 'frame+diff': frame | diff; 80x320 with coarse blocks), red positive, blue
     negative, each unit on its own scale; most influential units first. One
     weight is one pixel: the picture is the mosaic's size plus a title strip."""
     import textwrap
@@ -208,7 +232,7 @@ def weights_figure(params: dict[str, np.ndarray], units: int | None = None, titl
     import matplotlib
 
     order = unit_order(params)[:units]
-    image = mosaic(unit_images(params["W1"][order].astype(np.float64)))
+    image = mosaic(scale_blocks(unit_images(params["W1"][order].astype(np.float64)), params["W1"].shape[1]))
     height, width = image.shape
     lines = textwrap.wrap(title or f"{len(order)} hidden units' W1 rows", max(10, width // TITLE_CHAR_PX))
     strip = TITLE_LINE_PX * (len(lines) + 1)  # px
@@ -234,8 +258,11 @@ def initial_params(cfg) -> dict[str, np.ndarray]:
 
 
 def weights_title(params: dict[str, np.ndarray], algo: str, units: int, minus_init: bool = False) -> str:
-    k = params["W1"].shape[1] // D
-    what = "80×80 difference-frame weights" if k == 1 else "weights on the frame (left) and difference frame (right)"
+    d = params["W1"].shape[1]
+    what = {D: "80×80 difference-frame weights",
+            2 * D: "weights on the frame (left) and difference frame (right)"}.get(
+        d, "weights on the frame, the difference frame, and the 4×4 blocks of each (left to right; "
+           "the blocks on their own scale)")
     change = " (minus their initial values)" if minus_init else ""
     return f"{algo}: {units} of {params['W1'].shape[0]} hidden units, most influential first; {what}{change}"
 

@@ -12,7 +12,12 @@ live in a plain dict:
 where T, the width the heads sit on, is H2 with a second layer, else H.
 
 Inputs ("obs"): "diff" is the tutorial's difference frame (6400 inputs);
-"frame+diff" puts the current binary frame in front of it (12800 inputs).
+"frame+diff" puts the current binary frame in front of it (12800 inputs);
+"frame+diff+coarse" appends the same two at 20x20 resolution (a cell is 1 if
+its 4x4 pixel block holds anything; the coarse difference is the change of
+those cells): 13600 inputs. A weight on a block is shared by its 16 pixels,
+so what a unit learns about a ball at one pixel carries over to its
+neighbours (learned faster and further than frame+diff: bench/TIME_TO_WIN.md).
 Action sets ("actions"): "updown" = (UP, DOWN), "noop+updown" = (NOOP, UP, DOWN).
 Both are read off the parameter shapes, so a params dict is all that
 `probabilities` / `greedy_actions` (used to play a checkpoint) need.
@@ -47,12 +52,14 @@ import numpy as np
 from .config import Config
 from .env import DOWN, UP
 from .gae import gae
-from .preprocess import D
+from .preprocess import D, H
 from .sparse import SparseRows, indptr_of
 
 NOOP = 0
 ACTION_SETS = {"updown": (UP, DOWN), "noop+updown": (NOOP, UP, DOWN)}
-OBS_INPUTS = {"diff": D, "frame+diff": 2 * D}
+POOL = 4  # side of the blocks the "coarse" inputs max-pool
+DC = D // POOL**2  # 400 coarse cells (20x20)
+OBS_INPUTS = {"diff": D, "frame+diff": 2 * D, "frame+diff+coarse": 2 * D + 2 * DC}
 ADAM_BETAS = (0.9, 0.999)
 
 Params = dict[str, np.ndarray]
@@ -79,7 +86,17 @@ def encode(x: np.ndarray, frames: np.ndarray, obs: str) -> SparseRows:
     if obs == "frame+diff":
         f = np.ascontiguousarray(frames).reshape(len(frames), D).view(np.int8)  # (N, 6400) in {0, 1}
         return sparse_rows(np.concatenate([f, x], axis=1))  # (N, 12800)
+    if obs == "frame+diff+coarse":
+        f = np.ascontiguousarray(frames).reshape(len(frames), D).view(np.int8)  # (N, 6400) in {0, 1}
+        cur, prev = coarse(f), coarse(f - x)  # (N, 400) each; f - x is the previous frame
+        return sparse_rows(np.concatenate([f, x, cur, cur - prev], axis=1))  # (N, 13600)
     raise ValueError(f"unknown obs {obs!r}; choose one of {', '.join(OBS_INPUTS)}")
+
+
+def coarse(f: np.ndarray) -> np.ndarray:
+    """Binary frames (N, 6400) -> (N, 400): 1 where a 4x4 block of pixels holds any."""
+    n, side = len(f), H // POOL
+    return f.reshape(n, side, POOL, side, POOL).max(axis=(2, 4)).reshape(n, DC)
 
 
 def obs_of(params: Params) -> str:
