@@ -1,12 +1,14 @@
 """Package a trained agent as pongrl's shipped pretrained agent.
 
-    python scripts/make_pretrained.py RUN_DIR [--agent best|final] [--games 10] [--out src/pongrl/pretrained/pong_ppo.npz]
+    python scripts/make_pretrained.py RUN_DIR [--agent best|final] [--games 10]
+                                      [--out src/pongrl/pretrained/pong_ppo.npz]
 
 Takes RUN_DIR/best.npz (the policy at the best evaluation during training,
 Config.eval_every) or, with --agent final, the run's last weights
-(RUN_DIR/checkpoint.npz, recorded with the run's last evaluation), scores it again on `pongrl eval`'s seeds (seed 0, which
-training-time evaluations never use), and writes a compressed agent file whose
-header holds the training config, the training-time evaluation that chose it,
+(RUN_DIR/checkpoint.npz, which the run must have evaluated as it ended),
+scores it again on `pongrl eval`'s seeds (seed 0, which training-time
+evaluations never use), and writes a compressed agent file whose
+header holds the training config, the training-time evaluation of those weights,
 and this fresh evaluation. The parameters are stored as float16 (pongrl acts
 with them in float32), which halves the file; the fresh evaluation scores the
 file as written, rounding included. Refuses to write an agent file over 10 MB. The
@@ -66,15 +68,18 @@ def main(argv=None) -> dict:
 
 def training_eval(source: Path, agent: str) -> dict:
     """The training-time evaluation of the source: best.npz's own, or the last
-    row of the run's eval.csv (the evaluation at the end of training)."""
+    row of the run's eval.csv, which must be of the final weights."""
     _, meta = checkpoint.load(source)
     if agent == "best":
         return meta["eval"]
     with open(source.parent / "eval.csv", newline="") as f:
-        last = list(csv.DictReader(f))[-1]
-    row = {k: float(v) for k, v in last.items()}
-    return {"env_steps": int(row["env_steps"]), "wall_s": row["wall_s"], "seed": training_eval_seed(meta["config"]["seed"]),
-            "games": meta["config"]["eval_games"], "mean": row["mean"], "std": row["std"], "win_rate": row["win_rate"]}
+        row = {k: float(v) for k, v in list(csv.DictReader(f))[-1].items()}
+    if row["env_steps"] != meta["counters"]["env_steps"]:
+        raise SystemExit(f"{source}: the run's last evaluation, at {row['env_steps']:.0f} env steps, is not of its "
+                         f"final weights ({meta['counters']['env_steps']} steps); use --agent best")
+    cfg = meta["config"]
+    return {"env_steps": int(row["env_steps"]), "wall_s": row["wall_s"], "seed": training_eval_seed(cfg["seed"]),
+            "games": cfg["eval_games"], "mean": row["mean"], "std": row["std"], "win_rate": row["win_rate"]}
 
 
 if __name__ == "__main__":

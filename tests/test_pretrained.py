@@ -74,3 +74,6 @@ def test_make_pretrained_packages_best_npz_and_never_loses_the_old_agent(tmp_pat
     last, _ = checkpoint.load(run / "checkpoint.npz")
     np.testing.assert_array_equal(load_agent(out).params["W1"], last["params/W1"].astype(np.float16))
     assert res["eval_during_training"]["env_steps"] == 64 and res["eval_during_training"]["seed"] >= USER_EVAL_SEEDS
+    train(run, resume=True, targets={"steps": 96, "eval_every": 64}, progress=False)  # no eval at its end
+    with pytest.raises(SystemExit, match="last evaluation, at 64 env steps, is not of its final weights"):
+        make_pretrained.main([str(run), "--agent", "final", "--games", "1", "--out", str(out)])
