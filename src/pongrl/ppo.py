@@ -81,16 +81,16 @@ def sparse_rows(d: np.ndarray) -> SparseRows:
 
 def encode(x: np.ndarray, frames: np.ndarray, obs: str) -> SparseRows:
     """Difference frames x (N, 6400) int8 and binary frames (N, 80, 80) -> sparse inputs."""
+    if obs not in OBS_INPUTS:
+        raise ValueError(f"unknown obs {obs!r}; choose one of {', '.join(OBS_INPUTS)}")
     if obs == "diff":
         return sparse_rows(x)
-    if obs == "frame+diff":
-        f = np.ascontiguousarray(frames).reshape(len(frames), D).view(np.int8)  # (N, 6400) in {0, 1}
-        return sparse_rows(np.concatenate([f, x], axis=1))  # (N, 12800)
+    f = np.ascontiguousarray(frames).reshape(len(frames), D).view(np.int8)  # (N, 6400) in {0, 1}
+    parts = [f, x]  # frame+diff: (N, 12800)
     if obs == "frame+diff+coarse":
-        f = np.ascontiguousarray(frames).reshape(len(frames), D).view(np.int8)  # (N, 6400) in {0, 1}
         cur, prev = coarse(f), coarse(f - x)  # (N, 400) each; f - x is the previous frame
-        return sparse_rows(np.concatenate([f, x, cur, cur - prev], axis=1))  # (N, 13600)
-    raise ValueError(f"unknown obs {obs!r}; choose one of {', '.join(OBS_INPUTS)}")
+        parts += [cur, cur - prev]  # (N, 13600)
+    return sparse_rows(np.concatenate(parts, axis=1))
 
 
 def coarse(f: np.ndarray) -> np.ndarray:
