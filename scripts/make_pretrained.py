@@ -43,7 +43,10 @@ def main(argv=None) -> dict:
     args = ap.parse_args(argv)
 
     source = args.run_dir / ("best.npz" if args.agent == "best" else "checkpoint.npz")
-    trained = load_agent(source)
+    try:
+        trained = load_agent(source)
+    except checkpoint.CheckpointError as e:
+        ap.error(str(e))  # one line, exit 2
     small = Agent(trained.cfg, {k: v.astype(np.float16) for k, v in trained.params.items()})
     info = {"eval_during_training": training_eval(source, args.agent),
             "made_by": f"python scripts/make_pretrained.py {args.run_dir} --agent {args.agent} "
