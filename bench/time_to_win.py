@@ -1,8 +1,9 @@
 """Time to win at Pong: PPO vs REINFORCE, from scratch, per seed.
 
-    python bench/time_to_win.py [--seeds 0 1 2] [--minutes 45] [--out DIR]
+    python bench/time_to_win.py [--seeds 0 1 2] [--minutes 45] [--config FILE.json] [--out DIR]
 
-For every seed, PPO (the default Config(algo="ppo")) trains for --minutes of
+For every seed, PPO (the default Config(algo="ppo"), or its ppo_* fields taken
+from --config, e.g. bench/ppo_pyramid.json) trains for --minutes of
 training wall time; REINFORCE (the tutorial's defaults) then trains for the
 same number of env steps. Every --eval-every env steps the train loop itself
 (Config.eval_every) plays 10 full games with the current policy on evaluation
@@ -34,7 +35,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # see TIME_TO_WIN.md; before
 
 import numpy as np  # noqa: E402
 
-from pongrl.config import Config  # noqa: E402
+from pongrl.config import Config, ConfigError  # noqa: E402
 from pongrl.train import train  # noqa: E402
 
 THRESHOLDS = (0.0, 18.0)
@@ -156,6 +157,18 @@ def summarize(runs: list[dict]) -> dict:
 
 
 # ---------------------------------------------------------------- main
+def ppo_fields(path: Path | None) -> dict:
+    """The ppo_* fields of a config file ({} without one); a bad file exits with its one-line error."""
+    if path is None:
+        return {}
+    try:
+        cfg = Config.from_json_file(path)
+    except ConfigError as e:
+        print(f"time_to_win: --config: {e}", file=sys.stderr)
+        sys.exit(2)
+    return {k: v for k, v in cfg.to_dict().items() if k.startswith("ppo_")}
+
+
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -166,6 +179,8 @@ def parse_args(argv=None):
     ap.add_argument("--env-id", default="ALE/Pong-v5")
     ap.add_argument("--stop-at-win", action="store_true",
                     help=f"stop a run once an evaluation reaches {THRESHOLDS[-1]:+g} (saves hours)")
+    ap.add_argument("--config", type=Path, default=None, metavar="FILE.json",
+                    help="PPO hyperparameters: the ppo_* fields of this config file (a run's config.json works)")
     ap.add_argument("--out", type=Path, default=Path("bench_out/time_to_win"))
     ap.add_argument("--resume", action="store_true",
                     help="continue the runs already in --out (from an interrupted or shorter invocation)")
@@ -174,13 +189,14 @@ def parse_args(argv=None):
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    ppo = ppo_fields(args.config)  # before anything is written
     args.out.mkdir(parents=True, exist_ok=True)
     runs, started = [], time.time()
     for seed in args.seeds:
         budget = args.steps
         for algo in args.algos:
             cfg = Config(algo=algo, seed=seed, env_id=args.env_id, checkpoint_every=0,
-                         eval_every=args.eval_every, eval_games=EVAL_GAMES).validate()
+                         eval_every=args.eval_every, eval_games=EVAL_GAMES, **ppo).validate()
             run_dir = args.out / f"{algo}_seed{seed}"
             if (run_dir / "checkpoint.npz").exists():
                 check_resumable(run_dir, cfg, args.resume)

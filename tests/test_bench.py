@@ -130,6 +130,32 @@ def test_time_to_win_resume_continues_the_runs_in_out(tmp_path):
         time_to_win.main(args + ["--steps", "4096", "--resume", "--env-id", "Pong-v0"])
 
 
+@pytest.mark.slow
+def test_time_to_win_takes_ppo_hyperparameters_from_a_config_file(tmp_path):
+    import time_to_win
+
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"ppo_obs": "frame+diff+pyramid", "ppo_hidden": 16, "seed": 9, "hidden": 7}))
+    out = tmp_path / "ttw"
+    time_to_win.main(["--seeds", "0", "--steps", "2048", "--eval-every", "2048", "--config", str(cfg), "--out", str(out)])
+    ppo = json.loads((out / "ppo_seed0" / "config.json").read_text())
+    assert (ppo["ppo_obs"], ppo["ppo_hidden"], ppo["seed"], ppo["hidden"]) == ("frame+diff+pyramid", 16, 0, 200)
+    reinforce = json.loads((out / "reinforce_seed0" / "config.json").read_text())
+    assert (reinforce["algo"], reinforce["hidden"]) == ("reinforce", 200)  # only the ppo_* fields are taken
+
+
+@pytest.mark.parametrize("text, says", [("{nope", "is not valid JSON"), ('{"ppo_obs": "pixels"}', "ppo_obs must be one of")])
+def test_time_to_win_bad_config_file_is_one_line_and_exit_2(tmp_path, capsys, text, says):
+    import time_to_win
+
+    (tmp_path / "c.json").write_text(text)
+    with pytest.raises(SystemExit) as e:
+        time_to_win.main(["--config", str(tmp_path / "c.json"), "--out", str(tmp_path / "ttw")])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and says in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "ttw").exists()
+
+
 def test_time_to_win_resume_check_reads_old_configs_as_they_ran(tmp_path):
     """A run saved before ppo_overlap existed ran serially: a PPO run of it is another
     config now; a REINFORCE run (which has no use for ppo_* fields) is not."""

@@ -209,7 +209,7 @@ def test_clip_grad_norm():
 
 # ---------------------------------------------------------------- inputs, actions, evaluation helpers
 @pytest.mark.parametrize("obs,actions", [("diff", "updown"), ("frame+diff", "noop+updown"),
-                                         ("frame+diff+coarse", "updown")])
+                                         ("frame+diff+coarse", "updown"), ("frame+diff+pyramid", "updown")])
 def test_probabilities_and_greedy_actions(obs, actions):
     rng = np.random.default_rng(3)
     params = ppo.init_params(ppo.OBS_INPUTS[obs], 8, len(ppo.ACTION_SETS[actions]), rng)
@@ -246,6 +246,20 @@ def test_coarse_encoding_marks_the_4x4_blocks_of_both_frames():
     cur, change = dense[0, 12800:13200], dense[0, 13200:]
     assert set(np.flatnonzero(cur)) == {1 * 20 + 2, 17 * 20 + 0} and cur.max() == 1
     assert dict(zip(np.flatnonzero(change), change[change != 0])) == {12 * 20 + 12: -1}  # block (1, 2) was on before
+
+
+def test_pyramid_encoding_adds_the_8x8_blocks_of_both_frames():
+    frames = np.zeros((1, 80, 80), np.uint8)
+    frames[0, 5, 9] = 1  # the ball arrived at (5, 9): 8x8 block (0, 1) ...
+    x = np.zeros((1, 6400), np.int8)
+    x[0, 5 * 80 + 9] = 1
+    x[0, 12 * 80 + 14] = -1  # ... from (12, 14): 8x8 block (1, 1)
+    frames[0, 70, 3] = 1  # a pixel in both frames, alone in 8x8 block (8, 0)
+    dense = ppo.encode(x, frames, "frame+diff+pyramid").to_dense(13800)
+    np.testing.assert_array_equal(dense[0, :13600], ppo.encode(x, frames, "frame+diff+coarse").to_dense(13600)[0])
+    cur, change = dense[0, 13600:13700], dense[0, 13700:]
+    assert set(np.flatnonzero(cur)) == {0 * 10 + 1, 8 * 10 + 0} and cur.max() == 1
+    assert dict(zip(np.flatnonzero(change), change[change != 0])) == {0 * 10 + 1: 1, 1 * 10 + 1: -1}
 
 
 def test_sample_follows_the_cdf():

@@ -114,6 +114,20 @@ def test_unit_images_draw_coarse_blocks_as_the_pixels_they_cover():
     assert np.array_equal(plots.scale_blocks(imgs[:, :, :160], 12800), imgs[:, :, :160])  # no blocks: unchanged
 
 
+def test_unit_images_draw_both_pyramid_levels_each_on_its_own_scale():
+    W1 = np.random.default_rng(3).standard_normal((2, 13800))
+    W1[:, 13600:] *= 100.0  # 8x8-block weights far larger than the rest
+    imgs = plots.unit_images(W1)
+    assert imgs.shape == (2, 80, 480)  # frame | diff | 4x4 frame | 4x4 diff | 8x8 frame | 8x8 diff
+    assert np.array_equal(imgs[0][:, :320], plots.unit_images(W1[:, :13600])[0])  # as frame+diff+coarse
+    assert np.all(imgs[0][16:24, 320 + 56:320 + 64] == W1[0, 13600 + 2 * 10 + 7])  # 8x8 frame, row 2, col 7
+    assert imgs[0][79, 479] == W1[0, -1]  # last 8x8 diff block, bottom right
+    scaled = plots.scale_blocks(imgs, 13800)
+    top_fine = np.abs(imgs[:, :, :160]).max(axis=(1, 2))  # (U,)
+    for level in (slice(160, 320), slice(320, 480)):  # each level is scaled to the pixels on its own
+        np.testing.assert_allclose(np.abs(scaled[:, :, level]).max(axis=(1, 2)), top_fine)
+
+
 def test_mosaic_places_and_scales_each_tile():
     tiles = np.stack([np.full((2, 3), v, float) for v in (1.0, -4.0, 0.0, 2.0, 0.5)])
     tiles[3, 0, 0] = -8.0  # largest |value| of tile 3: it scales that tile
@@ -154,6 +168,7 @@ def test_initial_params_are_those_a_run_starts_from(tmp_path):
     (dict(algo="ppo", ppo_hidden=6, ppo_obs="frame+diff", ppo_actions="noop+updown"), 6, 2),
     (dict(algo="ppo", ppo_hidden=7, ppo_hidden2=5), 7, 1),
     (dict(algo="ppo", ppo_hidden=5, ppo_obs="frame+diff+coarse"), 5, 4),
+    (dict(algo="ppo", ppo_hidden=9, ppo_obs="frame+diff+pyramid"), 9, 6),
 ])
 def test_show_weights_draws_every_unit(tmp_path, cfg, units, halves):
     path, _ = agent_file(tmp_path, **cfg)
@@ -257,3 +272,12 @@ def test_the_pretrained_agent_ships_its_learning_curve():
         pytest.skip("this install has no pretrained agent")
     metrics, evals = plots.agent_curves(path)  # pong_ppo_metrics.csv / pong_ppo_eval.csv beside it
     assert metrics and evals, "ship pong_ppo_metrics.csv and pong_ppo_eval.csv (the run's CSVs) beside pong_ppo.npz"
+
+
+@pytest.mark.parametrize("inputs, says", [(6400, "80×80 difference-frame weights"),
+                                          (12800, "frame (left) and difference frame (right)"),
+                                          (13600, "the 4×4 blocks of each"),
+                                          (13800, "the 4×4 and 8×8 blocks of each")])
+def test_weights_title_names_the_panels(inputs, says):
+    title = plots.weights_title({"W1": np.zeros((3, inputs))}, "ppo", 2)
+    assert title.startswith("ppo: 2 of 3 hidden units") and says in title

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ALGOS = ("reinforce", "ppo")
-PPO_OBS = ("diff", "frame+diff", "frame+diff+coarse")
+PPO_OBS = ("diff", "frame+diff", "frame+diff+coarse", "frame+diff+pyramid")
 PPO_ACTIONS = ("updown", "noop+updown")
 # Fields added after runs had been saved without them, with the value those runs used.
 SAVED_BEFORE = {"ppo_overlap": False}
@@ -73,8 +73,9 @@ class Config:
     """RMSProp epsilon added to the root of that mean."""
     # --- PPO (algo="ppo"; also uses gamma, seed and num_envs above) ---------------
     ppo_obs: str = "diff"
-    """Network input: 'diff' (the tutorial's difference frame), 'frame+diff' (current frame too, 12800 inputs)
-    or 'frame+diff+coarse' (plus both at 4x4-block resolution: 13600 inputs; the shipped agent's)."""
+    """Network input: 'diff' (the tutorial's difference frame), 'frame+diff' (current frame too, 12800 inputs),
+    'frame+diff+coarse' (plus both at 4x4-block resolution: 13600 inputs) or
+    'frame+diff+pyramid' (plus both at 8x8-block resolution too: 13800 inputs; the shipped agent's)."""
     ppo_actions: str = "updown"
     """Action set: 'updown' (UP, DOWN) or 'noop+updown' (NOOP, UP, DOWN)."""
     ppo_hidden: int = 256

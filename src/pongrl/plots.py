@@ -151,41 +151,47 @@ def plot_frames(out: str | Path, env_id: str = "ALE/Pong-v5", seed: int = 0) -> 
 
 # ------------------------------------------------------------------ weights
 def unit_images(W1: np.ndarray) -> np.ndarray:
-    """W1 (U, 6400 k + 400 m) -> (U, 80, 80 (k + m)): each hidden unit's input
-    weights as an image, its input panels side by side.
+    """W1 (U, inputs) -> (U, 80, 80 n): each hidden unit's input weights as an
+    image, its n input panels side by side.
 
-    k = 1 for difference-frame inputs. For PPO's 'frame+diff' inputs (k = 2:
-    the current frame's 6400 pixels, then the difference frame's), the frame
-    half is on the left and the difference half on the right. 'frame+diff+coarse'
-    adds m = 2 panels of 20x20 block weights (frame, then difference), each
-    block drawn as the 4x4 pixels it covers.
+    Difference-frame inputs (REINFORCE's, PPO's 'diff') are one panel. PPO's
+    'frame+diff' inputs are two: the current frame's 6400 pixels on the left,
+    the difference frame's on the right. 'frame+diff+coarse' adds two panels of
+    20x20 block weights (frame, then difference), each block drawn as the 4x4
+    pixels it covers; 'frame+diff+pyramid' two more of 10x10 blocks (8x8 pixels).
     """
-    from .ppo import DC, POOL
+    from .ppo import OBS_INPUTS, POOLS
 
     units, d = W1.shape
-    k = d // D
-    if k == 0 or (d - k * D) % DC:
-        raise ValueError(f"W1 has {d} inputs per unit; expected 6400 k + 400 m (80x80 pixels, 20x20 blocks)")
+    kinds = {n: obs for obs, n in OBS_INPUTS.items()}
+    if d not in kinds:
+        raise ValueError(f"W1 has {d} inputs per unit; expected one of {sorted(kinds)} "
+                         "(80x80 pixel panels, then 20x20 and 10x10 block panels)")
     W1 = np.asarray(W1)
-    fine = W1[:, :k * D].reshape(units, k, H, W)  # (U, k, 80, 80)
-    side = H // POOL
-    blocks = W1[:, k * D:].reshape(units, -1, side, side)  # (U, m, 20, 20)
-    blocks = blocks.repeat(POOL, axis=2).repeat(POOL, axis=3)  # (U, m, 80, 80)
-    panels = np.concatenate([fine, blocks], axis=1)  # (U, k + m, 80, 80)
-    return panels.transpose(0, 2, 1, 3).reshape(units, H, -1)
+    k = d // D  # pixel panels: 1 or 2
+    panels, start = [W1[:, :k * D].reshape(units, k, H, W)], k * D  # (U, k, 80, 80)
+    for pool in POOLS[kinds[d]]:
+        side = H // pool
+        blocks = W1[:, start:start + 2 * side * side].reshape(units, 2, side, side)  # (U, 2, side, side)
+        panels.append(blocks.repeat(pool, axis=2).repeat(pool, axis=3))  # (U, 2, 80, 80)
+        start += 2 * side * side
+    return np.concatenate(panels, axis=1).transpose(0, 2, 1, 3).reshape(units, H, -1)  # (U, 80, 80 n)
 
 
 def scale_blocks(images: np.ndarray, inputs: int) -> np.ndarray:
-    """Rescale the block panels of unit_images (U, 80, 80 (k + m)) to the largest
-    |weight| of each unit's pixel panels: one block weight stands for 16 pixels
-    and would otherwise dwarf them."""
+    """Rescale each level of block panels of unit_images (U, 80, 80 n), frame and
+    difference together, to the largest |weight| of each unit's pixel panels: one
+    block weight stands for 16 or 64 pixels and would otherwise dwarf them."""
     k = inputs // D
-    if inputs == k * D:
-        return images
-    fine, blocks = images[:, :, :k * W], images[:, :, k * W:]
-    top = np.abs(blocks).max(axis=(1, 2), keepdims=True)  # (U, 1, 1)
-    top[top == 0] = 1.0
-    return np.concatenate([fine, blocks / top * np.abs(fine).max(axis=(1, 2), keepdims=True)], axis=2)
+    fine = images[:, :, :k * W]  # (U, 80, 80 k)
+    top_fine = np.abs(fine).max(axis=(1, 2), keepdims=True)  # (U, 1, 1)
+    out = [fine]
+    for start in range(k * W, images.shape[2], 2 * W):  # one level: frame | diff blocks
+        level = images[:, :, start:start + 2 * W]  # (U, 80, 160)
+        top = np.abs(level).max(axis=(1, 2), keepdims=True)  # (U, 1, 1)
+        top[top == 0] = 1.0
+        out.append(level / top * top_fine)
+    return np.concatenate(out, axis=2)
 
 
 def unit_order(params: dict[str, np.ndarray]) -> np.ndarray:
@@ -224,7 +230,7 @@ def mosaic(tiles: np.ndarray, gap: int = TILE_GAP) -> np.ndarray:
 
 def weights_figure(params: dict[str, np.ndarray], units: int | None = None, title: str = ""):
     """A grid of the hidden units' input weights (rows of W1), each drawn as an
-    80x80 image (80x160 for 'frame+diff': frame | diff; 80x320 with coarse blocks), red positive, blue
+    80x80 image (80x160 for 'frame+diff': frame | diff; then 80x160 more per level of blocks), red positive, blue
     negative, each unit on its own scale; most influential units first. One
     weight is one pixel: the picture is the mosaic's size plus a title strip."""
     import textwrap
@@ -258,10 +264,13 @@ def initial_params(cfg) -> dict[str, np.ndarray]:
 
 
 def weights_title(params: dict[str, np.ndarray], algo: str, units: int, minus_init: bool = False) -> str:
+    from .ppo import OBS_INPUTS, POOLS
+
     d = params["W1"].shape[1]
+    blocks = " and ".join(f"{p}×{p}" for p in POOLS[{n: obs for obs, n in OBS_INPUTS.items()}.get(d, "diff")])
     what = {D: "80×80 difference-frame weights",
             2 * D: "weights on the frame (left) and difference frame (right)"}.get(
-        d, "weights on the frame, the difference frame, and the 4×4 blocks of each (left to right; "
+        d, f"weights on the frame, the difference frame, and the {blocks} blocks of each (left to right; "
            "the blocks on their own scale)")
     change = " (minus their initial values)" if minus_init else ""
     return f"{algo}: {units} of {params['W1'].shape[0]} hidden units, most influential first; {what}{change}"

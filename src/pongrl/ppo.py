@@ -18,6 +18,7 @@ its 4x4 pixel block holds anything; the coarse difference is the change of
 those cells): 13600 inputs. A weight on a block is shared by its 16 pixels,
 so what a unit learns about a ball at one pixel carries over to its
 neighbours (learned faster and further than frame+diff: bench/TIME_TO_WIN.md).
+"frame+diff+pyramid" adds a second level, 8x8 blocks (10x10 cells): 13800.
 Action sets ("actions"): "updown" = (UP, DOWN), "noop+updown" = (NOOP, UP, DOWN).
 Both are read off the parameter shapes, so a params dict is all that
 `probabilities` / `greedy_actions` (used to play a checkpoint) need.
@@ -57,9 +58,10 @@ from .sparse import SparseRows, indptr_of
 
 NOOP = 0
 ACTION_SETS = {"updown": (UP, DOWN), "noop+updown": (NOOP, UP, DOWN)}
-POOL = 4  # side of the blocks the "coarse" inputs max-pool
-DC = D // POOL**2  # 400 coarse cells (20x20)
-OBS_INPUTS = {"diff": D, "frame+diff": 2 * D, "frame+diff+coarse": 2 * D + 2 * DC}
+POOLS = {"diff": (), "frame+diff": (), "frame+diff+coarse": (4,), "frame+diff+pyramid": (4, 8)}
+"""Sides of the pixel blocks each input kind max-pools, finest first (after its 80x80 panels)."""
+OBS_INPUTS = {obs: (1 if obs == "diff" else 2) * D + sum(2 * D // p**2 for p in pools)
+              for obs, pools in POOLS.items()}  # 6400, 12800, 13600, 13800
 ADAM_BETAS = (0.9, 0.999)
 
 Params = dict[str, np.ndarray]
@@ -87,16 +89,18 @@ def encode(x: np.ndarray, frames: np.ndarray, obs: str) -> SparseRows:
         return sparse_rows(x)
     f = np.ascontiguousarray(frames).reshape(len(frames), D).view(np.int8)  # (N, 6400) in {0, 1}
     parts = [f, x]  # frame+diff: (N, 12800)
-    if obs == "frame+diff+coarse":
-        cur, prev = coarse(f), coarse(f - x)  # (N, 400) each; f - x is the previous frame
-        parts += [cur, cur - prev]  # (N, 13600)
+    cur, prev, side = f, f - x, H  # f - x is the previous frame
+    for pool in POOLS[obs]:  # each level pools the one before: a max of maxes
+        k = pool * side // H  # block side in cells of the previous level
+        cur, prev, side = block_max(cur, k), block_max(prev, k), side // k  # (N, side**2) each
+        parts += [cur, cur - prev]  # e.g. frame+diff+coarse: (N, 13600)
     return sparse_rows(np.concatenate(parts, axis=1))
 
 
-def coarse(f: np.ndarray) -> np.ndarray:
-    """Binary frames (N, 6400) -> (N, 400): 1 where a 4x4 block of pixels holds any."""
-    n, side = len(f), H // POOL
-    return f.reshape(n, side, POOL, side, POOL).max(axis=(2, 4)).reshape(n, DC)
+def block_max(f: np.ndarray, k: int) -> np.ndarray:
+    """Square binary images (N, S*S) -> (N, (S/k)**2): 1 where a k x k block holds any."""
+    n, side = len(f), int(round(np.sqrt(f.shape[1]))) // k
+    return f.reshape(n, side, k, side, k).max(axis=(2, 4)).reshape(n, side * side)
 
 
 def obs_of(params: Params) -> str:
