@@ -22,7 +22,7 @@ def test_pretrained_agent_ships_small_with_config_and_eval():
     assert fresh["games"] >= 10 and len(fresh["scores"]) == fresh["games"]
     assert fresh["mean"] >= 18 and fresh["win_rate"] == 1.0
     assert agent.cfg.ppo_obs == "frame+diff+pyramid" and agent.params["W1"].shape == (256, 13800)
-    # it was chosen on training-time evaluation seeds, and scored afresh on `pongrl eval`'s seeds
+    # training evaluated it on its own seeds; it was scored afresh on `pongrl eval`'s seeds
     assert chosen["seed"] >= USER_EVAL_SEEDS > fresh["seed"] >= 0
 
 
