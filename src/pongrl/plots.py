@@ -160,17 +160,16 @@ def unit_images(W1: np.ndarray) -> np.ndarray:
     20x20 block weights (frame, then difference), each block drawn as the 4x4
     pixels it covers; 'frame+diff+pyramid' two more of 10x10 blocks (8x8 pixels).
     """
-    from .ppo import OBS_INPUTS, POOLS
+    from .ppo import OBS_OF_INPUTS, POOLS
 
     units, d = W1.shape
-    kinds = {n: obs for obs, n in OBS_INPUTS.items()}
-    if d not in kinds:
-        raise ValueError(f"W1 has {d} inputs per unit; expected one of {sorted(kinds)} "
+    if d not in OBS_OF_INPUTS:
+        raise ValueError(f"W1 has {d} inputs per unit; expected one of {sorted(OBS_OF_INPUTS)} "
                          "(80x80 pixel panels, then 20x20 and 10x10 block panels)")
     W1 = np.asarray(W1)
     k = d // D  # pixel panels: 1 or 2
     panels, start = [W1[:, :k * D].reshape(units, k, H, W)], k * D  # (U, k, 80, 80)
-    for pool in POOLS[kinds[d]]:
+    for pool in POOLS[OBS_OF_INPUTS[d]]:
         side = H // pool
         blocks = W1[:, start:start + 2 * side * side].reshape(units, 2, side, side)  # (U, 2, side, side)
         panels.append(blocks.repeat(pool, axis=2).repeat(pool, axis=3))  # (U, 2, 80, 80)
@@ -264,10 +263,10 @@ def initial_params(cfg) -> dict[str, np.ndarray]:
 
 
 def weights_title(params: dict[str, np.ndarray], algo: str, units: int, minus_init: bool = False) -> str:
-    from .ppo import OBS_INPUTS, POOLS
+    from .ppo import OBS_OF_INPUTS, POOLS
 
     d = params["W1"].shape[1]
-    blocks = " and ".join(f"{p}×{p}" for p in POOLS[{n: obs for obs, n in OBS_INPUTS.items()}.get(d, "diff")])
+    blocks = " and ".join(f"{p}×{p}" for p in POOLS.get(OBS_OF_INPUTS.get(d), ()))
     what = {D: "80×80 difference-frame weights",
             2 * D: "weights on the frame (left) and difference frame (right)"}.get(
         d, f"weights on the frame, the difference frame, and the {blocks} blocks of each (left to right; "

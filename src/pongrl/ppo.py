@@ -62,6 +62,7 @@ POOLS = {"diff": (), "frame+diff": (), "frame+diff+coarse": (4,), "frame+diff+py
 """Sides of the pixel blocks each input kind max-pools, finest first (after its 80x80 panels)."""
 OBS_INPUTS = {obs: (1 if obs == "diff" else 2) * D + sum(2 * D // p**2 for p in pools)
               for obs, pools in POOLS.items()}  # 6400, 12800, 13600, 13800
+OBS_OF_INPUTS = {n: obs for obs, n in OBS_INPUTS.items()}  # W1's width -> input kind
 ADAM_BETAS = (0.9, 0.999)
 
 Params = dict[str, np.ndarray]
@@ -89,23 +90,24 @@ def encode(x: np.ndarray, frames: np.ndarray, obs: str) -> SparseRows:
         return sparse_rows(x)
     f = np.ascontiguousarray(frames).reshape(len(frames), D).view(np.int8)  # (N, 6400) in {0, 1}
     parts = [f, x]  # frame+diff: (N, 12800)
-    cur, prev, side = f, f - x, H  # f - x is the previous frame
-    for pool in POOLS[obs]:  # each level pools the one before: a max of maxes
-        k = pool * side // H  # block side in cells of the previous level
-        cur, prev, side = block_max(cur, k), block_max(prev, k), side // k  # (N, side**2) each
-        parts += [cur, cur - prev]  # e.g. frame+diff+coarse: (N, 13600)
+    if POOLS[obs]:
+        cur, prev, side = f, f - x, H  # f - x is the previous frame
+        for pool in POOLS[obs]:  # each level pools the one before: a max of maxes
+            k = pool * side // H  # block side in cells of the previous level
+            cur, prev, side = block_max(cur, side, k), block_max(prev, side, k), side // k  # (N, side**2) each
+            parts += [cur, cur - prev]  # e.g. frame+diff+coarse: (N, 13600)
     return sparse_rows(np.concatenate(parts, axis=1))
 
 
-def block_max(f: np.ndarray, k: int) -> np.ndarray:
-    """Square binary images (N, S*S) -> (N, (S/k)**2): 1 where a k x k block holds any."""
-    n, side = len(f), int(round(np.sqrt(f.shape[1]))) // k
-    return f.reshape(n, side, k, side, k).max(axis=(2, 4)).reshape(n, side * side)
+def block_max(f: np.ndarray, side: int, k: int) -> np.ndarray:
+    """Binary side x side images (N, side**2) -> (N, (side/k)**2): 1 where a k x k block holds any."""
+    n, out = len(f), side // k
+    return f.reshape(n, out, k, out, k).max(axis=(2, 4)).reshape(n, out * out)
 
 
 def obs_of(params: Params) -> str:
     """The input kind a params dict was trained on (from the width of W1)."""
-    return {v: k for k, v in OBS_INPUTS.items()}[params["W1"].shape[1]]
+    return OBS_OF_INPUTS[params["W1"].shape[1]]
 
 
 def action_set(params: Params) -> np.ndarray:
