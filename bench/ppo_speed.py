@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from pongrl.config import PPO_OBS
+
 VARIANTS = {"serial": False, "overlap": True}
 
 
@@ -74,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--steps", type=int, default=100 * 2048, help="env steps per measurement (2048 per update)")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of (serial, overlap)")
-    ap.add_argument("--obs", default="diff", choices=("diff", "frame+diff"))
+    ap.add_argument("--obs", default="diff", choices=PPO_OBS)
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--one", choices=tuple(VARIANTS), help=argparse.SUPPRESS)

@@ -262,6 +262,18 @@ def test_pyramid_encoding_adds_the_8x8_blocks_of_both_frames():
     assert dict(zip(np.flatnonzero(change), change[change != 0])) == {0 * 10 + 1: 1, 1 * 10 + 1: -1}
 
 
+@pytest.mark.parametrize("side,k", [(80, 4), (20, 2), (80, 8), (6, 3)])
+def test_block_max_matches_a_max_over_each_block(side, k):
+    rng = np.random.default_rng(side * k)
+    f = (rng.random((3, side * side)) < 0.05).astype(np.int8)
+    out = side // k
+    blocks = [[f[:, (r * k + i) * side + c * k + j] for i in range(k) for j in range(k)]
+              for r in range(out) for c in range(out)]  # per cell, its k*k pixel columns
+    reference = np.stack([np.max(cell, axis=0) for cell in blocks], axis=1)  # (3, out**2)
+    np.testing.assert_array_equal(ppo.block_max(f, side, k), reference)
+    assert ppo.block_max(f, side, k).dtype == np.int8
+
+
 def test_sample_follows_the_cdf():
     logp = np.log(np.array([[0.2, 0.8], [0.5, 0.5], [0.1, 0.9]]))
     np.testing.assert_array_equal(ppo.sample(logp, np.array([0.19, 0.5, 0.999999])), [0, 1, 1])

