@@ -2,6 +2,7 @@
 buffer, the act/observe interface, checkpoints and bit-exact resume."""
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -128,6 +129,19 @@ def test_policy_check_covers_clipped_and_unclipped_samples():
     assert (pg2 > pg1).any()  # some samples get no policy gradient
 
 
+def test_compact_keeps_the_occurring_columns_in_order():
+    rng = np.random.default_rng(2)
+    xd = random_sparse(rng, 7, D_SMALL)
+    xd[:, 5] = 0
+    xd[3, 5] = -1  # a column that occurs in one row only
+    inputs = ppo.compact(SparseRows.from_dense(xd))
+    np.testing.assert_array_equal(inputs.cols, np.flatnonzero(np.any(xd != 0, axis=0)))
+    np.testing.assert_array_equal(inputs.X, xd[:, inputs.cols])
+    assert inputs.X.dtype == np.float32
+    empty = ppo.compact(SparseRows.from_dense(np.zeros((2, D_SMALL), np.int8)))
+    assert empty.cols.shape == (0,) and empty.X.shape == (2, 0)
+
+
 def test_compact_forward_agrees_with_dense():
     rng = np.random.default_rng(1)
     params = ppo.init_params(D_SMALL, H_SMALL, 2, rng, dtype=np.float64)
@@ -168,6 +182,23 @@ def adam_reference(p, g, m, v, t, lr, eps):
     m = 0.9 * m + 0.1 * g
     v = 0.999 * v + 0.001 * g * g
     return p - lr * (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + eps), m, v
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64, 10**6])
+def test_adam_in_chunks_gives_the_same_bits(chunk):
+    rng = np.random.default_rng(chunk)
+    p, m, v = (rng.standard_normal((13, 5)).astype(np.float32) for _ in range(3))
+    v = np.abs(v)
+    g, rows = rng.standard_normal((4, 5)).astype(np.float32), np.array([0, 3, 4, 11])
+    whole = [a.copy() for a in (p, m, v)]
+    ppo._adam_update(*whole, g, 2, 1e-3, 1e-5, rows, chunk=10**9)
+    ppo._adam_update(p, m, v, g, 2, 1e-3, 1e-5, rows, chunk=chunk)
+    for a, b in zip((p, m, v), whole):
+        np.testing.assert_array_equal(a, b)
+    pf, mf, vf = (np.asfortranarray(a) for a in whole)  # not C-contiguous: updated whole, in place
+    ppo._adam_update(pf, mf, vf, g, 3, 1e-3, 1e-5, rows, chunk=chunk)
+    ppo._adam_update(p, m, v, g, 3, 1e-3, 1e-5, rows, chunk=chunk)
+    np.testing.assert_array_equal(pf, p)
 
 
 @pytest.mark.parametrize("lazy", [True, False])
@@ -529,6 +560,15 @@ def test_config_defaults_and_checks():
     old = Config(algo="ppo").to_dict()
     del old["ppo_overlap"]  # a run saved before the field existed ran serially
     assert not Config.from_saved(old).overlap and Config.from_dict(old).overlap
+
+
+def test_config_file_of_a_run_saved_before_ppo_overlap_keeps_it_serial(tmp_path):
+    old = Config(algo="ppo").to_dict()
+    del old["ppo_overlap"]
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    assert not Config.from_json_file(tmp_path / "old.json").overlap  # a whole config: the run it came from
+    (tmp_path / "partial.json").write_text(json.dumps({"algo": "ppo", "ppo_hidden": 64}))
+    assert Config.from_json_file(tmp_path / "partial.json").overlap  # a partial file: defaults fill the rest
     assert Config.from_dict(Config(algo="ppo").to_dict()) == Config(algo="ppo")
 
 

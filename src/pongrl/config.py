@@ -206,4 +206,7 @@ class Config:
             raise ConfigError(f"config file {path} is not valid JSON: {e}") from None
         if not isinstance(d, dict):
             raise ConfigError(f"config file {path} must hold a JSON object")
-        return cls.from_dict(d)
+        missing = {f.name for f in dataclasses.fields(cls)} - set(d)
+        if missing and missing <= set(SAVED_BEFORE):  # a run folder's config.json from before those fields
+            return cls.from_saved(d)
+        return cls.from_dict(d)  # a partial file: the fields it omits take the defaults

@@ -158,10 +158,12 @@ class Inputs:
 
 def compact(x: SparseRows, dtype=np.float32) -> Inputs:
     """SparseRows (B, D) -> Inputs (the occurring columns and a dense (B, U) block)."""
-    cols, inv = np.unique(x.cols, return_inverse=True)
+    seen = np.zeros(int(x.cols.max()) + 1 if len(x.cols) else 0, bool)
+    seen[x.cols] = True  # np.unique's sorted columns, without its sort (~2x faster)
+    cols = np.flatnonzero(seen)  # (U,)
     X = np.zeros((x.rows, len(cols)), dtype)
-    X[x.row_ids(), inv] = x.vals
-    return Inputs(cols.astype(np.int64), X)
+    X[x.row_ids(), (np.cumsum(seen) - 1)[x.cols]] = x.vals  # position of each entry's column among cols
+    return Inputs(cols, X)
 
 
 def forward(params: Params, x: Inputs) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
@@ -322,7 +324,7 @@ def clip_grad_norm(grads: Params, max_norm: float) -> float:
 
 
 def _adam_update(p: np.ndarray, m: np.ndarray, v: np.ndarray, g: np.ndarray, t: int, lr: float, eps: float,
-                 rows: np.ndarray | None = None) -> None:
+                 rows: np.ndarray | None = None, chunk: int = 1 << 18) -> None:
     """One Adam step (torch's formula) in place. With `rows`, g holds the gradient
     of those rows of p only (all other rows: zero), and is never made dense."""
     b1, b2 = ADAM_BETAS
@@ -334,6 +336,16 @@ def _adam_update(p: np.ndarray, m: np.ndarray, v: np.ndarray, g: np.ndarray, t: 
     else:
         m[rows] += (1 - b1) * g
         v[rows] += (1 - b2) * g * g
+    if not (p.flags.c_contiguous and m.flags.c_contiguous and v.flags.c_contiguous):
+        return _adam_apply(p, m, v, t, lr, eps)
+    p, m, v = p.reshape(-1), m.reshape(-1), v.reshape(-1)  # views
+    for s in range(0, p.size, chunk):  # elementwise, so the same numbers; the 5 passes stay in cache (~1.2x faster)
+        _adam_apply(p[s:s + chunk], m[s:s + chunk], v[s:s + chunk], t, lr, eps)
+
+
+def _adam_apply(p: np.ndarray, m: np.ndarray, v: np.ndarray, t: int, lr: float, eps: float) -> None:
+    """p -= lr * m_hat / (sqrt(v_hat) + eps), in place, from the updated moments."""
+    b1, b2 = ADAM_BETAS
     denom = np.sqrt(v)
     denom /= np.sqrt(1 - b2**t)
     denom += eps
