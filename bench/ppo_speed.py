@@ -1,12 +1,17 @@
-"""PPO training speed: the serial loop vs `ppo_overlap` (learn in a thread while the games play).
+"""PPO training speed: the serial loop vs `ppo_overlap` (learn in a thread while
+the games play), or this checkout vs an earlier commit.
 
     python bench/ppo_speed.py [--steps 204800] [--rounds 3] [--obs diff] [--hidden 256] > ppo_speed.json
+    python bench/ppo_speed.py --baseline REV [options]   # overlap here vs overlap at git revision REV
 
 Each measurement is `pongrl.train.train` with --algo ppo in a fresh subprocess
 (start-up and env creation are not timed; learning is). The two variants run in
 interleaved rounds (serial, overlap, serial, overlap, ...), so that the ratio
 compares measurements taken close together on a shared, noisy machine; the
 headline is the median over rounds of overlap / serial steps per second.
+With --baseline, the variants are "baseline" (the package source of REV, taken
+with `git archive` into a temporary folder and put first on PYTHONPATH) and
+"overlap" (this checkout), and the headline is overlap / baseline.
 JSON goes to stdout, progress to stderr.
 
 `python bench/ppo_speed.py --one VARIANT [options]` runs one measurement in
@@ -16,18 +21,21 @@ this process and prints its JSON (that is what the driver calls).
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from pathlib import Path
 
 from pongrl.config import PPO_OBS
 
-VARIANTS = {"serial": False, "overlap": True}
+VARIANTS = {"serial": False, "overlap": True, "baseline": True}  # -> ppo_overlap
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def log(msg: str) -> None:
@@ -46,10 +54,32 @@ def one(variant: str, steps: int, obs: str, hidden: int, seed: int) -> dict:
             "steps_per_s": s["env_steps"] / s["wall_s"]}
 
 
-def child(variant: str, args) -> dict:
+def export_src(rev: str, dest: Path) -> Path:
+    """The src/ folder of git revision `rev` of this repository, written under dest."""
+    p = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", rev, "src"], capture_output=True, check=True)
+    with tarfile.open(fileobj=io.BytesIO(p.stdout)) as tar:
+        tar.extractall(dest, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
+    return dest / "src"
+
+
+def is_revision(rev: str) -> bool:
+    """Whether `rev` names a commit of this repository (False without git or outside a clone)."""
+    try:
+        p = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
+                           capture_output=True)
+    except OSError:
+        return False
+    return p.returncode == 0
+
+
+def child(variant: str, args, src: Path | None = None) -> dict:
+    """One measurement in a fresh process; with src, that package source comes first on PYTHONPATH."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--one", variant, "--steps", str(args.steps),
            "--obs", args.obs, "--hidden", str(args.hidden), "--seed", str(args.seed)]
-    p = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
+    env = os.environ.copy()
+    if src is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(src)] + [x for x in [env.get("PYTHONPATH")] if x])
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
     lines = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
     if p.returncode != 0 or not lines:
         raise SystemExit(f"{variant} failed (rc {p.returncode}):\n{p.stderr[-3000:]}")
@@ -59,17 +89,22 @@ def child(variant: str, args) -> dict:
 
 
 def run_all(args) -> dict:
-    rounds = []
-    for r in range(args.rounds):
-        log(f"round {r + 1}/{args.rounds}")
-        rounds.append({v: child(v, args) for v in VARIANTS})
-    ratios = [x["overlap"]["steps_per_s"] / x["serial"]["steps_per_s"] for x in rounds]
-    med = {v: statistics.median(x[v]["steps_per_s"] for x in rounds) for v in VARIANTS}
+    with tempfile.TemporaryDirectory(prefix="pongrl-ppo-speed-base-") as d:
+        src = export_src(args.baseline, Path(d)) if args.baseline else None
+        names = ("baseline", "overlap") if src else ("serial", "overlap")
+        rounds = []
+        for r in range(args.rounds):
+            log(f"round {r + 1}/{args.rounds}")
+            rounds.append({v: child(v, args, src if v == "baseline" else None) for v in names})
+    base, new = names
+    ratios = [x[new]["steps_per_s"] / x[base]["steps_per_s"] for x in rounds]
+    med = {v: statistics.median(x[v]["steps_per_s"] for x in rounds) for v in names}
     return {"benchmark": "ppo_speed", "cpu_count": os.cpu_count(),
-            "config": {"steps": args.steps, "obs": args.obs, "hidden": args.hidden, "seed": args.seed},
+            "config": {"steps": args.steps, "obs": args.obs, "hidden": args.hidden, "seed": args.seed,
+                       "baseline": args.baseline},
             "median_steps_per_s": {v: round(s, 1) for v, s in med.items()},
-            "overlap_over_serial": round(statistics.median(ratios), 3),
-            "overlap_over_serial_per_round": [round(x, 3) for x in ratios], "rounds": rounds}
+            f"{new}_over_{base}": round(statistics.median(ratios), 3),
+            f"{new}_over_{base}_per_round": [round(x, 3) for x in ratios], "rounds": rounds}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,10 +114,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--obs", default="diff", choices=PPO_OBS)
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--baseline", metavar="REV", help="compare with overlap at this git revision (a commit, tag, ...)")
     ap.add_argument("--one", choices=tuple(VARIANTS), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.steps < 1 or args.rounds < 1 or args.hidden < 1:
         ap.error("--steps, --rounds and --hidden must be >= 1")
+    if args.baseline and not args.one and not is_revision(args.baseline):
+        ap.error(f"--baseline: {args.baseline!r} is not a commit of the git repository {ROOT}")
     out = one(args.one, args.steps, args.obs, args.hidden, args.seed) if args.one else run_all(args)
     print(json.dumps(out, indent=None if args.one else 2))
     return 0

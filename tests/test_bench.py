@@ -186,3 +186,39 @@ def test_ppo_speed_benchmark_end_to_end():
     assert set(r) == {"serial", "overlap"} and all(m["steps"] == 4096 and m["updates"] == 2 for m in r.values())
     ratio = r["overlap"]["steps_per_s"] / r["serial"]["steps_per_s"]
     assert out["overlap_over_serial"] == pytest.approx(ratio, abs=1e-3) and out["median_steps_per_s"]["serial"] > 0
+
+
+def in_git_clone() -> bool:
+    import ppo_speed
+
+    return ppo_speed.is_revision("HEAD")
+
+
+def test_ppo_speed_rejects_an_unknown_baseline_in_one_line():
+    p = subprocess.run([sys.executable, str(BENCH / "ppo_speed.py"), "--baseline", "no-such-rev"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and p.stdout == ""
+    assert p.stderr.strip().splitlines()[-1].endswith("'no-such-rev' is not a commit of the git repository "
+                                                      f"{BENCH.parent}")
+
+
+@pytest.mark.skipif(not in_git_clone(), reason="needs a git clone of pongrl")
+def test_ppo_speed_exports_the_package_source_of_a_revision(tmp_path):
+    import ppo_speed
+
+    src = ppo_speed.export_src("HEAD", tmp_path)
+    assert (src / "pongrl" / "ppo.py").is_file() and not (tmp_path / "tests").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not in_git_clone(), reason="needs a git clone of pongrl")
+def test_ppo_speed_against_a_baseline_revision_end_to_end():
+    p = subprocess.run([sys.executable, str(BENCH / "ppo_speed.py"), "--steps", "4096", "--rounds", "1",
+                        "--baseline", "HEAD"], capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-2000:]
+    out = json.loads(p.stdout)
+    [r] = out["rounds"]
+    assert set(r) == {"baseline", "overlap"} and all(m["steps"] == 4096 for m in r.values())
+    assert out["overlap_over_baseline"] == pytest.approx(r["overlap"]["steps_per_s"] / r["baseline"]["steps_per_s"],
+                                                         abs=1e-3)
+    assert out["config"]["baseline"] == "HEAD"
