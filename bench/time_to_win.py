@@ -4,7 +4,7 @@
 
 For every seed, PPO (the default Config(algo="ppo"), or its ppo_* fields taken
 from --config, e.g. bench/ppo_pyramid.json) trains for --minutes of
-training wall time; REINFORCE (the tutorial's defaults) then trains for the
+training wall time, or until its learning rate has been annealed to 0; REINFORCE (the tutorial's defaults) then trains for the
 same number of env steps. Every --eval-every env steps the train loop itself
 (Config.eval_every) plays 10 full games with the current policy on evaluation
 seeds, disjoint from the training seeds and from `pongrl eval`'s, the same 10
@@ -13,7 +13,8 @@ the sum of its rewards (agent points minus opponent points, -21..21); actions
 are sampled from the policy, as in training.
 
 Wall times are training time only (the train loop's wall_s: evaluations are
-not counted). Writes DIR/results.json, DIR/evals.csv and
+not counted). The time budget is checked between evaluations, so a run's last
+one may come after --minutes; it is plotted, but reaches no threshold. Writes DIR/results.json, DIR/evals.csv and
 DIR/curves.png (eval score vs env steps and vs wall time), and prints the
 JSON. With --resume, runs already in DIR (of the same config) are continued
 rather than refused, so a long benchmark can be done in parts. See
@@ -35,6 +36,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # see TIME_TO_WIN.md; before
 
 import numpy as np  # noqa: E402
 
+from pongrl import checkpoint  # noqa: E402
 from pongrl.config import Config, ConfigError  # noqa: E402
 from pongrl.train import train  # noqa: E402
 
@@ -54,17 +56,17 @@ def train_and_evaluate(run_dir: Path, cfg: Config, args, max_steps: int | None, 
     """Train until max_steps env steps or max_seconds of training (or, with args.stop_at_win,
     until an evaluation reaches the last threshold). The train loop evaluates every
     args.eval_every env steps; training runs in chunks of that size so that the time
-    budget is checked between chunks (every chunk after the first resumes the run)."""
-    target, summary = 0, None
+    budget is checked between chunks (every chunk after the first resumes the run).
+    The last chunk may end past max_seconds; its evaluation is shown but reaches nothing."""
     resume = (run_dir / "checkpoint.npz").exists()  # a run of an earlier invocation (--resume)
-    done = read_evals(run_dir) if resume else []
-    if done:  # continue from the last evaluation's chunk
-        target = done[-1]["env_steps"] // args.eval_every * args.eval_every
-    while True:
+    summary = saved_summary(run_dir) if resume else None
+    evals = read_evals(run_dir) if resume else []
+    target = evals[-1]["env_steps"] // args.eval_every * args.eval_every if evals else 0
+    while summary is None or not budget_spent(summary, evals, args, max_steps, max_seconds):
         target += args.eval_every
         if max_steps is not None:
             target = min(target, max_steps)
-        if summary is None and not resume:
+        if summary is None:
             summary = train(run_dir, dataclasses.replace(cfg, steps=target), progress=False)
         else:
             summary = train(run_dir, resume=True, targets={"steps": target}, progress=False)
@@ -73,21 +75,42 @@ def train_and_evaluate(run_dir: Path, cfg: Config, args, max_steps: int | None, 
             e = evals[-1]
             print(f"{cfg.algo} seed {cfg.seed}: {e['env_steps']} steps, {e['wall_s']:.0f} s, eval {e['score']:+.1f}",
                   file=sys.stderr, flush=True)
-        reached = first_reached(evals)
-        done_steps = max_steps is not None and summary["env_steps"] >= max_steps
-        done_time = max_seconds is not None and summary["wall_s"] >= max_seconds
-        won = args.stop_at_win and reached[f"{THRESHOLDS[-1]:+g}"] is not None
-        if done_steps or done_time or won or summary["interrupted"]:
+        if summary["interrupted"]:
             break
-    return {"algo": cfg.algo, "seed": cfg.seed, "run_dir": str(run_dir), "evals": evals, "reached": reached,
-            "env_steps": summary["env_steps"], "wall_s": summary["wall_s"], "interrupted": summary["interrupted"]}
+    return {"algo": cfg.algo, "seed": cfg.seed, "run_dir": str(run_dir), "evals": evals,
+            "reached": first_reached(evals, max_seconds), "env_steps": summary["env_steps"],
+            "wall_s": summary["wall_s"], "interrupted": summary["interrupted"]}
 
 
-def first_reached(evals: list[dict]) -> dict:
-    """For every threshold, the first evaluation whose mean score reaches it (or None)."""
+def saved_summary(run_dir: Path) -> dict:
+    """Where a run in run_dir stands (env steps, training wall time), from its checkpoint."""
+    counters = checkpoint.load(run_dir / "checkpoint.npz")[1]["counters"]
+    return {"env_steps": counters["env_steps"], "wall_s": counters["wall_s"], "interrupted": False}
+
+
+def budget_spent(summary: dict, evals: list[dict], args, max_steps: int | None, max_seconds: float | None) -> bool:
+    """Whether a run is done: its steps or seconds are used up, or (--stop-at-win) it has won."""
+    done_steps = max_steps is not None and summary["env_steps"] >= max_steps
+    done_time = max_seconds is not None and summary["wall_s"] >= max_seconds
+    won = args.stop_at_win and first_reached(evals, max_seconds)[f"{THRESHOLDS[-1]:+g}"] is not None
+    return done_steps or done_time or won
+
+
+def learning_steps(cfg: Config, budget: int | None) -> int | None:
+    """The env-step budget, capped where PPO's schedule ends: its learning rate is
+    annealed to 0 at ppo_anneal_steps, so further steps would not change the policy."""
+    if cfg.algo != "ppo" or not cfg.ppo_anneal_steps:
+        return budget
+    return cfg.ppo_anneal_steps if budget is None else min(budget, cfg.ppo_anneal_steps)
+
+
+def first_reached(evals: list[dict], max_seconds: float | None = None) -> dict:
+    """For every threshold, the first evaluation within max_seconds of training whose
+    mean score reaches it (or None)."""
+    inside = [e for e in evals if max_seconds is None or e["wall_s"] <= max_seconds]
     out = {}
     for thr in THRESHOLDS:
-        hit = next((e for e in evals if e["score"] >= thr), None)
+        hit = next((e for e in inside if e["score"] >= thr), None)
         out[f"{thr:+g}"] = None if hit is None else {"env_steps": hit["env_steps"], "wall_s": hit["wall_s"]}
     return out
 
@@ -113,27 +136,33 @@ def write_csv(path: Path, runs: list[dict]) -> None:
                 w.writerow([r["algo"], r["seed"], e["env_steps"], e["wall_s"], e["score"]])
 
 
-def plot(path: Path, runs: list[dict], title: str = "Pong: PPO vs REINFORCE") -> None:
+def plot(path: Path, runs: list[dict], title: str, budget_minutes: float | None = None) -> None:
+    """Eval score against env steps and against training minutes (with the budget, if one, dotted)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    colors = {"ppo": "tab:blue", "reinforce": "tab:orange"}
+    colors = {"ppo": "tab:blue", "reinforce": "tab:orange"}  # a colour per algorithm,
+    seeds = sorted({r["seed"] for r in runs})
+    styles = {s: ("-", "--", ":", "-.")[i % 4] for i, s in enumerate(seeds)}  # a line style per seed
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
     for r in runs:
         steps = [e["env_steps"] / 1e6 for e in r["evals"]]
         minutes = [e["wall_s"] / 60 for e in r["evals"]]
         score = [e["score"] for e in r["evals"]]
-        label = f"{r['algo']} seed {r['seed']}"
-        axes[0].plot(steps, score, marker=".", color=colors.get(r["algo"]), label=label, alpha=0.8)
-        axes[1].plot(minutes, score, marker=".", color=colors.get(r["algo"]), label=label, alpha=0.8)
+        style = {"marker": ".", "color": colors.get(r["algo"]), "ls": styles[r["seed"]], "alpha": 0.8,
+                 "label": f"{r['algo']} seed {r['seed']}"}
+        axes[0].plot(steps, score, **style)
+        axes[1].plot(minutes, score, **style)
     for ax, xlabel in zip(axes, ("env steps (millions)", "training wall time (minutes)")):
         for thr in THRESHOLDS:
             ax.axhline(thr, color="gray", lw=0.8, ls="--")
         ax.set_xlabel(xlabel)
         ax.set_ylim(-21.5, 21.5)
         ax.grid(alpha=0.3)
+    if budget_minutes is not None:
+        axes[1].axvline(budget_minutes, color="gray", lw=0.8, ls=":")
     axes[0].set_ylabel(f"mean score of {EVAL_GAMES} eval games")
     axes[1].legend(fontsize=8)
     fig.suptitle(title)
@@ -201,7 +230,7 @@ def main(argv=None) -> dict:
             if (run_dir / "checkpoint.npz").exists():
                 check_resumable(run_dir, cfg, args.resume)
             seconds = args.minutes * 60 if budget is None else None
-            run = train_and_evaluate(run_dir, cfg, args, budget, seconds)
+            run = train_and_evaluate(run_dir, cfg, args, learning_steps(cfg, budget), seconds)
             runs.append(run)
             budget = run["env_steps"] if budget is None else budget  # the next algorithm gets PPO's steps
             if run["interrupted"]:
@@ -212,7 +241,8 @@ def main(argv=None) -> dict:
               "summary": summarize(runs), "runs": runs, "bench_wall_s": round(time.time() - started, 1)}
     (args.out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
     write_csv(args.out / "evals.csv", runs)
-    plot(args.out / "curves.png", runs)
+    plot(args.out / "curves.png", runs, title="Pong: " + " vs ".join(a.upper() for a in args.algos),
+         budget_minutes=args.minutes if args.steps is None else None)
     print(json.dumps(result, indent=2))
     return result
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from pongrl import policy
+from pongrl.config import Config
 from pongrl.env import make_env
 from pongrl.preprocess import preprocess
 from pongrl.returns import discount_rewards
@@ -130,6 +131,50 @@ def test_time_to_win_resume_continues_the_runs_in_out(tmp_path):
         time_to_win.main(args + ["--steps", "4096", "--resume", "--env-id", "Pong-v0"])
 
 
+def test_time_to_win_counts_only_evaluations_within_the_time_budget():
+    import time_to_win
+
+    evals = [{"env_steps": 1, "wall_s": 50.0, "score": -3.0}, {"env_steps": 2, "wall_s": 100.0, "score": 5.0},
+             {"env_steps": 3, "wall_s": 160.0, "score": 18.0}]
+    assert time_to_win.first_reached(evals) == {"+0": {"env_steps": 2, "wall_s": 100.0},
+                                                "+18": {"env_steps": 3, "wall_s": 160.0}}
+    assert time_to_win.first_reached(evals, max_seconds=100.0) == {"+0": {"env_steps": 2, "wall_s": 100.0}, "+18": None}
+    assert time_to_win.first_reached(evals, max_seconds=99.0) == {"+0": None, "+18": None}
+
+
+def test_time_to_win_stops_ppo_where_its_learning_rate_reaches_0():
+    import time_to_win
+
+    ppo = Config(algo="ppo", ppo_anneal_steps=8_000_000)
+    assert time_to_win.learning_steps(ppo, None) == 8_000_000  # a time budget: stop at 8M at the latest
+    assert time_to_win.learning_steps(ppo, 4096) == 4096
+    assert time_to_win.learning_steps(ppo, 9_000_000) == 8_000_000
+    assert time_to_win.learning_steps(Config(algo="ppo", ppo_anneal_steps=0), None) is None  # never annealed
+    assert time_to_win.learning_steps(Config(algo="reinforce"), 9_000_000) == 9_000_000
+
+
+@pytest.mark.parametrize("name", ["ppo_pyramid.json", "ppo_pyramid_45min.json"])
+def test_bench_config_files_are_valid_ppo_configs(name):
+    import time_to_win
+
+    fields = time_to_win.ppo_fields(BENCH / name)
+    assert fields["ppo_obs"] == "frame+diff+pyramid" and fields["ppo_anneal_entropy"] is True
+    assert fields["ppo_anneal_steps"] == {"ppo_pyramid.json": 9_000_000, "ppo_pyramid_45min.json": 8_000_000}[name]
+
+
+@pytest.mark.slow
+def test_time_to_win_resume_of_a_finished_run_trains_nothing(tmp_path):
+    import time_to_win
+
+    out = tmp_path / "ttw"
+    args = ["--seeds", "0", "--algos", "ppo", "--steps", "2048", "--eval-every", "2048", "--out", str(out)]
+    first = time_to_win.main(args)
+    saved = (out / "ppo_seed0" / "checkpoint.npz").read_bytes()
+    again = time_to_win.main(args + ["--resume"])
+    assert again["runs"] == first["runs"]
+    assert (out / "ppo_seed0" / "checkpoint.npz").read_bytes() == saved
+
+
 @pytest.mark.slow
 def test_time_to_win_takes_ppo_hyperparameters_from_a_config_file(tmp_path):
     import time_to_win
@@ -160,8 +205,6 @@ def test_time_to_win_resume_check_reads_old_configs_as_they_ran(tmp_path):
     """A run saved before ppo_overlap existed ran serially: a PPO run of it is another
     config now; a REINFORCE run (which has no use for ppo_* fields) is not."""
     import time_to_win
-
-    from pongrl.config import Config
 
     for algo, ok in (("reinforce", True), ("ppo", False)):
         run_dir = tmp_path / algo

@@ -92,11 +92,14 @@ def _eval_panel(ax, evals: list[dict]) -> None:
     ax.plot(steps, mean, "o-", color="C2", ms=3, lw=2, label="evaluation score (mean)")
     ax.set_xlabel("agent steps")
     ax.set_title("evaluation (full games, held-out seeds)", fontsize=10)
-    ax.legend(loc="upper left")
     win = ax.twinx()
-    win.plot(steps, [r["win_rate"] for r in evals], ":", color="C3", lw=1.5)
+    win.plot(steps, [r["win_rate"] for r in evals], ":", color="C3", lw=1.5, label="win rate (right axis)")
     win.set_ylim(-0.02, 1.02)
     win.set_ylabel("win rate (dotted)", color="C3")
+    # One legend for both axes, drawn on the twin (on top); a learning curve
+    # starts low and ends high, so the lower right is where it leaves room.
+    handles = [h for a in (ax, win) for h in a.get_legend_handles_labels()[0]]
+    win.legend(handles, [h.get_label() for h in handles], loc="lower right", fontsize=8)
 
 
 def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
