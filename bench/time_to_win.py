@@ -3,21 +3,23 @@
     python bench/time_to_win.py [--seeds 0 1 2] [--minutes 45] [--config FILE.json] [--out DIR]
 
 For every seed, PPO (the default Config(algo="ppo"), or its ppo_* fields taken
-from --config, e.g. bench/ppo_pyramid.json) trains for --minutes of
-training wall time, or until its learning rate has been annealed to 0; REINFORCE (the tutorial's defaults) then trains for the
-same number of env steps. Every --eval-every env steps the train loop itself
-(Config.eval_every) plays 10 full games with the current policy on evaluation
-seeds, disjoint from the training seeds and from `pongrl eval`'s, the same 10
-games at every evaluation, and logs them to RUN_DIR/eval.csv. A game's score is
-the sum of its rewards (agent points minus opponent points, -21..21); actions
-are sampled from the policy, as in training.
+from --config, e.g. bench/ppo_pyramid.json) trains for --minutes of training
+wall time, or until its learning rate has been annealed to 0; REINFORCE (the
+tutorial's defaults) then trains for the same number of env steps. Every
+--eval-every env steps the train loop itself (Config.eval_every) plays 10 full
+games with the current policy on evaluation seeds, disjoint from the training
+seeds and from `pongrl eval`'s, the same 10 games at every evaluation, and logs
+them to RUN_DIR/eval.csv. A game's score is the sum of its rewards (agent
+points minus opponent points, -21..21); actions are sampled from the policy,
+as in training.
 
 Wall times are training time only (the train loop's wall_s: evaluations are
 not counted). The time budget is checked between evaluations, so a run's last
-one may come after --minutes; it is plotted, but reaches no threshold. Writes DIR/results.json, DIR/evals.csv and
-DIR/curves.png (eval score vs env steps and vs wall time), and prints the
-JSON. With --resume, runs already in DIR (of the same config) are continued
-rather than refused, so a long benchmark can be done in parts. See
+one may come after --minutes; it is plotted, but reaches no threshold. Writes
+DIR/results.json, DIR/evals.csv and DIR/curves.png (eval score vs env steps
+and vs wall time), and prints the JSON. With --resume, runs already in DIR (of
+the same config) are continued rather than refused, so a long benchmark can be
+done in parts; a finished run is read back, not trained. See
 bench/TIME_TO_WIN.md.
 """
 
@@ -143,7 +145,7 @@ def plot(path: Path, runs: list[dict], title: str, budget_minutes: float | None 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    colors = {"ppo": "tab:blue", "reinforce": "tab:orange"}  # a colour per algorithm,
+    colors = {"ppo": "tab:blue", "reinforce": "tab:orange"}  # a colour per algorithm
     seeds = sorted({r["seed"] for r in runs})
     styles = {s: ("-", "--", ":", "-.")[i % 4] for i, s in enumerate(seeds)}  # a line style per seed
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
