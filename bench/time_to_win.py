@@ -11,7 +11,8 @@ games with the current policy on evaluation seeds, disjoint from the training
 seeds and from `pongrl eval`'s, the same 10 games at every evaluation, and logs
 them to RUN_DIR/eval.csv. A game's score is the sum of its rewards (agent
 points minus opponent points, -21..21); actions are sampled from the policy,
-as in training.
+as in training, or with --greedy the most likely action is played
+(Config.eval_greedy; training is the same either way).
 
 Wall times are training time only (the train loop's wall_s: evaluations are
 not counted). The time budget is checked between evaluations, so a run's last
@@ -138,7 +139,8 @@ def write_csv(path: Path, runs: list[dict]) -> None:
                 w.writerow([r["algo"], r["seed"], e["env_steps"], e["wall_s"], e["score"]])
 
 
-def plot(path: Path, runs: list[dict], title: str, budget_minutes: float | None = None) -> None:
+def plot(path: Path, runs: list[dict], title: str, budget_minutes: float | None = None,
+         greedy: bool = False) -> None:
     """Eval score against env steps and against training minutes (with the budget, if one, dotted)."""
     import matplotlib
 
@@ -165,7 +167,7 @@ def plot(path: Path, runs: list[dict], title: str, budget_minutes: float | None 
         ax.grid(alpha=0.3)
     if budget_minutes is not None:
         axes[1].axvline(budget_minutes, color="gray", lw=0.8, ls=":")
-    axes[0].set_ylabel(f"mean score of {EVAL_GAMES} eval games")
+    axes[0].set_ylabel(f"mean score of {EVAL_GAMES} eval games" + (" (greedy)" if greedy else ""))
     axes[1].legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
@@ -208,6 +210,8 @@ def parse_args(argv=None):
     ap.add_argument("--eval-every", type=int, default=250_000, help="env steps between evaluations")
     ap.add_argument("--algos", nargs="+", default=["ppo", "reinforce"], choices=["ppo", "reinforce"])
     ap.add_argument("--env-id", default="ALE/Pong-v5")
+    ap.add_argument("--greedy", action="store_true",
+                    help="evaluate with the policy's most likely action instead of a sampled one (Config.eval_greedy)")
     ap.add_argument("--stop-at-win", action="store_true",
                     help=f"stop a run once an evaluation reaches {THRESHOLDS[-1]:+g} (saves hours)")
     ap.add_argument("--config", type=Path, default=None, metavar="FILE.json",
@@ -227,7 +231,8 @@ def main(argv=None) -> dict:
         budget = args.steps
         for algo in args.algos:
             cfg = Config(algo=algo, seed=seed, env_id=args.env_id, checkpoint_every=0,
-                         eval_every=args.eval_every, eval_games=EVAL_GAMES, **ppo).validate()
+                         eval_every=args.eval_every, eval_games=EVAL_GAMES, eval_greedy=args.greedy,
+                         **ppo).validate()
             run_dir = args.out / f"{algo}_seed{seed}"
             if (run_dir / "checkpoint.npz").exists():
                 check_resumable(run_dir, cfg, args.resume)
@@ -244,7 +249,7 @@ def main(argv=None) -> dict:
     (args.out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
     write_csv(args.out / "evals.csv", runs)
     plot(args.out / "curves.png", runs, title="Pong: " + " vs ".join(a.upper() for a in args.algos),
-         budget_minutes=args.minutes if args.steps is None else None)
+         budget_minutes=args.minutes if args.steps is None else None, greedy=args.greedy)
     print(json.dumps(result, indent=2))
     return result
 

@@ -219,6 +219,22 @@ def test_time_to_win_resume_check_reads_old_configs_as_they_ran(tmp_path):
                 time_to_win.check_resumable(run_dir, Config(algo=algo), resume=True)
 
 
+def test_time_to_win_greedy_evaluates_greedily_and_keeps_runs_apart(tmp_path):
+    """--greedy sets Config.eval_greedy; a sampled run is another config, so it is not resumed as greedy."""
+    import time_to_win
+
+    assert time_to_win.parse_args(["--greedy"]).greedy and not time_to_win.parse_args([]).greedy
+    run_dir = tmp_path / "ppo_seed0"
+    run_dir.mkdir()
+    (run_dir / "config.json").write_text(Config(algo="ppo").to_json())
+    with pytest.raises(SystemExit, match=r"another config \(eval_greedy differ\)"):
+        time_to_win.check_resumable(run_dir, Config(algo="ppo", eval_greedy=True), resume=True)
+    old = Config(algo="ppo").to_dict()
+    del old["eval_greedy"]  # a run saved before the field existed evaluated by sampling
+    (run_dir / "config.json").write_text(json.dumps(old))
+    time_to_win.check_resumable(run_dir, Config(algo="ppo"), resume=True)
+
+
 @pytest.mark.slow
 def test_ppo_speed_benchmark_end_to_end():
     p = subprocess.run([sys.executable, str(BENCH / "ppo_speed.py"), "--steps", "4096", "--rounds", "1"],

@@ -72,6 +72,32 @@ def test_resume_continues_the_evaluations(evaluated_run, tmp_path):
     assert [{k: r[k] for k in keys} for r in read_csv(part / "eval.csv")] == whole
 
 
+@pytest.mark.slow
+def test_greedy_evaluations_score_the_most_likely_actions_and_leave_training_alone(evaluated_run, tmp_path):
+    run_dir, _ = evaluated_run
+    greedy = tmp_path / "greedy"
+    train(greedy, tiny_config(**(EVAL_CFG | {"eval_greedy": True})), progress=False)
+    a, _ = checkpoint.load(run_dir / "checkpoint.npz")
+    b, _ = checkpoint.load(greedy / "checkpoint.npz")
+    for k in b:
+        assert np.array_equal(a[k], b[k]), k  # the evaluation's mode does not touch training
+    rows = read_csv(greedy / "eval.csv")
+    _, meta = checkpoint.load(greedy / "best.npz")
+    assert meta["eval"]["greedy"] is True and meta["eval"]["mean"] == max(r["mean"] for r in rows)
+    agent = load_agent(greedy / "best.npz")
+    seed = training_eval_seed(agent.cfg.seed)
+    assert evaluate(agent, 1, seed=seed, greedy=True)["mean"] == meta["eval"]["mean"]
+    _, sampled_meta = checkpoint.load(run_dir / "best.npz")
+    assert sampled_meta["eval"]["greedy"] is False
+
+
+def test_eval_greedy_must_be_a_bool():
+    from pongrl.config import ConfigError
+
+    with pytest.raises(ConfigError, match="eval_greedy must be true or false, got 'yes'"):
+        tiny_config(eval_greedy="yes").validate()
+
+
 def test_training_eval_seeds_never_meet_user_eval_seeds():
     def seeds(eval_seed, games=2000):
         return {episode_seed(eval_seed, k, EVAL_SEEDS) for k in range(games)}

@@ -570,6 +570,10 @@ def test_config_file_of_a_run_saved_before_ppo_overlap_keeps_it_serial(tmp_path)
     (tmp_path / "partial.json").write_text(json.dumps({"algo": "ppo", "ppo_hidden": 64}))
     assert Config.from_json_file(tmp_path / "partial.json").overlap  # a partial file: defaults fill the rest
     assert Config.from_dict(Config(algo="ppo").to_dict()) == Config(algo="ppo")
+    del old["eval_greedy"]  # a run saved before both fields: still read as the run it came from
+    (tmp_path / "older.json").write_text(json.dumps(old))
+    older = Config.from_json_file(tmp_path / "older.json")
+    assert not older.overlap and not older.eval_greedy
 
 
 # ---------------------------------------------------------------- through the training loop

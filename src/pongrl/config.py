@@ -11,7 +11,7 @@ ALGOS = ("reinforce", "ppo")
 PPO_OBS = ("diff", "frame+diff", "frame+diff+coarse", "frame+diff+pyramid")
 PPO_ACTIONS = ("updown", "noop+updown")
 # Fields added after runs had been saved without them, with the value those runs used.
-SAVED_BEFORE = {"ppo_overlap": False}
+SAVED_BEFORE = {"ppo_overlap": False, "eval_greedy": False}
 
 
 class ConfigError(ValueError):
@@ -49,6 +49,10 @@ class Config:
     best policy so far in RUN_DIR/best.npz (0: never)."""
     eval_games: int = 10
     """Full games per evaluation during training (see eval_every)."""
+    eval_greedy: bool = False
+    """Evaluations during training play the policy's most likely action instead of
+    sampling it as in training (as SB3's EvalCallback with deterministic=True).
+    The evaluation's own random stream is separate: training is the same either way."""
     # --- Ray (pongrl[ray]; see pongrl.distributed) ----------------------------
     workers: int = 0
     """Ray workers (actors) that play the games, num_envs games each, while the
@@ -161,7 +165,7 @@ class Config:
         need(self.ppo_ent_coef >= 0, f"ppo_ent_coef must be >= 0, got {self.ppo_ent_coef!r}")
         need(self.ppo_vf_coef >= 0, f"ppo_vf_coef must be >= 0, got {self.ppo_vf_coef!r}")
         need(self.ppo_max_grad_norm > 0, f"ppo_max_grad_norm must be > 0, got {self.ppo_max_grad_norm!r}")
-        for name in ("ppo_anneal_entropy", "ppo_lazy_adam", "ppo_clip_vloss", "ppo_norm_adv", "ppo_overlap"):
+        for name in ("eval_greedy", "ppo_anneal_entropy", "ppo_lazy_adam", "ppo_clip_vloss", "ppo_norm_adv", "ppo_overlap"):
             need(isinstance(getattr(self, name), bool), f"{name} must be true or false, got {getattr(self, name)!r}")
         return self
 

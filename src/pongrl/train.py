@@ -308,11 +308,12 @@ def evaluate_now(run: Run, run_dir: Path) -> dict:
 
     cfg, c = run.cfg, run.counters
     agent = Agent(cfg, run.algo.params)
-    res = evaluate(agent, cfg.eval_games, seed=training_eval_seed(cfg.seed))
+    res = evaluate(agent, cfg.eval_games, seed=training_eval_seed(cfg.seed), greedy=cfg.eval_greedy)
     c.evals = c.env_steps // cfg.eval_every
     if c.best_eval is None or res["mean"] > c.best_eval:
         c.best_eval = res["mean"]
         info = {"eval": {"env_steps": c.env_steps, "wall_s": c.wall_s, "seed": training_eval_seed(cfg.seed),
+                         "greedy": cfg.eval_greedy,
                          **{k: res[k] for k in ("games", "mean", "std", "win_rate", "scores")}}}
         save_agent(run_dir / "best.npz", agent, info)
     return res
