@@ -17,8 +17,8 @@ as in training, or with --greedy the most likely action is played
 Wall times are training time only (the train loop's wall_s: evaluations are
 not counted). The time budget is checked between evaluations, so a run's last
 one may come after --minutes; it is plotted, but reaches no threshold. Writes
-DIR/results.json, DIR/evals.csv and DIR/curves.png (eval score vs env steps
-and vs wall time), and prints the JSON. With --resume, runs already in DIR (of
+DIR/results.json (with the machine's software and CPU: `system`), DIR/evals.csv
+and DIR/curves.png (eval score vs env steps and vs wall time), and prints the JSON. With --resume, runs already in DIR (of
 the same config) are continued rather than refused, so a long benchmark can be
 done in parts; a finished run is read back, not trained. See
 bench/TIME_TO_WIN.md.
@@ -41,6 +41,7 @@ import numpy as np  # noqa: E402
 
 from pongrl import checkpoint  # noqa: E402
 from pongrl.config import Config, ConfigError  # noqa: E402
+from pongrl.logger import system_info  # noqa: E402
 from pongrl.train import train  # noqa: E402
 
 THRESHOLDS = (0.0, 18.0)
@@ -245,7 +246,8 @@ def main(argv=None) -> dict:
         if runs and runs[-1]["interrupted"]:
             break
     result = {"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-              "summary": summarize(runs), "runs": runs, "bench_wall_s": round(time.time() - started, 1)}
+              "summary": summarize(runs), "runs": runs, "bench_wall_s": round(time.time() - started, 1),
+              "system": system_info()}
     (args.out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
     write_csv(args.out / "evals.csv", runs)
     plot(args.out / "curves.png", runs, title="Pong: " + " vs ".join(a.upper() for a in args.algos),

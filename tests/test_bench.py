@@ -110,7 +110,8 @@ def test_time_to_win_smoke(tmp_path):
         assert len(steps) == 2 and 2048 <= steps[0] < 2048 + 16 and 4096 <= steps[1] < 4096 + 16, steps
         assert r["env_steps"] >= 4096 and set(r["reached"]) == {"+0", "+18"}
         assert all(-21 <= e["score"] <= 21 for e in r["evals"])
-    assert json.loads((out / "results.json").read_text())["summary"] == res["summary"]
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["summary"] == res["summary"] and saved["system"]["packages"]["numpy"] == np.__version__
     assert (out / "curves.png").stat().st_size > 10_000
     assert len((out / "evals.csv").read_text().splitlines()) == 1 + 4
 

@@ -73,6 +73,39 @@ def test_resume_continues_the_evaluations(evaluated_run, tmp_path):
 
 
 @pytest.mark.slow
+def test_ctrl_c_during_an_evaluation_abandons_it_and_the_resumed_run_plays_it_first(evaluated_run, tmp_path,
+                                                                                     monkeypatch):
+    import signal
+
+    from pongrl import evaluate as evaluate_module
+
+    run_dir, _ = evaluated_run
+    part, games = tmp_path / "part", []
+
+    def ctrl_c_in_the_second(*args, **kwargs):
+        games.append(args)
+        if len(games) == 2:
+            signal.raise_signal(signal.SIGINT)  # as if pressed while these games play
+            raise AssertionError("Ctrl-C did not stop the evaluation")
+        return evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(evaluate_module, "evaluate", ctrl_c_in_the_second)
+    summary = train(part, tiny_config(**EVAL_CFG), progress=False)
+    assert summary["interrupted"] and len(read_csv(part / "eval.csv")) == 1  # nothing of the abandoned one
+    _, meta = checkpoint.load(part / "checkpoint.npz")
+    assert meta["counters"]["evals"] == 1 and meta["counters"]["env_steps"] >= 2000
+    monkeypatch.setattr(evaluate_module, "evaluate", evaluate)
+    train(part, resume=True, targets={"steps": 3000}, progress=False)
+    keys = ("env_steps", "mean", "std", "win_rate")
+    whole = [{k: r[k] for k in keys} for r in read_csv(run_dir / "eval.csv")]
+    assert [{k: r[k] for k in keys} for r in read_csv(part / "eval.csv")] == whole
+    a, _ = checkpoint.load(run_dir / "checkpoint.npz")
+    b, _ = checkpoint.load(part / "checkpoint.npz")
+    for k in a:
+        assert np.array_equal(a[k], b[k]), k
+
+
+@pytest.mark.slow
 def test_greedy_evaluations_score_the_most_likely_actions_and_leave_training_alone(evaluated_run, tmp_path):
     run_dir, _ = evaluated_run
     greedy = tmp_path / "greedy"

@@ -63,6 +63,22 @@ def test_run_writes_config_checkpoint_and_metrics(finished_run):
     assert meta["counters"]["env_steps"] == summary["env_steps"]
 
 
+def test_run_records_the_system_it_trained_on(finished_run, tmp_path):
+    import json
+
+    import numpy
+    from pongrl.logger import system_info
+
+    run_dir = copy_run(finished_run, tmp_path)
+    systems = json.loads((run_dir / "system.json").read_text())["systems"]
+    assert len(systems) == 1 and systems[0]["from_env_steps"] == 0
+    assert systems[0]["packages"]["numpy"] == numpy.__version__
+    assert {k: v for k, v in systems[0].items() if k != "from_env_steps"} == system_info()
+    summary = train(run_dir, resume=True, targets={"episodes": 3}, progress=False)
+    assert json.loads((run_dir / "system.json").read_text())["systems"] == systems  # same machine: no new entry
+    assert summary["episodes"] == 3
+
+
 def test_training_updates_the_weights(finished_run):
     run_dir, cfg, summary = finished_run
     arrays, _ = ckpt(run_dir)

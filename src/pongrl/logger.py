@@ -1,10 +1,13 @@
-"""Run logging: metrics.csv (one row per finished episode), eval.csv, a progress
-bar, and optionally TensorBoard event files (`--tensorboard`, via tensorboardX)."""
+"""Run logging: metrics.csv (one row per finished episode), eval.csv, system.json,
+a progress bar, and optionally TensorBoard event files (`--tensorboard`, via tensorboardX)."""
 
 from __future__ import annotations
 
 import csv
+import json
 import os
+import platform
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 METRIC_COLUMNS = ["episode", "env_steps", "return", "running_reward", "length", "wall_s"]
@@ -52,6 +55,65 @@ def truncate_csv(path: str | Path, key: str, last: float) -> None:
         w.writeheader()
         w.writerows(rows)
     os.replace(tmp, path)
+
+
+def write_json(path: str | Path, obj) -> None:
+    """Write obj as JSON to a temporary file, then rename it over path."""
+    path = Path(path)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)
+
+
+# ------------------------------------------------------------------ system.json
+PACKAGES = ("pongrl", "numpy", "gymnasium", "ale-py")
+CPU_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f")  # what decides which NumPy / BLAS kernels run
+
+
+def system_info() -> dict:
+    """The software and CPU this process trains on. A seed reproduces a run bit
+    for bit only with the same library versions and CPU kernels (BLAS picks its
+    kernels, e.g. "Haswell" or "SkylakeX", by CPU), so run folders keep this."""
+    import numpy  # noqa: F401  (loads the BLAS that threadpool_info reports)
+    from threadpoolctl import threadpool_info
+
+    blas = [{k: lib.get(k) for k in ("internal_api", "version", "architecture")}
+            for lib in threadpool_info() if lib.get("user_api") == "blas"]
+    return {"python": platform.python_version(), "platform": platform.platform(),
+            "packages": {name: _version(name) for name in PACKAGES}, "cpu": cpu_info(), "blas": blas}
+
+
+def _version(package: str) -> str | None:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None
+
+
+def cpu_info() -> dict:
+    """Model name, core count and SIMD flags (Linux: from /proc/cpuinfo; elsewhere the model only)."""
+    model, flags = platform.processor() or platform.machine(), []
+    try:
+        with open("/proc/cpuinfo") as f:
+            fields = dict(line.split(":", 1) for line in f.read().split("\n\n")[0].splitlines() if ":" in line)
+        fields = {k.strip(): v.strip() for k, v in fields.items()}
+        model = fields.get("model name", model)
+        flags = [f for f in CPU_FLAGS if f in fields.get("flags", "").split()]
+    except OSError:
+        pass
+    return {"model": model, "count": os.cpu_count(), "flags": flags}
+
+
+def record_system(path: str | Path, env_steps: int) -> None:
+    """Keep system.json: a list of the systems the run has trained on, each with
+    the env step it started at. A (re)start on the same system adds nothing."""
+    path, info = Path(path), system_info()
+    try:
+        entries = json.loads(path.read_text())["systems"]
+    except (OSError, ValueError, KeyError, TypeError):
+        entries = []  # none yet (or unreadable: start the list again rather than fail a run)
+    if not entries or {k: v for k, v in entries[-1].items() if k != "from_env_steps"} != info:
+        write_json(path, {"systems": entries + [{"from_env_steps": env_steps, **info}]})
 
 
 def progress_bar(total: int | None, initial: int, unit: str, enabled: bool):

@@ -7,6 +7,7 @@ headless (Agg) and, in a notebook, a returned figure displays inline.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -58,10 +59,11 @@ def agent_curves(agent_path: str | Path) -> tuple[list[dict], list[dict]]:
     return read_run_curves(path if path.is_dir() else path.parent)
 
 
-def curves_figure(metrics: list[dict], evals: list[dict] | None = None, title: str = ""):
+def curves_figure(metrics: list[dict], evals: list[dict] | None = None, title: str = "", greedy: bool = False):
     """Return and running reward against episodes and against env steps; with
     evaluation rows (eval.csv), a third panel: the evaluation score (mean ± std)
-    and win rate against env steps."""
+    and win rate against env steps (`greedy`: the evaluations played the most
+    likely action; its title says so)."""
     panels = 3 if evals else 2
     fig = _figure(5.5 * panels, 4)
     axes = fig.subplots(1, panels, sharey=True)
@@ -71,7 +73,7 @@ def curves_figure(metrics: list[dict], evals: list[dict] | None = None, title: s
         ax.plot(cols[xkey], cols["running_reward"], "-", lw=2, label="running reward (EMA 0.99)")
         ax.set_xlabel(xlabel)
     if evals:
-        _eval_panel(axes[2], evals)
+        _eval_panel(axes[2], evals, greedy)
         axes[1].sharex(axes[2])
     for ax in axes:
         ax.axhline(0, color="gray", lw=0.8, ls="--")
@@ -84,14 +86,14 @@ def curves_figure(metrics: list[dict], evals: list[dict] | None = None, title: s
     return fig
 
 
-def _eval_panel(ax, evals: list[dict]) -> None:
+def _eval_panel(ax, evals: list[dict], greedy: bool = False) -> None:
     steps = np.array([r["env_steps"] for r in evals])
     mean = np.array([r["mean"] for r in evals])
     std = np.array([r["std"] for r in evals])
     ax.fill_between(steps, mean - std, mean + std, color="C2", alpha=0.2, label="± std over games")
     ax.plot(steps, mean, "o-", color="C2", ms=3, lw=2, label="evaluation score (mean)")
     ax.set_xlabel("agent steps")
-    ax.set_title("evaluation (full games, held-out seeds)", fontsize=10)
+    ax.set_title(f"evaluation ({'greedy' if greedy else 'sampled'} actions, full games, held-out seeds)", fontsize=10)
     win = ax.twinx()
     win.plot(steps, [r["win_rate"] for r in evals], ":", color="C3", lw=1.5, label="win rate (right axis)")
     win.set_ylim(-0.02, 1.02)
@@ -106,8 +108,17 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """A run's learning curve (plus its evaluation curve, if it has eval.csv) -> PNG path."""
     run_dir = Path(run_dir)
     metrics, evals = read_run_curves(run_dir)
-    fig = curves_figure(metrics, evals, title=f"pongrl: {run_dir.resolve().name}")
+    fig = curves_figure(metrics, evals, title=f"pongrl: {run_dir.resolve().name}", greedy=evaluates_greedily(run_dir))
     return save(fig, out or run_dir / "learning_curve.png", dpi=110)
+
+
+def evaluates_greedily(run_dir: str | Path) -> bool:
+    """Whether a run folder's evaluations play the most likely action (its
+    config.json's eval_greedy; False when the file is missing or predates it)."""
+    try:
+        return json.loads((Path(run_dir) / "config.json").read_text()).get("eval_greedy", False) is True
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 # ------------------------------------------------------------------ frames

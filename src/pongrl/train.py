@@ -15,7 +15,6 @@ One loop serves every algorithm. An algorithm object has
 
 from __future__ import annotations
 
-import json
 import signal
 import time
 from dataclasses import dataclass, field
@@ -27,8 +26,8 @@ import numpy as np
 from . import checkpoint
 from .config import Config
 from .env import PongVecEnv
-from .logger import (EVAL_COLUMNS, METRIC_COLUMNS, CsvLog, TensorBoardLog, progress_bar, require_tensorboardx,
-                     truncate_csv)
+from .logger import (EVAL_COLUMNS, METRIC_COLUMNS, CsvLog, TensorBoardLog, progress_bar, record_system,
+                     require_tensorboardx, truncate_csv, write_json)
 from .preprocess import D
 from .reinforce import Reinforce
 
@@ -38,6 +37,28 @@ if TYPE_CHECKING:
 
 class RunError(ValueError):
     """The run folder cannot be used as asked."""
+
+
+class EvalInterrupted(Exception):
+    """Ctrl-C arrived while the train loop was playing its evaluation games."""
+
+
+@dataclass
+class Stop:
+    """The train loop's SIGINT handler: Ctrl-C asks the loop to checkpoint and stop.
+
+    An evaluation of full games can take a minute or more, so Ctrl-C during one
+    also abandons it (EvalInterrupted): nothing of it has been written, and the
+    resumed run plays it first, at the same env step."""
+
+    requested: bool = False
+    evaluating: bool = False
+
+    def __call__(self, *_) -> None:
+        self.requested = True
+        if self.evaluating:
+            self.evaluating = False  # raise at most once per evaluation
+            raise EvalInterrupted
 
 
 @dataclass
@@ -163,12 +184,6 @@ def init_weights(cfg: Config) -> dict[str, np.ndarray] | None:
     return agent.params
 
 
-def write_json(path: Path, obj) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)
-
-
 # ------------------------------------------------------------------ the loop
 def open_run(run_dir: Path, cfg: Config | None, resume: bool, targets: dict) -> Run:
     """A fresh run in an empty folder, or the run saved in `run_dir` with new targets."""
@@ -186,6 +201,7 @@ def open_run(run_dir: Path, cfg: Config | None, resume: bool, targets: dict) -> 
         run_dir.mkdir(parents=True, exist_ok=True)
         run = new_run(cfg, init)
     write_json(run_dir / "config.json", run.cfg.to_dict())
+    record_system(run_dir / "system.json", run.counters.env_steps)
     return run
 
 
@@ -199,6 +215,8 @@ def train(run_dir: str | Path, cfg: Config | None = None, resume: bool = False, 
     """Train until the config's episode/step totals are reached or Ctrl-C; returns a summary.
 
     On Ctrl-C (SIGINT) the run is checkpointed and the summary says interrupted.
+    Ctrl-C during an evaluation (Config.eval_every) abandons it at once; the
+    resumed run plays it first, so its eval.csv equals an uninterrupted run's.
     With `tensorboard`, scalars are also logged as TensorBoard event files in
     `run_dir` (logger.TensorBoardLog; needs tensorboardX).
     BLAS runs on one thread: its matrices are small, and its spinning threads
@@ -264,11 +282,24 @@ def _train(run_dir: Path, cfg: Config | None, resume: bool, targets: dict, progr
     cfg, c = run.cfg, run.counters
     ckpt = run_dir / "checkpoint.npz"
     logs = Logs(run_dir, run, resume, progress, tensorboard)
-    stop = {"sigint": False}
-    previous = signal.signal(signal.SIGINT, lambda *_: stop.update(sigint=True))
+    stop = Stop()
+    previous = signal.signal(signal.SIGINT, stop)
     t0 = time.perf_counter() - c.wall_s  # wall_s counts resumed time too
+
+    def evaluate_if_due() -> None:
+        nonlocal t0
+        if not (cfg.eval_every and c.env_steps >= (c.evals + 1) * cfg.eval_every):
+            return
+        c.wall_s = time.perf_counter() - t0
+        res = evaluate_now(run, run_dir, stop)
+        if res is not None:  # None: Ctrl-C abandoned it
+            logs.evaluation(c, res)
+            save_run(run, ckpt)  # eval.csv and best.npz never run ahead of the checkpoint
+        t0 = time.perf_counter() - c.wall_s  # evaluation time is not training time
+
     try:
-        while not finished_training(cfg, c) and not stop["sigint"]:
+        evaluate_if_due()  # one abandoned by Ctrl-C before this resume
+        while not finished_training(cfg, c) and not stop.requested:
             before = c.episodes
             finished, stats = turn(run)
             for f in finished:
@@ -279,11 +310,7 @@ def _train(run_dir: Path, cfg: Config | None, resume: bool, targets: dict, progr
             if every and c.episodes // every > before // every:
                 c.wall_s = time.perf_counter() - t0
                 save_run(run, ckpt)
-            if cfg.eval_every and c.env_steps >= (c.evals + 1) * cfg.eval_every:
-                c.wall_s = time.perf_counter() - t0
-                logs.evaluation(c, evaluate_now(run, run_dir))
-                save_run(run, ckpt)  # eval.csv and best.npz never run ahead of the checkpoint
-                t0 = time.perf_counter() - c.wall_s  # evaluation time is not training time
+            evaluate_if_due()
         logs.turn(c, 0, run.algo.finish())  # the last update's stats, if it ran in the background
         c.wall_s = time.perf_counter() - t0
         save_run(run, ckpt)
@@ -292,7 +319,7 @@ def _train(run_dir: Path, cfg: Config | None, resume: bool, targets: dict, progr
         logs.close()
         run.close()
     return {"run_dir": str(run_dir), "episodes": c.episodes, "env_steps": c.env_steps, "wall_s": c.wall_s,
-            "updates": run.algo.updates, "running_reward": c.running_reward, "interrupted": stop["sigint"]}
+            "updates": run.algo.updates, "running_reward": c.running_reward, "interrupted": stop.requested}
 
 
 def count_episode(c: Counters, ret: float, wall_s: float) -> None:
@@ -302,13 +329,20 @@ def count_episode(c: Counters, ret: float, wall_s: float) -> None:
     c.wall_s = wall_s
 
 
-def evaluate_now(run: Run, run_dir: Path) -> dict:
-    """Score the current policy over cfg.eval_games full games; keep best.npz."""
+def evaluate_now(run: Run, run_dir: Path, stop: Stop | None = None) -> dict | None:
+    """Score the current policy over cfg.eval_games full games; keep best.npz.
+    None if Ctrl-C abandoned the games (then nothing has changed)."""
     from .evaluate import Agent, evaluate, save_agent, training_eval_seed
 
     cfg, c = run.cfg, run.counters
     agent = Agent(cfg, run.algo.params)
-    res = evaluate(agent, cfg.eval_games, seed=training_eval_seed(cfg.seed), greedy=cfg.eval_greedy)
+    stop = stop or Stop()
+    try:
+        stop.evaluating = True
+        res = evaluate(agent, cfg.eval_games, seed=training_eval_seed(cfg.seed), greedy=cfg.eval_greedy)
+        stop.evaluating = False
+    except EvalInterrupted:
+        return None
     c.evals = c.env_steps // cfg.eval_every
     if c.best_eval is None or res["mean"] > c.best_eval:
         c.best_eval = res["mean"]
