@@ -18,10 +18,10 @@ Wall times are training time only (the train loop's wall_s: evaluations are
 not counted). The time budget is checked between evaluations, so a run's last
 one may come after --minutes; it is plotted, but reaches no threshold. Writes
 DIR/results.json (with the machine's software and CPU: `system`), DIR/evals.csv
-and DIR/curves.png (eval score vs env steps and vs wall time), and prints the JSON. With --resume, runs already in DIR (of
-the same config) are continued rather than refused, so a long benchmark can be
-done in parts; a finished run is read back, not trained. See
-bench/TIME_TO_WIN.md.
+and DIR/curves.png (eval score vs env steps and vs wall time), and prints the
+JSON. With --resume, runs already in DIR (of the same config) are continued
+rather than refused, so a long benchmark can be done in parts; a finished run
+is read back, not trained. See bench/TIME_TO_WIN.md.
 """
 
 from __future__ import annotations
