@@ -329,15 +329,15 @@ def count_episode(c: Counters, ret: float, wall_s: float) -> None:
     c.wall_s = wall_s
 
 
-def evaluate_now(run: Run, run_dir: Path, stop: Stop | None = None) -> dict | None:
+def evaluate_now(run: Run, run_dir: Path, stop: Stop) -> dict | None:
     """Score the current policy over cfg.eval_games full games; keep best.npz.
-    None if Ctrl-C abandoned the games (then nothing has changed)."""
+    None if Ctrl-C (`stop`, the loop's SIGINT handler) abandoned the games:
+    then nothing has changed."""
     from .evaluate import Agent, evaluate, save_agent, training_eval_seed
 
     cfg, c = run.cfg, run.counters
     agent = Agent(cfg, run.algo.params)
-    stop = stop or Stop()
-    try:
+    try:  # the flag is cleared inside the try: a Ctrl-C just after the games still lands in it
         stop.evaluating = True
         res = evaluate(agent, cfg.eval_games, seed=training_eval_seed(cfg.seed), greedy=cfg.eval_greedy)
         stop.evaluating = False
