@@ -247,18 +247,18 @@ def test_plot_draws_the_eval_curve_beside_the_training_curve(tmp_path, evals, wi
         assert panel.std() > 0.05
 
 
-@pytest.mark.parametrize("config, greedy", [({"eval_greedy": True}, True), ({"eval_greedy": False}, False),
-                                            ({}, False), (None, False)])
-def test_the_eval_panel_says_whether_the_run_evaluated_greedily(tmp_path, config, greedy):
-    import json
-
+@pytest.mark.parametrize("config, greedy, words", [
+    ('{"eval_greedy": true}', True, "greedy actions"), ('{"eval_greedy": false}', False, "sampled actions"),
+    ("{}", False, "sampled actions"),  # a config that predates eval_greedy: evaluations sampled
+    (None, None, "actions unknown"), ("{not json", None, "actions unknown"), ("[1, 2]", None, "actions unknown")])
+def test_the_eval_panel_says_whether_the_run_evaluated_greedily(tmp_path, config, greedy, words):
     run = fake_run(tmp_path / "run", evals=True)
     if config is not None:
-        (run / "config.json").write_text(json.dumps(config))
+        (run / "config.json").write_text(config)
     assert plots.evaluates_greedily(run) is greedy
     metrics, evals = plots.read_run_curves(run)
     title = plots.curves_figure(metrics, evals, greedy=plots.evaluates_greedily(run)).axes[2].get_title()
-    assert title.startswith("evaluation (greedy actions" if greedy else "evaluation (sampled actions")
+    assert title.startswith(f"evaluation ({words},")
 
 
 def test_plot_ignores_an_eval_csv_without_rows(tmp_path):

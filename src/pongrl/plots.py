@@ -59,11 +59,12 @@ def agent_curves(agent_path: str | Path) -> tuple[list[dict], list[dict]]:
     return read_run_curves(path if path.is_dir() else path.parent)
 
 
-def curves_figure(metrics: list[dict], evals: list[dict] | None = None, title: str = "", greedy: bool = False):
+def curves_figure(metrics: list[dict], evals: list[dict] | None = None, title: str = "",
+                  greedy: bool | None = False):
     """Return and running reward against episodes and against env steps; with
     evaluation rows (eval.csv), a third panel: the evaluation score (mean ± std)
-    and win rate against env steps (`greedy`: the evaluations played the most
-    likely action; its title says so)."""
+    and win rate against env steps. Its title says how the evaluations chose
+    actions: `greedy` True (the most likely one), False (sampled) or None (unknown)."""
     panels = 3 if evals else 2
     fig = _figure(5.5 * panels, 4)
     axes = fig.subplots(1, panels, sharey=True)
@@ -86,14 +87,15 @@ def curves_figure(metrics: list[dict], evals: list[dict] | None = None, title: s
     return fig
 
 
-def _eval_panel(ax, evals: list[dict], greedy: bool = False) -> None:
+def _eval_panel(ax, evals: list[dict], greedy: bool | None = False) -> None:
     steps = np.array([r["env_steps"] for r in evals])
     mean = np.array([r["mean"] for r in evals])
     std = np.array([r["std"] for r in evals])
     ax.fill_between(steps, mean - std, mean + std, color="C2", alpha=0.2, label="± std over games")
     ax.plot(steps, mean, "o-", color="C2", ms=3, lw=2, label="evaluation score (mean)")
     ax.set_xlabel("agent steps")
-    ax.set_title(f"evaluation ({'greedy' if greedy else 'sampled'} actions, full games, held-out seeds)", fontsize=10)
+    actions = {True: "greedy actions", False: "sampled actions", None: "actions unknown"}[greedy]
+    ax.set_title(f"evaluation ({actions}, full games, held-out seeds)", fontsize=10)
     win = ax.twinx()
     win.plot(steps, [r["win_rate"] for r in evals], ":", color="C3", lw=1.5, label="win rate (right axis)")
     win.set_ylim(-0.02, 1.02)
@@ -112,13 +114,15 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
     return save(fig, out or run_dir / "learning_curve.png", dpi=110)
 
 
-def evaluates_greedily(run_dir: str | Path) -> bool:
-    """Whether a run folder's evaluations play the most likely action (its
-    config.json's eval_greedy; False when the file is missing or predates it)."""
+def evaluates_greedily(run_dir: str | Path) -> bool | None:
+    """Whether a run folder's evaluations play the most likely action: its
+    config.json's eval_greedy (False in a config that predates the field, which
+    always sampled), or None when config.json is missing or unreadable."""
     try:
-        return json.loads((Path(run_dir) / "config.json").read_text()).get("eval_greedy", False) is True
-    except (OSError, ValueError, AttributeError):
-        return False
+        saved = json.loads((Path(run_dir) / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return saved.get("eval_greedy", False) is True if isinstance(saved, dict) else None
 
 
 # ------------------------------------------------------------------ frames
