@@ -3,6 +3,7 @@ the games play), or this checkout vs an earlier commit.
 
     python bench/ppo_speed.py [--steps 204800] [--rounds 3] [--obs diff] [--hidden 256] > ppo_speed.json
     python bench/ppo_speed.py --baseline REV [options]   # overlap here vs overlap at git revision REV
+    python bench/ppo_speed.py --ceiling 30 [options]     # ... and the emulator alone, 30 s a round
 
 Each measurement is `pongrl.train.train` with --algo ppo in a fresh subprocess
 (start-up and env creation are not timed; learning is). The two variants run in
@@ -12,6 +13,11 @@ headline is the median over rounds of overlap / serial steps per second.
 With --baseline, the variants are "baseline" (the package source of REV, taken
 with `git archive` into a temporary folder and put first on PYTHONPATH) and
 "overlap" (this checkout), and the headline is overlap / baseline.
+With --ceiling SECONDS, every round also measures the ceiling: the same 16
+games in ale-py's AtariVectorEnv on all cores, random UP/DOWN, no
+preprocessing and no learning (`bench/speed.py --one ceiling --kind vec`), and
+the output adds overlap / ceiling: the fraction of the bare emulator's speed
+that training keeps.
 JSON goes to stdout, progress to stderr.
 
 `python bench/ppo_speed.py --one VARIANT [options]` runs one measurement in
@@ -88,6 +94,25 @@ def child(variant: str, args, src: Path | None = None) -> dict:
     return out
 
 
+def ceiling_child(seconds: float) -> dict:
+    """The bare emulator's steps per second (16 games, one thread per core), in a fresh process."""
+    cmd = [sys.executable, str(Path(__file__).resolve().parent / "speed.py"), "--one", "ceiling", "--kind", "vec",
+           "--n", "16", "--threads", str(os.cpu_count() or 1), "--seconds", str(seconds)]
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    lines = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
+    if p.returncode != 0 or not lines:
+        raise SystemExit(f"ceiling failed (rc {p.returncode}):\n{p.stderr[-3000:]}")
+    out = json.loads(lines[-1])
+    log(f"  ceiling: {out['steps_per_s']:,.0f} steps/s (emulator only, {seconds:g} s)")
+    return out
+
+
+def ratio_summary(rounds: list[dict], num: str, den: str) -> dict:
+    ratios = [x[num]["steps_per_s"] / x[den]["steps_per_s"] for x in rounds]
+    return {f"{num}_over_{den}": round(statistics.median(ratios), 3),
+            f"{num}_over_{den}_per_round": [round(x, 3) for x in ratios]}
+
+
 def run_all(args) -> dict:
     with tempfile.TemporaryDirectory(prefix="pongrl-ppo-speed-base-") as d:
         src = export_src(args.baseline, Path(d)) if args.baseline else None
@@ -96,15 +121,16 @@ def run_all(args) -> dict:
         for r in range(args.rounds):
             log(f"round {r + 1}/{args.rounds}")
             rounds.append({v: child(v, args, src if v == "baseline" else None) for v in names})
+            if args.ceiling:
+                rounds[-1]["ceiling"] = ceiling_child(args.ceiling)
     base, new = names
-    ratios = [x[new]["steps_per_s"] / x[base]["steps_per_s"] for x in rounds]
-    med = {v: statistics.median(x[v]["steps_per_s"] for x in rounds) for v in names}
+    med = {v: statistics.median(x[v]["steps_per_s"] for x in rounds) for v in rounds[0]}
     return {"benchmark": "ppo_speed", "cpu_count": os.cpu_count(),
             "config": {"steps": args.steps, "obs": args.obs, "hidden": args.hidden, "seed": args.seed,
-                       "baseline": args.baseline},
+                       "baseline": args.baseline, "ceiling_s": args.ceiling},
             "median_steps_per_s": {v: round(s, 1) for v, s in med.items()},
-            f"{new}_over_{base}": round(statistics.median(ratios), 3),
-            f"{new}_over_{base}_per_round": [round(x, 3) for x in ratios], "rounds": rounds}
+            **ratio_summary(rounds, new, base), **(ratio_summary(rounds, new, "ceiling") if args.ceiling else {}),
+            "rounds": rounds}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,10 +141,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--baseline", metavar="REV", help="compare with overlap at this git revision (a commit, tag, ...)")
+    ap.add_argument("--ceiling", type=float, default=0, metavar="SECONDS",
+                    help="also time the bare emulator for SECONDS a round (0: off)")
     ap.add_argument("--one", choices=tuple(VARIANTS), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.steps < 1 or args.rounds < 1 or args.hidden < 1:
         ap.error("--steps, --rounds and --hidden must be >= 1")
+    if not 0 <= args.ceiling <= 3600:
+        ap.error(f"--ceiling must be in [0, 3600] seconds, got {args.ceiling!r}")
     if args.baseline and not args.one and not is_revision(args.baseline):
         ap.error(f"--baseline: {args.baseline!r} is not a commit of the git repository {ROOT}")
     out = one(args.one, args.steps, args.obs, args.hidden, args.seed) if args.one else run_all(args)

@@ -240,14 +240,27 @@ def test_time_to_win_greedy_evaluates_greedily_and_keeps_runs_apart(tmp_path):
 
 @pytest.mark.slow
 def test_ppo_speed_benchmark_end_to_end():
-    p = subprocess.run([sys.executable, str(BENCH / "ppo_speed.py"), "--steps", "4096", "--rounds", "1"],
-                       capture_output=True, text=True, timeout=600)
+    p = subprocess.run([sys.executable, str(BENCH / "ppo_speed.py"), "--steps", "4096", "--rounds", "1",
+                        "--ceiling", "0.5"], capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-2000:]
     out = json.loads(p.stdout)
     [r] = out["rounds"]
-    assert set(r) == {"serial", "overlap"} and all(m["steps"] == 4096 and m["updates"] == 2 for m in r.values())
+    assert set(r) == {"serial", "overlap", "ceiling"}
+    assert all(r[v]["steps"] == 4096 and r[v]["updates"] == 2 for v in ("serial", "overlap"))
     ratio = r["overlap"]["steps_per_s"] / r["serial"]["steps_per_s"]
     assert out["overlap_over_serial"] == pytest.approx(ratio, abs=1e-3) and out["median_steps_per_s"]["serial"] > 0
+    assert r["ceiling"]["steps"] > 0 and out["median_steps_per_s"]["ceiling"] == pytest.approx(
+        r["ceiling"]["steps_per_s"], abs=0.1)
+    assert out["overlap_over_ceiling"] == pytest.approx(r["overlap"]["steps_per_s"] / r["ceiling"]["steps_per_s"],
+                                                        abs=1e-3)
+
+
+@pytest.mark.parametrize("bad", ["-1", "5000", "nan"])
+def test_ppo_speed_rejects_a_bad_ceiling_in_one_line(bad):
+    p = subprocess.run([sys.executable, str(BENCH / "ppo_speed.py"), "--ceiling", bad],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and p.stdout == ""
+    assert p.stderr.strip().splitlines()[-1].endswith(f"--ceiling must be in [0, 3600] seconds, got {float(bad)!r}")
 
 
 def in_git_clone() -> bool:
