@@ -78,15 +78,6 @@ def is_revision(rev: str) -> bool:
     return p.returncode == 0
 
 
-def run_json(name: str, cmd: list[str], env: dict | None = None) -> dict:
-    """Run a measurement command; the last JSON line of its stdout (exits with its stderr if it failed)."""
-    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    lines = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
-    if p.returncode != 0 or not lines:
-        raise SystemExit(f"{name} failed (rc {p.returncode}):\n{p.stderr[-3000:]}")
-    return json.loads(lines[-1])
-
-
 def child(variant: str, args, src: Path | None = None) -> dict:
     """One measurement in a fresh process; with src, that package source comes first on PYTHONPATH."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--one", variant, "--steps", str(args.steps),
@@ -94,17 +85,23 @@ def child(variant: str, args, src: Path | None = None) -> dict:
     env = os.environ.copy()
     if src is not None:
         env["PYTHONPATH"] = os.pathsep.join([str(src)] + [x for x in [env.get("PYTHONPATH")] if x])
-    out = run_json(variant, cmd, env)
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    lines = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
+    if p.returncode != 0 or not lines:
+        raise SystemExit(f"{variant} failed (rc {p.returncode}):\n{p.stderr[-3000:]}")
+    out = json.loads(lines[-1])
     log(f"  {variant}: {out['steps_per_s']:,.0f} steps/s ({out['steps']} steps, {out['wall_s']:.1f} s)")
     return out
 
 
 def ceiling_child(seconds: float) -> dict:
-    """The bare emulator's steps per second (16 games, one thread per core), in a fresh process."""
-    cmd = [sys.executable, str(Path(__file__).resolve().parent / "speed.py"), "--one", "ceiling", "--kind", "vec",
-           "--n", "16", "--threads", str(os.cpu_count() or 1), "--seconds", str(seconds)]
-    out = run_json("ceiling", cmd)
-    log(f"  ceiling: {out['steps_per_s']:,.0f} steps/s (emulator only, {seconds:g} s)")
+    """The bare emulator's steps per second (16 games, one thread per core): bench/speed.py's ceiling measurement."""
+    from speed import measure_ceiling  # bench/ is on sys.path: this script's own folder
+
+    cores = os.cpu_count() or 1
+    out = measure_ceiling({"kind": "vec", "n": 16, "threads": cores, "rgb": False, "procs": 1}, seconds)
+    if "error" in out:
+        raise SystemExit(f"ceiling failed: {out['error']}")
     return out
 
 
