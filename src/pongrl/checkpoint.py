@@ -1,8 +1,18 @@
 """Crash-safe checkpoints: one .npz of arrays plus a JSON header, never pickle.
 
+One mechanism saves everything a run is made of: every stateful part
+(learner, collector, games) gives `state()`, a flat dict of named arrays, and
+takes them back with `restore()`; `section` picks one part's arrays out of a
+checkpoint. The header declares every array's dtype and shape, and loading
+checks each array against its declaration.
+
 The file is written to a temporary name in the same folder, flushed to disk
 (fsync), then renamed over the old one, so a reader always sees either the old
 checkpoint or the new one, whole.
+
+Format versions: 1 (pongrl 0.1) saved no declarations and checkpointed PPO
+mid-rollout; `migrate` reads its agents and parameters, and says that its
+runs cannot be resumed.
 """
 
 from __future__ import annotations
@@ -15,18 +25,22 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import UserError
+
 FORMAT = "pongrl-checkpoint"
-VERSION = 1
+VERSION = 2
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError):
     """The file is missing, damaged, or not a checkpoint that fits."""
 
 
 def save(path: str | Path, arrays: dict[str, np.ndarray], meta: dict, compress: bool = False) -> None:
     """Atomically write `arrays` and the JSON-able `meta` to `path`."""
     path = Path(path)
-    header = json.dumps({"format": FORMAT, "version": VERSION, **meta})
+    arrays = {k: np.asarray(v) for k, v in arrays.items()}
+    declared = {k: [v.dtype.str, list(v.shape)] for k, v in arrays.items()}
+    header = json.dumps({"format": FORMAT, "version": VERSION, **meta, "arrays": declared})
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -62,7 +76,8 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def load(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
-    """Read a checkpoint -> (arrays, meta). Raises CheckpointError with a one-line reason."""
+    """Read a checkpoint -> (arrays, meta), migrated to this version. Raises
+    CheckpointError with a one-line reason."""
     path = Path(path)
     if path.is_dir():
         path = path / "checkpoint.npz"
@@ -83,9 +98,30 @@ def load(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
         raise CheckpointError(f"{path} has a damaged header") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a pongrl checkpoint")
+    if meta.get("version") == 1:
+        arrays, meta = migrate(arrays, meta)
     if meta.get("version") != VERSION:
         raise CheckpointError(f"{path} has checkpoint version {meta.get('version')}, this pongrl reads {VERSION}")
+    check_declared(arrays, meta.get("arrays"), path)
     return arrays, meta
+
+
+def migrate(arrays: dict[str, np.ndarray], meta: dict) -> tuple[dict[str, np.ndarray], dict]:
+    """A version-1 checkpoint as version 2: its parameters, config and counters.
+    Its run state (mid-rollout buffers, the games) is left out: `resumable` False."""
+    kept = {k: v for k, v in arrays.items() if k.startswith("params/")}
+    declared = {k: [v.dtype.str, list(v.shape)] for k, v in kept.items()}
+    return kept, {**meta, "version": VERSION, "arrays": declared, "resumable": meta.get("kind") == "agent"}
+
+
+def check_declared(arrays: dict[str, np.ndarray], declared, path) -> None:
+    """Every array is there, with the dtype and shape its header declares, and nothing else."""
+    if not isinstance(declared, dict) or set(declared) != set(arrays):
+        raise CheckpointError(f"{path}: its arrays do not match its header's list of them")
+    for key, a in arrays.items():
+        if declared[key] != [a.dtype.str, list(a.shape)]:
+            raise CheckpointError(f"{path}: array {key!r} is {a.dtype.str} {tuple(a.shape)}, "
+                                  f"its header declares {declared[key][0]} {tuple(declared[key][1])}")
 
 
 def check_shapes(arrays: dict[str, np.ndarray], expected: dict[str, tuple], path: str | Path) -> None:
@@ -95,3 +131,31 @@ def check_shapes(arrays: dict[str, np.ndarray], expected: dict[str, tuple], path
             raise CheckpointError(f"{path}: missing array {key!r}")
         if tuple(arrays[key].shape) != tuple(shape):
             raise CheckpointError(f"{path}: array {key!r} has shape {tuple(arrays[key].shape)}, expected {tuple(shape)}")
+
+
+def section(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
+    """The arrays under `prefix` ("learner/", "env0/", ...), the prefix removed from their names."""
+    return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+
+
+def prefixed(prefix: str, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The inverse of `section`: every name under `prefix`."""
+    return {prefix + k: v for k, v in arrays.items()}
+
+
+# ------------------------------------------------------------------ random generators as arrays
+def rng_state(rng: np.random.Generator) -> np.ndarray:
+    """A PCG64 generator's state as (6,) uint64: state and increment (128 bits each) and the spare 32 bits."""
+    s = rng.bit_generator.state
+    if s["bit_generator"] != "PCG64":
+        raise ValueError(f"only PCG64 generators are saved, got {s['bit_generator']}")
+    st, inc, mask = s["state"]["state"], s["state"]["inc"], (1 << 64) - 1
+    return np.array([st >> 64, st & mask, inc >> 64, inc & mask, s["has_uint32"], s["uinteger"]], np.uint64)
+
+
+def set_rng_state(rng: np.random.Generator, a: np.ndarray) -> None:
+    """Put back a state saved by `rng_state`."""
+    v = [int(x) for x in a]
+    rng.bit_generator.state = {"bit_generator": "PCG64", "state": {"state": (v[0] << 64) | v[1],
+                                                                   "inc": (v[2] << 64) | v[3]},
+                               "has_uint32": v[4], "uinteger": v[5]}

@@ -16,14 +16,11 @@ import sys
 import time
 from pathlib import Path
 
-from .config import Config, ConfigError
+from .config import Config
+from .errors import UserError
 
 TARGET_FIELDS = ("episodes", "steps", "checkpoint_every", "eval_every", "eval_games")  # what --resume may change
 FLAG_ALIASES = {"env_id": ["--env", "--env-id"]}
-
-
-class UserError(Exception):
-    """Something the user asked for cannot be done; one line explains it."""
 
 
 class Parser(argparse.ArgumentParser):
@@ -93,7 +90,7 @@ def cmd_train(args) -> int:
     else:
         run_dir = Path(args.out or f"runs/{cfg.algo}-s{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}")
     with cluster(args.ray, check_ray_flag(args.ray, cfg, run_dir)):
-        summary = train(run_dir, cfg, resume=bool(args.resume), targets=given, progress=not args.no_progress,
+        summary = train(cfg, run_dir, resume=bool(args.resume), targets=given, progress=not args.no_progress,
                         tensorboard=args.tensorboard)
     if summary["interrupted"]:
         print(f"interrupted: checkpoint saved; continue with: pongrl train --resume {run_dir}", file=sys.stderr)
@@ -104,11 +101,11 @@ def cmd_train(args) -> int:
 
 def agent_of(args):
     """The agent named on the command line: a checkpoint path, or --pretrained."""
-    from .evaluate import load_agent, pretrained_path
+    from .agent import load_agent
 
-    if args.pretrained == (args.checkpoint is not None):
+    if (args.pretrained is not None) == (args.checkpoint is not None):
         raise UserError(f"pongrl {args.command}: give a CHECKPOINT or --pretrained (one of the two)")
-    return load_agent(pretrained_path() if args.pretrained else args.checkpoint)
+    return load_agent(args.checkpoint if args.pretrained is None else f"pretrained:{args.pretrained}")
 
 
 def cmd_eval(args) -> int:
@@ -196,7 +193,8 @@ def build_parser() -> Parser:
 
     e = sub.add_parser("eval", help="score a checkpoint over full games")
     e.add_argument("checkpoint", nargs="?", help="checkpoint .npz or run folder")
-    e.add_argument("--pretrained", action="store_true", help="the agent that ships with pongrl")
+    e.add_argument("--pretrained", nargs="?", const="ppo", metavar="NAME",
+                   help="an agent that ships with pongrl (default: ppo, the strongest)")
     e.add_argument("--games", type=positive_int, default=10, help="games to play (default: 10)")
     e.add_argument("--seed", type=int, default=0, help="evaluation seed (disjoint from training seeds)")
     e.add_argument("--greedy", action="store_true", help="take the most likely action instead of sampling")
@@ -206,7 +204,8 @@ def build_parser() -> Parser:
 
     pl = sub.add_parser("play", help="record one game to .mp4 or .gif")
     pl.add_argument("checkpoint", nargs="?", help="checkpoint .npz or run folder")
-    pl.add_argument("--pretrained", action="store_true", help="the agent that ships with pongrl")
+    pl.add_argument("--pretrained", nargs="?", const="ppo", metavar="NAME",
+                   help="an agent that ships with pongrl (default: ppo, the strongest)")
     pl.add_argument("--video", required=True, metavar="FILE", help="output .mp4 or .gif")
     pl.add_argument("--seed", type=int, default=0, help="game seed")
     pl.add_argument("--greedy", action="store_true", help="take the most likely action")
@@ -227,7 +226,8 @@ def build_parser() -> Parser:
     f.set_defaults(func=cmd_show_frames)
     w = pictures.add_parser("weights", help="the hidden units' first-layer weights (W1 rows), each as an 80x80 image")
     w.add_argument("checkpoint", nargs="?", help="checkpoint .npz or run folder")
-    w.add_argument("--pretrained", action="store_true", help="the agent that ships with pongrl")
+    w.add_argument("--pretrained", nargs="?", const="ppo", metavar="NAME",
+                   help="an agent that ships with pongrl (default: ppo, the strongest)")
     w.add_argument("--units", type=positive_int, default=None,
                    help="draw only this many units, the most influential on the policy (default: all)")
     w.add_argument("--minus-init", action="store_true",
@@ -241,21 +241,15 @@ def build_parser() -> Parser:
     return p
 
 
-def user_errors() -> tuple[type[BaseException], ...]:
-    from .checkpoint import CheckpointError
-    from .env import EnvError
-    from .logger import MissingExtra
-    from .train import RunError
-
-    return (UserError, ConfigError, CheckpointError, EnvError, RunError, MissingExtra, FileNotFoundError,
-            IsADirectoryError, PermissionError, ValueError)
+USER_ERRORS = (UserError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
+"""pongrl's own user errors, and files that are missing or cannot be written where the user said."""
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return args.func(args)
-    except user_errors() as e:
+    except USER_ERRORS as e:
         msg = str(e) if str(e).startswith("pongrl") else f"pongrl: error: {e}"
         print(msg.splitlines()[0] if msg else "pongrl: error", file=sys.stderr)
         return 2

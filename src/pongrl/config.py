@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
+
+from .errors import UserError
 
 ALGOS = ("reinforce", "ppo")
 PPO_OBS = ("diff", "frame+diff", "frame+diff+coarse", "frame+diff+pyramid")
@@ -14,7 +17,7 @@ PPO_ACTIONS = ("updown", "noop+updown")
 SAVED_BEFORE = {"ppo_overlap": False, "eval_greedy": False}
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """A configuration value a user gave is not acceptable."""
 
 
@@ -38,9 +41,12 @@ class Config:
     group, the learner works on another. 1 steps all games together; 0 picks 2
     for REINFORCE when num_envs is even, else 1 (PPO measured no gain from 2)."""
     episodes: int | None = None
-    """Stop once the run has finished this many episodes in total (resume included)."""
+    """Stop once the run has finished this many episodes in total (resume included).
+    Games that end on the same step all count, so the total can be passed by a
+    few; PPO stops at the end of the rollout in which it is reached."""
     steps: int | None = None
-    """Stop once the run has taken this many agent steps in total (resume included)."""
+    """Stop once the run has taken this many agent steps in total (resume included);
+    PPO stops at the end of the rollout in which it is reached."""
     checkpoint_every: int = 50
     """Save a checkpoint after every this many finished episodes (0: only at the end)."""
     eval_every: int = 0
@@ -59,8 +65,8 @@ class Config:
     learner stays in this process; needs `pongrl train --ray ADDRESS`. 0: play
     and learn in this process."""
     worker_steps: int = 128
-    """With workers, REINFORCE: steps every worker plays per round, between two
-    parameter broadcasts (a PPO round is ppo_num_steps steps: one rollout)."""
+    """With workers, REINFORCE: steps of every worker's rollout (a PPO rollout
+    is ppo_num_steps steps)."""
     # --- policy ------------------------------------------------------------
     hidden: int = 200
     """Hidden ReLU units of the 2-layer MLP."""
@@ -117,56 +123,30 @@ class Config:
     ppo_norm_adv: bool = True
     """Normalise the advantages within each minibatch."""
     ppo_overlap: bool = True
-    """Learn from a finished rollout in a second thread while the games play the
-    next one, acted with the parameters from before that update (the policy that
-    plays lags the learner by one update). 1.3-1.45x the steps/s of the serial
-    loop on 2 cores (bench/ppo_speed.py); results stay exactly reproducible.
-    Not used with Ray workers."""
+    """Learn from a finished rollout in a second thread while the games (local or
+    on Ray workers) play the next one, acted with the parameters from before that
+    update (the policy that plays lags the learner by one update). 1.3-1.45x the
+    steps/s of the serial loop on 2 cores (bench/ppo_speed.py); results stay
+    exactly reproducible."""
 
     def validate(self) -> "Config":
-        def need(ok: bool, msg: str) -> None:
-            if not ok:
-                raise ConfigError(msg)
-
-        need(self.algo in ALGOS, f"unknown algo {self.algo!r}; choose one of {', '.join(ALGOS)}")
-        need(0 <= self.seed < 2**20, f"seed must be in [0, 2**20), got {self.seed!r}")
-        need(self.init_from is None or (isinstance(self.init_from, str) and self.init_from != ""),
-             f"init_from must be a file path, got {self.init_from!r}")
-        need(1 <= self.num_envs <= 256, f"num_envs must be in [1, 256], got {self.num_envs!r}")
-        need(self.groups == 0 or (1 <= self.groups <= self.num_envs and self.num_envs % self.groups == 0),
-             f"groups must be 0 (auto) or divide num_envs ({self.num_envs}), got {self.groups!r}")
-        need(self.episodes is None or self.episodes >= 0, f"episodes must be >= 0, got {self.episodes!r}")
-        need(self.steps is None or self.steps >= 0, f"steps must be >= 0, got {self.steps!r}")
-        need(self.checkpoint_every >= 0, f"checkpoint_every must be >= 0, got {self.checkpoint_every!r}")
-        need(self.eval_every >= 0, f"eval_every must be >= 0, got {self.eval_every!r}")
-        need(self.eval_games >= 1, f"eval_games must be >= 1, got {self.eval_games!r}")
-        need(0 <= self.workers <= 100_000, f"workers must be in [0, 100000], got {self.workers!r}")
-        need(self.worker_steps >= 1, f"worker_steps must be >= 1, got {self.worker_steps!r}")
-        need(self.hidden >= 1, f"hidden must be >= 1, got {self.hidden!r}")
-        need(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size!r}")
-        need(self.lr > 0, f"lr must be > 0, got {self.lr!r}")
-        need(0.0 <= self.gamma <= 1.0, f"gamma must be in [0, 1], got {self.gamma!r}")
-        need(0.0 <= self.decay_rate < 1.0, f"decay_rate must be in [0, 1), got {self.decay_rate!r}")
-        need(self.rms_eps > 0, f"rms_eps must be > 0, got {self.rms_eps!r}")
-        # PPO
-        need(self.ppo_obs in PPO_OBS, f"ppo_obs must be one of {', '.join(PPO_OBS)}, got {self.ppo_obs!r}")
-        need(self.ppo_actions in PPO_ACTIONS, f"ppo_actions must be one of {', '.join(PPO_ACTIONS)}, got {self.ppo_actions!r}")
-        need(self.ppo_hidden >= 1, f"ppo_hidden must be >= 1, got {self.ppo_hidden!r}")
-        need(self.ppo_hidden2 >= 0, f"ppo_hidden2 must be >= 0 (0: one hidden layer), got {self.ppo_hidden2!r}")
-        need(self.ppo_num_steps >= 1, f"ppo_num_steps must be >= 1, got {self.ppo_num_steps!r}")
-        need(self.ppo_epochs >= 1, f"ppo_epochs must be >= 1, got {self.ppo_epochs!r}")
-        need(1 <= self.ppo_minibatches <= self.num_envs * self.ppo_num_steps,
-             f"ppo_minibatches must be in [1, num_envs * ppo_num_steps], got {self.ppo_minibatches!r}")
-        need(self.ppo_lr > 0, f"ppo_lr must be > 0, got {self.ppo_lr!r}")
-        need(self.ppo_anneal_steps >= 0, f"ppo_anneal_steps must be >= 0, got {self.ppo_anneal_steps!r}")
-        need(self.ppo_adam_eps > 0, f"ppo_adam_eps must be > 0, got {self.ppo_adam_eps!r}")
-        need(0.0 <= self.ppo_gae_lambda <= 1.0, f"ppo_gae_lambda must be in [0, 1], got {self.ppo_gae_lambda!r}")
-        need(self.ppo_clip > 0, f"ppo_clip must be > 0, got {self.ppo_clip!r}")
-        need(self.ppo_ent_coef >= 0, f"ppo_ent_coef must be >= 0, got {self.ppo_ent_coef!r}")
-        need(self.ppo_vf_coef >= 0, f"ppo_vf_coef must be >= 0, got {self.ppo_vf_coef!r}")
-        need(self.ppo_max_grad_norm > 0, f"ppo_max_grad_norm must be > 0, got {self.ppo_max_grad_norm!r}")
-        for name in ("eval_greedy", "ppo_anneal_entropy", "ppo_lazy_adam", "ppo_clip_vloss", "ppo_norm_adv", "ppo_overlap"):
-            need(isinstance(getattr(self, name), bool), f"{name} must be true or false, got {getattr(self, name)!r}")
+        """Every field of the right type and in its range; else ConfigError naming the field and value."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if not _has_type(value, str(f.type)):
+                raise ConfigError(f"{f.name} must be {TYPE_WORDS[str(f.type)]}, got {value!r}")
+            rule = RANGES.get(f.name)
+            if rule is not None and value is not None and not _in_range(value, rule):
+                raise ConfigError(f"{f.name} must be {rule}, got {value!r}")
+        for name, choices in (("algo", ALGOS), ("ppo_obs", PPO_OBS), ("ppo_actions", PPO_ACTIONS)):
+            if getattr(self, name) not in choices:
+                raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
+        if self.init_from == "":
+            raise ConfigError("init_from must be a file path, got ''")
+        if self.groups and self.num_envs % self.groups:
+            raise ConfigError(f"groups must be 0 (auto) or divide num_envs ({self.num_envs}), got {self.groups!r}")
+        if self.ppo_minibatches > self.num_envs * self.ppo_num_steps:
+            raise ConfigError(f"ppo_minibatches must be in [1, num_envs * ppo_num_steps], got {self.ppo_minibatches!r}")
         return self
 
     @property
@@ -178,8 +158,8 @@ class Config:
 
     @property
     def overlap(self) -> bool:
-        """Whether PPO learns in a thread while the games play (ppo_overlap, local games only)."""
-        return self.algo == "ppo" and self.ppo_overlap and not self.workers
+        """Whether PPO learns in a thread while the games play (ppo_overlap)."""
+        return self.algo == "ppo" and self.ppo_overlap
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -214,3 +194,37 @@ class Config:
         if missing and missing <= set(SAVED_BEFORE):  # a run folder's config.json from before those fields
             return cls.from_saved(d)
         return cls.from_dict(d)  # a partial file: the fields it omits take the defaults
+
+
+TYPE_WORDS = {"int": "an integer", "float": "a finite number", "bool": "true or false", "str": "a string",
+              "int | None": "an integer or null", "str | None": "a string or null"}
+RANGES = {  # "lo <= v", "lo < v" or an interval; floats must also be finite (_has_type)
+    "seed": "in [0, 1048576)", "num_envs": "in [1, 256]", "groups": "in [0, 256]", "episodes": ">= 0",
+    "steps": ">= 0", "checkpoint_every": ">= 0", "eval_every": ">= 0", "eval_games": ">= 1",
+    "workers": "in [0, 100000]", "worker_steps": ">= 1", "hidden": ">= 1", "batch_size": ">= 1", "lr": "> 0",
+    "gamma": "in [0, 1]", "decay_rate": "in [0, 1)", "rms_eps": "> 0", "ppo_hidden": ">= 1", "ppo_hidden2": ">= 0",
+    "ppo_num_steps": ">= 1", "ppo_epochs": ">= 1", "ppo_minibatches": ">= 1", "ppo_lr": "> 0",
+    "ppo_anneal_steps": ">= 0", "ppo_adam_eps": "> 0", "ppo_gae_lambda": "in [0, 1]", "ppo_clip": "> 0",
+    "ppo_ent_coef": ">= 0", "ppo_vf_coef": ">= 0", "ppo_max_grad_norm": "> 0",
+}
+
+
+def _has_type(value, kind: str) -> bool:
+    if value is None:
+        return kind.endswith("| None")
+    kind = kind.removesuffix(" | None")
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "float":
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return isinstance(value, str)
+
+
+def _in_range(v: float, rule: str) -> bool:
+    if rule.startswith(">"):
+        op, bound = rule.split()
+        return v >= float(bound) if op == ">=" else v > float(bound)
+    lo, hi = (float(t) for t in rule[4:-1].split(","))
+    return lo <= v and (v <= hi if rule.endswith("]") else v < hi)

@@ -1,55 +1,44 @@
 """Rollouts on a Ray cluster: W actors play the games, the learner stays here.
 
 With `Config.workers` = W >= 1 (`pongrl train --ray ADDRESS --workers W`, or
-`train()` inside `with cluster(ADDRESS, W):`), training goes in rounds:
+`train()` inside `with cluster(ADDRESS, W):`), the run's collector is a
+`RayCollector`. Each collect is a round:
 
-1. the driver puts the parameters in Ray's object store once (`ray.put`) and
-   passes that one reference to every live worker;
-2. worker i, a Ray actor with its own `PongVecEnv` of num_envs games (seed
-   stream i of W) and its own random generator (from [seed, i]), plays
-   `steps` steps with those parameters, sampling its actions with the
-   algorithm's own acting function (`reinforce.sample_step` /
-   `ppo.sample_step`), and returns a compact `Rollout`: CSR int8 inputs, uint8
-   actions, float32 rewards, bool dones (PPO: float32 log-probabilities and
-   values too);
-3. the driver hands the rollouts, in worker order, to the algorithm's
-   `observe`, step by step, exactly as if worker i's games were group i of a
-   local run; the algorithm learns as it does locally.
-
-A PPO round is one rollout of ppo_num_steps steps, collected with the current
-parameters, then one update: no rollout ever mixes two policies. A REINFORCE
-round is worker_steps steps; REINFORCE updates every batch_size finished
-episodes as locally, so an episode's steps may have been sampled with
-parameters up to one round older than those of its update (locally: with
-those of the updates during the episode).
+1. the parameters go into Ray's object store once (`ray.put`), and that one
+   reference to every live worker;
+2. worker i, a Ray actor, runs the same `Collector` as a local run, over its
+   own `PongVecEnv` of num_envs games (seed stream i of W) with its own random
+   generator (from [seed, i]), and plays one rollout;
+3. the rollouts come back in worker order, each with `source` = i, and the
+   training loop hands them to the learner as it does local rollouts (and,
+   with ppo_overlap, learns from them while the workers play the next round).
 
 With a fixed seed and W, a run is a deterministic function of the config: the
 games, the generators and the order in which results are read depend only on
-the worker indices, never on Ray's scheduling. A checkpoint (taken between
-rounds) holds every live worker's env state and generator state, and resuming
-restores them in new actors: the resumed run equals the uninterrupted one.
+the worker indices, never on Ray's scheduling. A checkpoint holds every live
+worker's collector state; resuming restores them in new actors, so the resumed
+run equals the uninterrupted one.
 
 If a worker dies (its process killed, its node lost), the round goes on with
 the others' rollouts, the death is logged, and the rest of the run, resumes
-included, uses the live workers only (PPO's rollout shrinks accordingly).
+included, uses the live workers only.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from . import checkpoint
+from . import algos
+from .checkpoint import section
+from .collector import Collector
 from .config import Config
-from .env import Finished, PongVecEnv, check_env_id
-from .preprocess import D
-from .sparse import SparseRows
-from .train import Counters, Run, RunError, make_algo
+from .env import PongVecEnv, check_env_id
+from .errors import RunError
+from .rollouts import Rollout
 
 log = logging.getLogger(__name__)
 
@@ -110,123 +99,64 @@ def connect(workers: int):
     return ray
 
 
-# ------------------------------------------------------------------ a worker's round
-@dataclass
-class Rollout:
-    """What one worker played in a round: T steps of its n games. Flat row
-    t * n + j of `x` is game j at step t."""
-
-    x: SparseRows  # (T*n, D) inputs the actions were sampled on (PPO: ppo.encode's)
-    actions: np.ndarray  # (T, n) uint8: ALE actions (REINFORCE) or indices into the action set (PPO)
-    rewards: np.ndarray  # (T, n) float32
-    dones: np.ndarray  # (T, n) bool: the game ended and restarted
-    finished: list[tuple[int, Finished]]  # (step, episode) of every episode that ended, in order
-    logp: np.ndarray | None = None  # PPO: (T, n) float32 log pi(a|x)
-    values: np.ndarray | None = None  # PPO: (T, n) float32 V(x)
-    next_x: SparseRows | None = None  # PPO: (n, 6400) the inputs after the last step
-    next_frames: np.ndarray | None = None  # PPO: (n, 800) uint8, the binary frames after it, bit-packed
-    seconds: float = 0.0  # the worker's time for the round
-
-    @property
-    def nbytes(self) -> int:
-        arrays = [self.actions, self.rewards, self.dones, self.logp, self.values, self.next_frames]
-        sparse = [s for s in (self.x, self.next_x) if s is not None]
-        return sum(a.nbytes for a in arrays if a is not None) + sum(s.nbytes for s in sparse)
-
-    def owned(self) -> "Rollout":
-        """A copy whose arrays belong to this process (Ray may hand out read-only views
-        of its object store, which the learner's buffers should not pin)."""
-        def own(v):
-            if isinstance(v, np.ndarray):
-                return v.copy()
-            if isinstance(v, SparseRows):
-                return SparseRows(v.indptr.copy(), v.cols.copy(), v.vals.copy())
-            return v
-        return Rollout(**{k: own(v) for k, v in vars(self).items()})
-
-
+# ------------------------------------------------------------------ a worker
 class Worker:
-    """Worker i of W: num_envs games on seed stream i, a generator from [seed, i].
-
-    A plain class, made a Ray actor by `WorkerPool` (and usable without Ray)."""
+    """Worker i of W: a `Collector` of num_envs games on seed stream i, its
+    generator from [seed, i]. A plain class, made a Ray actor by `RayCollector`."""
 
     def __init__(self, cfg: dict, index: int):
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(1)  # its matrices are small; one BLAS thread per worker, one worker per CPU
-        self.cfg = Config.from_dict(cfg)
-        c = self.cfg
-        self.env = PongVecEnv(c.env_id, c.num_envs, c.seed, stream=index, streams=c.workers, num_threads=1)
-        self.rng = np.random.default_rng([c.seed, index])
-        self.x = np.zeros((c.num_envs, D), np.int8)  # (n, 6400) current inputs
+        c = Config.from_dict(cfg)
+        algo = algos.get(c.algo)
+        env = PongVecEnv(c.env_id, c.num_envs, c.seed, stream=index, streams=c.workers, num_threads=1)
+        self.collector = Collector([env], algo.act, algo.bootstrap, np.random.default_rng([c.seed, index]))
+        self.index = index
 
-    def start(self) -> int:
-        """Start every game; returns this worker's process id."""
-        self.x = self.env.reset()
+    def start(self, state: dict | None = None) -> int:
+        """Start every game, or put the collector back where `state()` found it; returns the pid."""
+        self.collector.reset() if state is None else self.collector.restore(state)
         return os.getpid()
 
-    def restore(self, env_state: dict, rng_state: dict) -> int:
-        """Put the games and the generator back where `state()` found them."""
-        self.x = self.env.restore(env_state)
-        self.rng.bit_generator.state = rng_state
-        return os.getpid()
-
-    def state(self) -> tuple[dict, dict]:
-        return self.env.state(), self.rng.bit_generator.state
+    def state(self) -> dict:
+        return self.collector.state()
 
     def collect(self, params: dict, steps: int) -> Rollout:
-        """Play `steps` steps of every game with `params`, as the learner would act."""
-        from . import ppo, reinforce
-
-        t0 = time.perf_counter()
-        env, n, is_ppo = self.env, self.env.num_envs, self.cfg.algo == "ppo"
-        action_ids = np.array(ppo.ACTION_SETS[self.cfg.ppo_actions])
-        blocks, finished = [], []
-        actions = np.zeros((steps, n), np.uint8)
-        rewards, logp, values = (np.zeros((steps, n), np.float32) for _ in range(3))
-        dones = np.zeros((steps, n), bool)
-        for t in range(steps):
-            if is_ppo:
-                xs, a, logp[t], values[t] = ppo.sample_step(params, self.x, env.cur, self.cfg.ppo_obs, self.rng)
-                ale = action_ids[a]
-            else:
-                ale, xs = reinforce.sample_step(params, self.x, self.rng)
-                a = ale
-            blocks.append(xs)
-            actions[t] = a
-            self.x, rewards[t], dones[t], done = env.step(ale)
-            finished += [(t, f) for f in done]
-        out = Rollout(SparseRows.concat(blocks), actions, rewards, dones, finished)
-        if is_ppo:
-            out.logp, out.values = logp, values
-            out.next_x = SparseRows.from_dense(self.x)
-            out.next_frames = np.packbits(env.cur.reshape(n, D), axis=1)
-        out.seconds = time.perf_counter() - t0
-        return out
-
-    def echo(self, obj) -> int:
-        """For the overhead benchmark: receive an object, answer at once."""
-        return 0 if obj is None else 1
+        """One rollout of `steps` steps of every game, played with `params`."""
+        (rollout,) = self.collector.collect(params, steps)
+        rollout.source = self.index
+        return rollout
 
 
 # ------------------------------------------------------------------ the driver's side
-class WorkerPool:
-    """The run's Ray actors, by worker index; a worker that dies is dropped."""
+class RayCollector:
+    """The run's Ray actors, by worker index; a worker that dies is dropped.
+    It collects as `Collector` does, one rollout per live worker."""
 
-    def __init__(self, cfg: Config, indices: list[int] | None = None):
+    def __init__(self, cfg: Config, state: dict | None = None):
+        check_env_id(cfg.env_id)
         self.ray = connect(cfg.workers)
         remote = self.ray.remote(num_cpus=1, max_restarts=0)(Worker)
         self.total = cfg.workers
-        indices = list(range(cfg.workers)) if indices is None else sorted(indices)
-        self.actors = {i: remote.remote(cfg.to_dict(), i) for i in indices}
+        alive = range(cfg.workers) if state is None else [int(i) for i in state["alive"]]
+        if state is not None and not all(0 <= i < cfg.workers for i in alive):
+            raise ValueError(f"live workers {list(alive)} do not fit workers = {cfg.workers}")
+        self.actors = {i: remote.remote(cfg.to_dict(), i) for i in alive}
         self.pids: dict[int, int] = {}
-        self._params = (None, None)  # (version, object ref) of the parameters last broadcast
+        try:
+            self.start(None if state is None else {i: section(state, f"worker{i}/") for i in alive})
+        except BaseException:
+            self.close()
+            raise
+        if len(self.actors) < cfg.workers:
+            log.warning("this run goes on with %d of its %d Ray workers (the others died before its last checkpoint)",
+                        len(self.actors), cfg.workers)
 
-    def start(self, states: dict[int, tuple[dict, dict]] | None = None) -> None:
-        """Start every worker's games, or restore them from `states` (worker -> (env, rng) state).
-        A worker that cannot start is an error, not a death."""
-        calls = {i: (a.start.remote() if states is None else a.restore.remote(*states[i]))
-                 for i, a in self.actors.items()}
+    def start(self, states: dict[int, dict] | None) -> None:
+        """Start every worker's games, or restore them from `states`. A worker
+        that cannot start is an error, not a death."""
+        calls = {i: a.start.remote(None if states is None else states[i]) for i, a in self.actors.items()}
         for i, ref in calls.items():
             try:
                 self.pids[i] = self.ray.get(ref)
@@ -236,19 +166,21 @@ class WorkerPool:
                 raise RunError(f"Ray worker {i} could not {'start' if states is None else 'restore its games'}: "
                                f"{type(cause).__name__}: {msg[-1] if msg else ''}") from None
 
-    def collect(self, params: dict, steps: int, version: int | None = None) -> list[tuple[int, Rollout]]:
+    def collect(self, params: dict, steps: int | None = None, episodes: int | None = None,
+                budget: int | None = None) -> list[Rollout]:
         """One round: every live worker plays `steps` steps with `params`, put in the
-        object store once for all of them (and not again while `version`, the
-        learner's update count, is the same). Returns (worker, rollout) in worker order."""
-        if version is None or self._params[0] != version:
-            self._params = (version, self.ray.put(params))
-        ref = self._params[1]
+        object store once for all of them. (episodes and budget are for local games.)"""
+        ref = self.ray.put(params)
         calls = {i: a.collect.remote(ref, steps) for i, a in self.actors.items()}
-        return [(i, r.owned()) for i, r in self._gather(calls)]
+        return [owned(r) for _, r in self._gather(calls)]
 
-    def states(self) -> dict[int, tuple[dict, dict]]:
-        """Every live worker's (env state, generator state), for a checkpoint."""
-        return dict(self._gather({i: a.state.remote() for i, a in self.actors.items()}))
+    def state(self) -> dict[str, np.ndarray]:
+        """Every live worker's collector state, and which workers live."""
+        states = self._gather({i: a.state.remote() for i, a in self.actors.items()})
+        out = {"alive": np.array([i for i, _ in states], np.int64)}
+        for i, s in states:
+            out |= {f"worker{i}/{k}": v for k, v in s.items()}
+        return out
 
     def _gather(self, calls: dict) -> list[tuple[int, object]]:
         out = []
@@ -274,129 +206,13 @@ class WorkerPool:
         self.actors = {}
 
 
-@dataclass
-class RayRun(Run):
-    """A run whose games are played by Ray workers (Config.workers >= 1)."""
-
-    pool: WorkerPool | None = field(default=None, repr=False)
-
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.close()
-
-
-def learner_config(cfg: Config) -> Config:
-    """The algorithm's view of a Ray run: worker i's games are group i of W."""
-    return replace(cfg, num_envs=cfg.workers * cfg.num_envs, groups=cfg.workers)
-
-
-def fit_groups(algo, live: int) -> None:
-    """PPO updates once every group's rollout is full: keep one rollout buffer per
-    live worker. Called between rounds, when the buffers are empty (so any will do).
-    REINFORCE keeps a dead worker's buffer: its finished episodes are still used."""
-    if algo.cfg.algo == "ppo" and len(algo.buffers) > live:
-        assert all(b.pos == 0 for b in algo.buffers), "PPO rollout buffers must be empty between rounds"
-        del algo.buffers[live:]
-
-
-def new_ray_run(cfg: Config) -> RayRun:
-    check_env_id(cfg.env_id)
-    pool = WorkerPool(cfg)
-    try:
-        pool.start()
-    except BaseException:
-        pool.close()
-        raise
-    rng = np.random.default_rng(cfg.seed)
-    return RayRun(cfg, make_algo(learner_config(cfg), rng), [], rng, pool=pool)
-
-
-def save_ray_run(run: RayRun, path) -> None:
-    """The checkpoint of a Ray run: the learner's arrays (as locally, one group per
-    worker), every live worker's env state as env{i}/..., and in the JSON header
-    the live workers and their generators' states."""
-    states = run.pool.states()
-    fit_groups(run.algo, len(states))
-    arrays = run.algo.state()
-    for i, (env_state, _) in states.items():
-        arrays |= {f"env{i}/{k}": v for k, v in env_state.items()}
-    meta = {"config": run.cfg.to_dict(), "counters": vars(run.counters), "rng": run.rng.bit_generator.state,
-            "workers": {"alive": list(states), "rng": [rng for _, rng in states.values()]}}
-    checkpoint.save(path, arrays, meta)
-
-
-def load_ray_run(path, cfg: Config, counters: Counters, arrays: dict, meta: dict) -> RayRun:
-    """The run saved by `save_ray_run`, its live workers restored in new actors."""
-    try:
-        alive = [int(i) for i in meta["workers"]["alive"]]
-        rngs = list(meta["workers"]["rng"])
-        if (not alive or len(rngs) != len(alive) or alive != sorted(set(alive))
-                or not all(0 <= i < cfg.workers for i in alive)):
-            raise ValueError(f"live workers {alive} do not fit workers = {cfg.workers}")
-        rng = np.random.default_rng(cfg.seed)
-        algo = make_algo(learner_config(cfg), rng)
-        fit_groups(algo, len(alive))
-        algo.restore(arrays)
-        rng.bit_generator.state = meta["rng"]
-        states = {i: ({k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith(f"env{i}/")}, r)
-                  for i, r in zip(alive, rngs)}
-        if not all(s for s, _ in states.values()):
-            raise ValueError("a live worker's env state is missing")
-    except (KeyError, ValueError, TypeError) as e:
-        raise checkpoint.CheckpointError(f"{path}: checkpoint does not fit its config ({e})") from None
-    pool = WorkerPool(cfg, alive)
-    try:
-        pool.start(states)
-    except RunError as e:
-        pool.close()
-        raise checkpoint.CheckpointError(f"{path}: {e}") from None
-    except BaseException:
-        pool.close()
-        raise
-    if len(alive) < cfg.workers:
-        log.warning("this run goes on with %d of its %d Ray workers (the others died before its last checkpoint)",
-                    len(alive), cfg.workers)
-    return RayRun(cfg, algo, [], rng, counters, pool=pool)
-
-
-def feed(algo, group: int, r: Rollout) -> dict | None:
-    """Hand a worker's rollout to the algorithm step by step, as if its games had been
-    stepped here as `group`: what `act` would have kept, then `observe`. Returns the
-    stats of the last update it caused, if any."""
-    T, n = r.rewards.shape
-    stats = None
-    ppo = algo.cfg.algo == "ppo"
-    if ppo:
-        next_x = r.next_x.to_dense(D, np.int8)  # (n, 6400)
-        next_frames = np.unpackbits(r.next_frames, axis=1, count=D).reshape(n, 80, 80)
-    for t in range(T):
-        xs = r.x.slice(t * n, (t + 1) * n)
-        if ppo:
-            algo.pending[group] = (xs, r.actions[t].astype(np.int64), r.logp[t], r.values[t])
-            last = t == T - 1
-            s = algo.observe(algo.action_ids[r.actions[t]], r.rewards[t], r.dones[t],
-                             next_x if last else None, next_frames if last else None, group=group)
-        else:
-            algo.pending[group] = xs
-            s = algo.observe(r.actions[t], r.rewards[t], r.dones[t], group=group)
-        stats = s or stats
-    return stats
-
-
-def ray_turn(run: RayRun) -> tuple[list[Finished], dict | None]:
-    """One round: broadcast the parameters, let every live worker play, learn from
-    their rollouts in worker order. Returns the episodes that finished and the
-    stats of the round's last update (as train.turn)."""
-    cfg, algo, c = run.cfg, run.algo, run.counters
-    steps = cfg.ppo_num_steps if cfg.algo == "ppo" else cfg.worker_steps
-    results = run.pool.collect(algo.params, steps, version=algo.updates)  # [(worker, Rollout)]
-    fit_groups(algo, len(results))
-    finished, stats = [], None
-    for g, (i, r) in enumerate(results):
-        stats = feed(algo, g if cfg.algo == "ppo" else i, r) or stats
-        c.env_steps += r.rewards.size
-        finished += [f for _, f in r.finished]
-    return finished, stats
+def owned(r: Rollout) -> Rollout:
+    """A copy whose arrays belong to this process (Ray may hand out read-only views
+    of its object store, which the learner's buffers should not pin)."""
+    x = type(r.x)(r.x.indptr.copy(), r.x.cols.copy(), r.x.vals.copy())
+    return Rollout(r.source, x, r.actions.copy(), r.rewards.copy(), r.dones.copy(),
+                   {k: v.copy() for k, v in r.extras.items()}, {k: v.copy() for k, v in r.last.items()},
+                   list(r.finished))
 
 
 def check_ray_flag(address: str | None, cfg: Config | None, run_dir) -> int:

@@ -173,6 +173,7 @@ class Finished:
     env: int
     ret: float  # agent points minus opponent points
     length: int  # agent steps
+    turn: int = 0  # the collector's turn in which it ended: orders episodes across groups
 
 
 class PongVecEnv:

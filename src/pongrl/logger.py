@@ -7,8 +7,11 @@ import csv
 import json
 import os
 import platform
+import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+
+from .errors import UserError
 
 METRIC_COLUMNS = ["episode", "env_steps", "return", "running_reward", "length", "wall_s"]
 EVAL_COLUMNS = ["env_steps", "wall_s", "mean", "std", "win_rate"]  # eval.csv: one row per evaluation
@@ -126,7 +129,7 @@ def progress_bar(total: int | None, initial: int, unit: str, enabled: bool):
 TENSORBOARD_INSTALL = "pip install tensorboardX (pongrl's [tensorboard] extra)"
 
 
-class MissingExtra(RuntimeError):
+class MissingExtra(UserError):
     """An optional dependency that the asked-for feature needs is not installed."""
 
 
@@ -160,3 +163,49 @@ class TensorBoardLog:
 
     def close(self) -> None:
         self._w.close()
+
+
+# ------------------------------------------------------------------ all of a run's logs
+class Logs:
+    """Where a run reports: metrics.csv, eval.csv, TensorBoard (optional) and the progress bar."""
+
+    def __init__(self, run_dir: Path, cfg, c, resume: bool, progress: bool, tensorboard: bool):
+        self.metrics = CsvLog(run_dir / "metrics.csv", METRIC_COLUMNS)
+        self.evals = CsvLog(run_dir / "eval.csv", EVAL_COLUMNS) if cfg.eval_every else None
+        self.tb = TensorBoardLog(run_dir, purge_step=c.env_steps if resume else None) if tensorboard else None
+        self.bar = progress_bar(cfg.episodes, c.episodes, "ep", progress)
+        self.start, self.steps0 = time.perf_counter(), c.env_steps
+
+    def sps(self, c) -> float:
+        return (c.env_steps - self.steps0) / max(time.perf_counter() - self.start, 1e-9)
+
+    def episode(self, c, length: int) -> None:
+        self.metrics.write({"episode": c.episodes, "env_steps": c.env_steps, "return": c.last_return,
+                            "running_reward": round(c.running_reward, 6), "length": length,
+                            "wall_s": round(c.wall_s, 3)})
+        self.scalars({"charts/episodic_return": c.last_return, "charts/episodic_length": length,
+                      "charts/running_reward": c.running_reward}, c.env_steps)
+
+    def turn(self, c, new_episodes: int, stats: dict | None) -> None:
+        if new_episodes or stats:
+            self.scalars({"charts/SPS": self.sps(c), **(stats or {})}, c.env_steps)
+        if new_episodes:
+            self.bar.update(new_episodes)
+            self.bar.set_postfix(steps=str(c.env_steps), sps=f"{self.sps(c):.0f}", ret=c.last_return,
+                                 running=f"{c.running_reward:.2f}")
+
+    def evaluation(self, c, res: dict) -> None:
+        self.evals.write({"env_steps": c.env_steps, "wall_s": round(c.wall_s, 3), "mean": res["mean"],
+                          "std": round(res["std"], 6), "win_rate": res["win_rate"]})
+        self.scalars({"eval/mean_score": res["mean"], "eval/std_score": res["std"],
+                      "eval/win_rate": res["win_rate"]}, c.env_steps)
+        self.bar.set_postfix(steps=str(c.env_steps), eval=f"{res['mean']:+.1f}", best=f"{c.best_eval:+.1f}")
+
+    def scalars(self, values: dict, step: int) -> None:
+        if self.tb is not None:
+            self.tb.write(values, step)
+
+    def close(self) -> None:
+        for log in (self.bar, self.metrics, self.evals, self.tb):
+            if log is not None:
+                log.close()

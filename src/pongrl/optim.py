@@ -1,10 +1,15 @@
-"""Optimizers, as pure in-place updates over dicts of arrays (gradient ascent)."""
+"""Optimizers, as pure in-place updates over dicts of arrays.
+
+RMSProp is the tutorial's (gradient ascent); Adam is PyTorch's formula
+(descent), with the first layer's gradient given for the occurring rows only.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
 Params = dict[str, np.ndarray]
+ADAM_BETAS = (0.9, 0.999)
 
 
 def rmsprop_step(params: Params, grads: Params, cache: Params, lr: float, decay: float, eps: float) -> None:
@@ -13,3 +18,61 @@ def rmsprop_step(params: Params, grads: Params, cache: Params, lr: float, decay:
         cache[k] *= decay
         cache[k] += (1 - decay) * g * g
         params[k] += lr * g / (np.sqrt(cache[k]) + eps)
+
+
+def clip_grad_norm(grads: Params, max_norm: float) -> float:
+    """Scale grads in place so that their global L2 norm is at most max_norm (as
+    torch's clip_grad_norm_); returns the norm before clipping."""
+    norm = float(np.sqrt(sum(float(np.dot(g.ravel(), g.ravel())) for g in grads.values())))
+    scale = max_norm / (norm + 1e-6)
+    if scale < 1:
+        for g in grads.values():
+            g *= g.dtype.type(scale)
+    return norm
+
+
+def adam_step(params: Params, grads: Params, rows: np.ndarray, m: Params, v: Params, t: int,
+              lr: float, eps: float, lazy: bool) -> None:
+    """Adam step t (1-based) in place; grads["W1"] (U, H) holds only the rows `rows` of W1.T.
+    lazy: update only those rows of W1 (and their moments); else all of W1."""
+    for k, g in grads.items():
+        if k != "W1":
+            adam_update(params[k], m[k], v[k], g, t, lr, eps)
+    pT, mT, vT = params["W1"].T, m["W1"].T, v["W1"].T  # (D, H) views
+    if lazy:
+        p_r, m_r, v_r = pT[rows], mT[rows], vT[rows]  # (U, H) copies
+        adam_update(p_r, m_r, v_r, grads["W1"], t, lr, eps)
+        pT[rows], mT[rows], vT[rows] = p_r, m_r, v_r
+    else:
+        adam_update(pT, mT, vT, grads["W1"], t, lr, eps, rows)
+
+
+def adam_update(p: np.ndarray, m: np.ndarray, v: np.ndarray, g: np.ndarray, t: int, lr: float, eps: float,
+                rows: np.ndarray | None = None, chunk: int = 1 << 18) -> None:
+    """One Adam step of one array in place. With `rows`, g holds the gradient of
+    those rows of p only (all other rows: zero), and is never made dense."""
+    b1, b2 = ADAM_BETAS
+    m *= b1
+    v *= b2
+    if rows is None:
+        m += (1 - b1) * g
+        v += (1 - b2) * g * g
+    else:
+        m[rows] += (1 - b1) * g
+        v[rows] += (1 - b2) * g * g
+    if not (p.flags.c_contiguous and m.flags.c_contiguous and v.flags.c_contiguous):
+        return _adam_apply(p, m, v, t, lr, eps)
+    p, m, v = p.reshape(-1), m.reshape(-1), v.reshape(-1)  # views
+    for s in range(0, p.size, chunk):  # elementwise: the same numbers, with the passes kept in cache
+        _adam_apply(p[s:s + chunk], m[s:s + chunk], v[s:s + chunk], t, lr, eps)
+
+
+def _adam_apply(p: np.ndarray, m: np.ndarray, v: np.ndarray, t: int, lr: float, eps: float) -> None:
+    """p -= lr * m_hat / (sqrt(v_hat) + eps), in place, from the updated moments."""
+    b1, b2 = ADAM_BETAS
+    denom = np.sqrt(v)
+    denom /= np.sqrt(1 - b2**t)
+    denom += eps
+    step = m * (lr / (1 - b1**t))
+    step /= denom
+    p -= step

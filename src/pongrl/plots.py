@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from . import algos
+from .inputs import POOLS, kind_of_width
 from .logger import read_csv
 from .preprocess import D, H, W
 
@@ -178,16 +180,12 @@ def unit_images(W1: np.ndarray) -> np.ndarray:
     20x20 block weights (frame, then difference), each block drawn as the 4x4
     pixels it covers; 'frame+diff+pyramid' two more of 10x10 blocks (8x8 pixels).
     """
-    from .ppo import OBS_OF_INPUTS, POOLS
-
     units, d = W1.shape
-    if d not in OBS_OF_INPUTS:
-        raise ValueError(f"W1 has {d} inputs per unit; expected one of {sorted(OBS_OF_INPUTS)} "
-                         "(80x80 pixel panels, then 20x20 and 10x10 block panels)")
+    kind = kind_of_width(d)
     W1 = np.asarray(W1)
     k = d // D  # pixel panels: 1 or 2
     panels, start = [W1[:, :k * D].reshape(units, k, H, W)], k * D  # (U, k, 80, 80)
-    for pool in POOLS[OBS_OF_INPUTS[d]]:
+    for pool in POOLS[kind]:
         side = H // pool
         blocks = W1[:, start:start + 2 * side * side].reshape(units, 2, side, side)  # (U, 2, side, side)
         panels.append(blocks.repeat(pool, axis=2).repeat(pool, axis=3))  # (U, 2, 80, 80)
@@ -211,18 +209,9 @@ def scale_blocks(images: np.ndarray, inputs: int) -> np.ndarray:
     return np.concatenate(out, axis=2)
 
 
-def unit_order(params: dict[str, np.ndarray]) -> np.ndarray:
-    """First-layer hidden units, most influential on the policy first: by |W2|
-    (REINFORCE) or by the norm of the unit's column of the policy head Wpi (PPO;
-    with a second layer, of Wpi @ W2, which ignores that layer's ReLU)."""
-    if "Wpi" in params:
-        head = params["Wpi"].astype(np.float64)  # (A, T)
-        if "W2" in params:
-            head = head @ params["W2"].astype(np.float64)  # (A, H)
-        weight = np.linalg.norm(head, axis=0)  # (H,)
-    else:
-        weight = np.abs(params["W2"].astype(np.float64))  # (H,)
-    return np.argsort(-weight, kind="stable")
+def unit_order(params: dict[str, np.ndarray], algo: str) -> np.ndarray:
+    """First-layer hidden units, most influential on the policy first (pongrl.algos: unit_weights)."""
+    return np.argsort(-algos.get(algo).unit_weights(params), kind="stable")
 
 
 def grid_shape(n: int, tile_h: int, tile_w: int) -> tuple[int, int]:
@@ -245,7 +234,7 @@ def mosaic(tiles: np.ndarray, gap: int = TILE_GAP) -> np.ndarray:
     return out
 
 
-def weights_figure(params: dict[str, np.ndarray], units: int | None = None, title: str = ""):
+def weights_figure(params: dict[str, np.ndarray], algo: str, units: int | None = None, title: str = ""):
     """A grid of the hidden units' input weights (rows of W1), each drawn as an
     80x80 image (80x160 for 'frame+diff': frame | diff; then 80x160 more per level of blocks), red positive, blue
     negative, each unit on its own scale; most influential units first. One
@@ -254,7 +243,7 @@ def weights_figure(params: dict[str, np.ndarray], units: int | None = None, titl
 
     import matplotlib
 
-    order = unit_order(params)[:units]
+    order = unit_order(params, algo)[:units]
     image = mosaic(scale_blocks(unit_images(params["W1"][order].astype(np.float64)), params["W1"].shape[1]))
     height, width = image.shape
     lines = textwrap.wrap(title or f"{len(order)} hidden units' W1 rows", max(10, width // TITLE_CHAR_PX))
@@ -271,20 +260,18 @@ def weights_figure(params: dict[str, np.ndarray], units: int | None = None, titl
 def initial_params(cfg) -> dict[str, np.ndarray]:
     """The parameters a run of this Config started from: those of cfg.init_from
     (a fine-tuned run), else the random ones of its seed."""
-    from .train import init_weights, make_algo
+    from .runs import init_weights
 
     if cfg.init_from is not None:
         if not Path(cfg.init_from).exists():
             raise FileNotFoundError(f"this agent was fine-tuned from {cfg.init_from}, which is not here")
         return init_weights(cfg)
-    return make_algo(cfg, np.random.default_rng(cfg.seed)).params
+    return algos.get(cfg.algo).init_params(cfg, np.random.default_rng(cfg.seed))
 
 
 def weights_title(params: dict[str, np.ndarray], algo: str, units: int, minus_init: bool = False) -> str:
-    from .ppo import OBS_OF_INPUTS, POOLS
-
     d = params["W1"].shape[1]
-    blocks = " and ".join(f"{p}×{p}" for p in POOLS.get(OBS_OF_INPUTS.get(d), ()))
+    blocks = " and ".join(f"{p}×{p}" for p in POOLS[kind_of_width(d)])
     what = {D: "80×80 difference-frame weights",
             2 * D: "weights on the frame (left) and difference frame (right)"}.get(
         d, f"weights on the frame, the difference frame, and the {blocks} blocks of each (left to right; "
@@ -300,7 +287,7 @@ def agent_weights_figure(agent, units: int | None = None, minus_init: bool = Fal
     if minus_init:
         params["W1"] = params["W1"].astype(np.float64) - initial_params(agent.cfg)["W1"]
     n = min(units or params["W1"].shape[0], params["W1"].shape[0])
-    return weights_figure(params, n, weights_title(params, agent.cfg.algo, n, minus_init))
+    return weights_figure(params, agent.cfg.algo, n, weights_title(params, agent.cfg.algo, n, minus_init))
 
 
 def plot_weights(agent, out: str | Path, units: int | None = None, minus_init: bool = False) -> Path:

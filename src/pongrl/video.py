@@ -6,7 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .evaluate import Agent, play_game
+from .agent import Agent
+from .errors import UserError
+from .evaluate import play_game
 
 VIDEO_SUFFIXES = (".mp4", ".gif")
 
@@ -19,7 +21,7 @@ def record(agent: Agent, path: str | Path, seed: int = 0, greedy: bool = False, 
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in VIDEO_SUFFIXES:
-        raise ValueError(f"video file must end in .mp4 or .gif, got {path.name!r}")
+        raise UserError(f"video file must end in .mp4 or .gif, got {path.name!r}")
     tmp = path.with_name(path.stem + ".partial" + suffix)
     if suffix == ".mp4":
         # 2x upscale: 420x320 suits video players and codec block sizes

@@ -1,0 +1,51 @@
+"""The algorithm registry: the one place that knows what differs between algorithms.
+
+Each `Algorithm` gives its network's parameter shapes and initialisation, how
+it acts (sampled, as in training, and greedy), what a rollout's end needs
+(`bootstrap`) and its learner. Everything else (the collector, the training
+loop, checkpoints, evaluation, pictures, Ray workers) asks `get(name)`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from . import policy, ppo, reinforce
+from .config import Config
+
+Params = dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    name: str
+    param_shapes: Callable[[Config], dict[str, tuple]]  # the network's arrays and their shapes
+    init_params: Callable[[Config, np.random.Generator], Params]  # drawn from the run's generator
+    act: Callable  # (params, x (N, 6400), frames (N, 80, 80), rng) -> (ALE actions (N,), inputs, extras)
+    greedy: Callable  # (params, x, frames) -> ALE actions (N,) of the most likely action
+    bootstrap: Callable  # (params, x, frames) -> dict of (N,) arrays for the input after a rollout
+    learner: Callable  # (cfg, params) -> an object with rollout_size, learn, state, restore, params, updates
+    unit_weights: Callable  # (params) -> (H,) how much each first-layer unit sways the policy (for pictures)
+
+
+REGISTRY = {
+    "reinforce": Algorithm(
+        "reinforce",
+        param_shapes=lambda cfg: {"W1": (cfg.hidden, policy.D), "W2": (cfg.hidden,)},
+        init_params=lambda cfg, rng: policy.init_params(cfg.hidden, rng),
+        act=reinforce.act, greedy=reinforce.greedy_actions, bootstrap=reinforce.bootstrap,
+        learner=reinforce.Reinforce, unit_weights=lambda params: np.abs(params["W2"].astype(np.float64))),
+    "ppo": Algorithm(
+        "ppo", param_shapes=ppo.param_shapes, init_params=ppo.init_for,
+        act=ppo.act, greedy=ppo.greedy_actions, bootstrap=ppo.bootstrap, learner=ppo.PPO,
+        unit_weights=ppo.unit_weights),
+}
+
+
+def get(name: str) -> Algorithm:
+    if name not in REGISTRY:
+        raise KeyError(f"unknown algorithm {name!r}; known: {', '.join(REGISTRY)}")
+    return REGISTRY[name]
