@@ -27,6 +27,7 @@ this process and prints its JSON (that is what the driver calls).
 from __future__ import annotations
 
 import argparse
+import inspect
 import io
 import json
 import os
@@ -55,7 +56,9 @@ def one(variant: str, steps: int, obs: str, hidden: int, seed: int) -> dict:
 
     cfg = Config(algo="ppo", steps=steps, seed=seed, ppo_obs=obs, ppo_hidden=hidden, ppo_overlap=VARIANTS[variant])
     with tempfile.TemporaryDirectory(prefix="pongrl-ppo-speed-") as d:
-        s = train(Path(d) / "run", cfg, progress=False)
+        # pongrl 0.2 takes (cfg, run_dir); a --baseline revision before it took (run_dir, cfg)
+        first = next(iter(inspect.signature(train).parameters))
+        s = train(cfg, Path(d) / "run", progress=False) if first == "cfg" else train(Path(d) / "run", cfg, progress=False)
     return {"variant": variant, "steps": s["env_steps"], "updates": s["updates"], "wall_s": round(s["wall_s"], 3),
             "steps_per_s": s["env_steps"] / s["wall_s"]}
 

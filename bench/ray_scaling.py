@@ -44,8 +44,10 @@ from pathlib import Path
 
 import numpy as np
 
+from pongrl import algos
 from pongrl.config import Config
-from pongrl.train import make_algo, train
+from pongrl.distributed import Worker, owned
+from pongrl.train import train
 
 
 def config(args, algo: str, workers: int = 0) -> Config:
@@ -57,7 +59,7 @@ def config(args, algo: str, workers: int = 0) -> Config:
 def speed(cfg: Config, tmp: Path) -> dict:
     """Train cfg in a fresh folder; steps/s of the training loop."""
     t0 = time.perf_counter()
-    s = train(tmp / f"{cfg.algo}-w{cfg.workers}", cfg, progress=False)
+    s = train(cfg, tmp / f"{cfg.algo}-w{cfg.workers}", progress=False)
     total = time.perf_counter() - t0
     return {"algo": cfg.algo, "mode": "ray" if cfg.workers else "local", "workers": cfg.workers,
             "games": cfg.num_envs * max(cfg.workers, 1), "env_steps": s["env_steps"], "updates": s["updates"],
@@ -65,40 +67,56 @@ def speed(cfg: Config, tmp: Path) -> dict:
             "steps_per_s": round(s["env_steps"] / s["wall_s"], 1)}
 
 
+class TimedWorker(Worker):
+    """pongrl's Ray worker, timing its own rollouts (seconds spent playing)."""
+
+    def timed_collect(self, params: dict, steps: int):
+        t0 = time.perf_counter()
+        rollout = self.collect(params, steps)
+        return rollout, time.perf_counter() - t0
+
+    def echo(self, obj) -> int:
+        """Receive an object, answer at once: the cost of one actor call."""
+        return 0 if obj is None else 1
+
+
+def rollout_bytes(r) -> int:
+    arrays = [r.x.indptr, r.x.cols, r.x.vals, r.actions, r.rewards, r.dones, *r.extras.values(), *r.last.values()]
+    return sum(a.nbytes for a in arrays)
+
+
 def overhead(cfg: Config, reps: int) -> dict:
-    """Serialisation and transfer per round, on the pool that training uses."""
+    """Serialisation and transfer per round, on workers like the ones training uses."""
     import ray
 
-    from pongrl.distributed import WorkerPool, learner_config
-
-    params = make_algo(learner_config(cfg), np.random.default_rng(cfg.seed)).params
+    params = algos.get(cfg.algo).init_params(cfg, np.random.default_rng(cfg.seed))
     steps = cfg.ppo_num_steps if cfg.algo == "ppo" else cfg.worker_steps
-    pool = WorkerPool(cfg)
+    actors = [ray.remote(num_cpus=1, max_restarts=0)(TimedWorker).remote(cfg.to_dict(), i) for i in range(cfg.workers)]
     try:
-        pool.start()
-        actors = list(pool.actors.values())
+        ray.get([a.start.remote() for a in actors])
         rows = []
         for k in range(reps + 1):  # the first round warms up
             t0 = time.perf_counter()
             ref = ray.put(params)
             t1 = time.perf_counter()
-            refs = [a.collect.remote(ref, steps) for a in actors]
+            refs = [a.timed_collect.remote(ref, steps) for a in actors]
             ray.wait(refs, num_returns=len(refs))
             t2 = time.perf_counter()
-            rollouts = ray.get(refs)
+            results = ray.get(refs)
             t3 = time.perf_counter()
-            [r.owned() for r in rollouts]
+            rollouts = [owned(r) for r, _ in results]
             t4 = time.perf_counter()
             ray.get([a.echo.remote(None) for a in actors])
             t5 = time.perf_counter()
-            worker = max(r.seconds for r in rollouts)
+            worker = max(seconds for _, seconds in results)
             if k:
                 rows.append({"put_ms": t1 - t0, "get_ms": t3 - t2, "copy_ms": t4 - t3, "round_ms": t3 - t0,
                              "worker_ms": worker, "overhead_ms": t3 - t0 - worker, "call_ms": t5 - t4})
-        nbytes = sum(r.nbytes for r in rollouts)
+        nbytes = sum(rollout_bytes(r) for r in rollouts)
         transitions = sum(r.rewards.size for r in rollouts)
     finally:
-        pool.close()
+        for a in actors:
+            ray.kill(a)
     out = {k: round(1000 * statistics.median(r[k] for r in rows), 3) for k in rows[0]}
     return {"algo": cfg.algo, "workers": cfg.workers, "steps_per_round": steps, "reps": reps,
             "params_bytes": int(sum(v.nbytes for v in params.values())), "rollout_bytes": int(nbytes),

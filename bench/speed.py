@@ -228,9 +228,9 @@ def one_train(n: int, steps: int, cap_s: float) -> dict:
     cfg = Config(algo="reinforce", num_envs=n, steps=steps)
     with tempfile.TemporaryDirectory(prefix="pongrl-bench-") as d:
         _interrupt_after(cap_s)
-        s = train(Path(d) / "run", cfg, progress=False)
+        s = train(cfg, Path(d) / "run", progress=False)
         arrays, _ = checkpoint.load(Path(d) / "run" / "checkpoint.npz")
-        updates = int(arrays["updates"])
+        updates = int(arrays["learner/updates"])
     return {"num_envs": n, "steps": s["env_steps"], "wall_s": s["wall_s"], "steps_per_s": s["env_steps"] / s["wall_s"],
             "episodes": s["episodes"], "updates": updates, "capped": bool(s["interrupted"]),
             "peak_rss_bytes": peak_rss_bytes()}
@@ -241,21 +241,14 @@ def one_bytes(n: int, vec_steps: int) -> dict:
     import numpy as np
 
     from pongrl.config import Config
-    from pongrl.env import PongVecEnv
-    from pongrl.reinforce import Reinforce
+    from pongrl.runs import new_run
 
-    cfg = Config(algo="reinforce", num_envs=n, groups=1)  # one group: one buffer to look at
-    rng = np.random.default_rng(cfg.seed)
-    algo = Reinforce(cfg, rng)
-    env = PongVecEnv(cfg.env_id, n, cfg.seed)
-    x = env.reset()
+    run = new_run(Config(algo="reinforce", num_envs=n, groups=1))  # one group: one buffer to look at
     samples = []
     try:
         for k in range(vec_steps):
-            actions = algo.act(x, env.cur, rng)
-            x, rewards, dones, _ = env.step(actions)
-            algo.observe(actions, rewards, dones, x, env.cur)
-            buf = algo.buffers[0]
+            run.learner.learn(run.collector.collect(run.acting, steps=1), 0)
+            buf = run.learner.buffers[0]
             held = len(buf.blocks) * n  # transitions the buffer holds now (= (t - first) * N)
             if ((k + 1) % 25 == 0 or k + 1 == vec_steps) and held:
                 # what Python really holds: array objects (with their data when they own it),
@@ -265,14 +258,19 @@ def one_bytes(n: int, vec_steps: int) -> dict:
                 py += sum(sys.getsizeof(a) + sys.getsizeof(r) for a, r in zip(buf.actions, buf.rewards))
                 py += 8 * 3 * len(buf.blocks)
                 nnz = sum(len(b.cols) for b in buf.blocks)
-                samples.append((buf.stored_bytes / held, py / held, nnz / held, held))
+                samples.append((stored_bytes(buf) / held, py / held, nnz / held, held))
     finally:
-        env.close()
+        run.close()
     payload, python, nnz, held = (np.array(c, float) for c in zip(*samples))
     return {"num_envs": n, "vec_steps": vec_steps, "samples": len(samples), "max_transitions_held": int(held.max()),
             "bytes_per_transition": float(payload.mean()), "bytes_per_transition_max": float(payload.max()),
             "bytes_per_transition_with_python_objects": float(python.mean()),
             "nonzeros_per_input": float(nnz.mean()), "peak_rss_bytes": peak_rss_bytes()}
+
+
+def stored_bytes(buf) -> int:
+    """The payload of an EpisodeBuffer: its sparse inputs, actions and rewards."""
+    return sum(b.nbytes for b in buf.blocks) + sum(a.nbytes + r.nbytes for a, r in zip(buf.actions, buf.rewards))
 
 
 def one_reference(seconds: float) -> dict:

@@ -71,9 +71,9 @@ def train_and_evaluate(run_dir: Path, cfg: Config, args, max_steps: int | None, 
         if max_steps is not None:
             target = min(target, max_steps)
         if summary is None:
-            summary = train(run_dir, dataclasses.replace(cfg, steps=target), progress=False)
+            summary = train(dataclasses.replace(cfg, steps=target), run_dir, progress=False)
         else:
-            summary = train(run_dir, resume=True, targets={"steps": target}, progress=False)
+            summary = train(None, run_dir, resume=True, targets={"steps": target}, progress=False)
         evals = read_evals(run_dir)
         if evals:
             e = evals[-1]

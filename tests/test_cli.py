@@ -137,7 +137,7 @@ def test_bad_checkpoint_files_exit_2(tmp_path, capsys, content):
 
 def test_checkpoint_of_other_shape_exit_2(trained, tmp_path, capsys):
     arrays = dict(np.load(trained / "checkpoint.npz", allow_pickle=False))
-    arrays["params/W1"] = arrays["params/W1"][:, :100]
+    arrays["learner/params/W1"] = arrays["learner/params/W1"][:, :100]
     np.savez(tmp_path / "other.npz", **arrays)
     one_line_error(main(["eval", str(tmp_path / "other.npz")]), capsys.readouterr().err)
 

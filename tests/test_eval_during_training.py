@@ -8,7 +8,8 @@ from conftest import tiny_config
 
 from pongrl import checkpoint
 from pongrl.env import EVAL_SEEDS, episode_seed
-from pongrl.evaluate import USER_EVAL_SEEDS, evaluate, load_agent, training_eval_seed
+from pongrl.agent import load_agent
+from pongrl.evaluate import USER_EVAL_SEEDS, evaluate, training_eval_seed
 from pongrl.logger import EVAL_COLUMNS, read_csv
 from pongrl.train import train
 
@@ -18,7 +19,7 @@ EVAL_CFG = dict(episodes=None, steps=3000, eval_every=1000, eval_games=1)
 @pytest.fixture(scope="module")
 def evaluated_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("evals") / "run"
-    summary = train(run_dir, tiny_config(**EVAL_CFG), progress=False)
+    summary = train(tiny_config(**EVAL_CFG), run_dir, progress=False)
     return run_dir, summary
 
 
@@ -53,7 +54,7 @@ def test_best_npz_holds_the_best_evaluated_policy(evaluated_run):
 def test_evaluating_does_not_change_training(evaluated_run, tmp_path):
     run_dir, _ = evaluated_run
     plain = tmp_path / "plain"
-    train(plain, tiny_config(**(EVAL_CFG | {"eval_every": 0})), progress=False)
+    train(tiny_config(**(EVAL_CFG | {"eval_every": 0})), plain, progress=False)
     a, _ = checkpoint.load(run_dir / "checkpoint.npz")
     b, _ = checkpoint.load(plain / "checkpoint.npz")
     for k in b:
@@ -65,8 +66,8 @@ def test_evaluating_does_not_change_training(evaluated_run, tmp_path):
 def test_resume_continues_the_evaluations(evaluated_run, tmp_path):
     run_dir, _ = evaluated_run
     part = tmp_path / "part"
-    train(part, tiny_config(**(EVAL_CFG | {"steps": 1500})), progress=False)
-    train(part, resume=True, targets={"steps": 3000}, progress=False)
+    train(tiny_config(**(EVAL_CFG | {"steps": 1500})), part, progress=False)
+    train(None, part, resume=True, targets={"steps": 3000}, progress=False)
     keys = ("env_steps", "mean", "std", "win_rate")
     whole = [{k: r[k] for k in keys} for r in read_csv(run_dir / "eval.csv")]
     assert [{k: r[k] for k in keys} for r in read_csv(part / "eval.csv")] == whole
@@ -90,12 +91,12 @@ def test_ctrl_c_during_an_evaluation_abandons_it_and_the_resumed_run_plays_it_fi
         return evaluate(*args, **kwargs)
 
     monkeypatch.setattr(evaluate_module, "evaluate", ctrl_c_in_the_second)
-    summary = train(part, tiny_config(**EVAL_CFG), progress=False)
+    summary = train(tiny_config(**EVAL_CFG), part, progress=False)
     assert summary["interrupted"] and len(read_csv(part / "eval.csv")) == 1  # nothing of the abandoned one
     _, meta = checkpoint.load(part / "checkpoint.npz")
     assert meta["counters"]["evals"] == 1 and meta["counters"]["env_steps"] >= 2000
     monkeypatch.setattr(evaluate_module, "evaluate", evaluate)
-    train(part, resume=True, targets={"steps": 3000}, progress=False)
+    train(None, part, resume=True, targets={"steps": 3000}, progress=False)
     keys = ("env_steps", "mean", "std", "win_rate")
     whole = [{k: r[k] for k in keys} for r in read_csv(run_dir / "eval.csv")]
     assert [{k: r[k] for k in keys} for r in read_csv(part / "eval.csv")] == whole
@@ -109,7 +110,7 @@ def test_ctrl_c_during_an_evaluation_abandons_it_and_the_resumed_run_plays_it_fi
 def test_greedy_evaluations_score_the_most_likely_actions_and_leave_training_alone(evaluated_run, tmp_path):
     run_dir, _ = evaluated_run
     greedy = tmp_path / "greedy"
-    train(greedy, tiny_config(**(EVAL_CFG | {"eval_greedy": True})), progress=False)
+    train(tiny_config(**(EVAL_CFG | {"eval_greedy": True})), greedy, progress=False)
     a, _ = checkpoint.load(run_dir / "checkpoint.npz")
     b, _ = checkpoint.load(greedy / "checkpoint.npz")
     for k in b:

@@ -7,9 +7,11 @@ from conftest import tiny_config
 from pongrl import checkpoint
 from pongrl.cli import main
 from pongrl.config import Config, ConfigError
-from pongrl.evaluate import load_agent, pretrained_path
+from pongrl.agent import load_agent, pretrained_path
 from pongrl.plots import initial_params
-from pongrl.train import RunError, init_weights, new_run, train
+from pongrl.errors import RunError
+from pongrl.runs import init_weights, new_run
+from pongrl.train import train
 
 PPO = dict(algo="ppo", ppo_hidden=8, ppo_num_steps=16, ppo_minibatches=2, ppo_epochs=1, episodes=None, steps=64)
 
@@ -18,13 +20,13 @@ PPO = dict(algo="ppo", ppo_hidden=8, ppo_num_steps=16, ppo_minibatches=2, ppo_ep
 def trained(tmp_path_factory):
     """A tiny PPO run's folder (its checkpoint.npz is the file to start from)."""
     run_dir = tmp_path_factory.mktemp("init") / "source"
-    train(run_dir, tiny_config(**PPO), progress=False)
+    train(tiny_config(**PPO), run_dir, progress=False)
     return run_dir
 
 
 def params_of(run_dir):
     arrays, _ = checkpoint.load(run_dir / "checkpoint.npz")
-    return {k.removeprefix("params/"): v for k, v in arrays.items() if k.startswith("params/")}
+    return {k.removeprefix("learner/params/"): v for k, v in arrays.items() if k.startswith("learner/params/")}
 
 
 def test_a_new_run_starts_from_the_files_weights(trained):
@@ -32,19 +34,19 @@ def test_a_new_run_starts_from_the_files_weights(trained):
     run = new_run(cfg, init_weights(cfg))
     try:
         source = params_of(trained)
-        for k, v in run.algo.params.items():
+        for k, v in run.learner.params.items():
             assert np.array_equal(v, source[k]), k
-            assert v.flags.f_contiguous == run.algo.m[k].flags.f_contiguous  # the learner's own layout
-        assert run.algo.t == 0 and run.algo.updates == 0 and not np.any(run.algo.m["W1"])  # a fresh optimiser
+            assert v.flags.f_contiguous == run.learner.m[k].flags.f_contiguous  # the learner's own layout
+        assert run.learner.t == 0 and run.learner.updates == 0 and not np.any(run.learner.m["W1"])  # a fresh optimiser
     finally:
         run.close()
 
 
 def test_fine_tuning_is_deterministic_and_resumes_exactly(trained, tmp_path):
     cfg = tiny_config(**PPO | {"steps": 96}, seed=1, init_from=str(trained / "checkpoint.npz"))
-    train(tmp_path / "a", cfg, progress=False)
-    train(tmp_path / "b", Config(**cfg.to_dict() | {"steps": 48}), progress=False)
-    train(tmp_path / "b", resume=True, targets={"steps": 96}, progress=False)  # the init is not applied again
+    train(cfg, tmp_path / "a", progress=False)
+    train(Config(**cfg.to_dict() | {"steps": 48}), tmp_path / "b", progress=False)
+    train(None, tmp_path / "b", resume=True, targets={"steps": 96}, progress=False)  # the init is not applied again
     a, b, source = params_of(tmp_path / "a"), params_of(tmp_path / "b"), params_of(trained)
     for k in a:
         assert np.array_equal(a[k], b[k]), k
@@ -82,7 +84,7 @@ def test_a_network_that_does_not_fit_is_refused(trained, change, message):
 
 def test_two_layers_start_from_two_layers_only(tmp_path):
     two = tmp_path / "two"
-    train(two, tiny_config(**PPO, ppo_hidden2=4), progress=False)
+    train(tiny_config(**PPO, ppo_hidden2=4), two, progress=False)
     cfg = tiny_config(**PPO, ppo_hidden2=4, seed=9, init_from=str(two / "checkpoint.npz"))
     np.testing.assert_array_equal(init_weights(cfg)["W2"], params_of(two)["W2"])
     with pytest.raises(RunError, match="its network has W2, b2, which this config's network lacks"):
@@ -110,9 +112,9 @@ def test_init_from_must_be_a_path():
 
 
 def test_an_agent_takes_only_its_configs_arrays(trained):
-    from pongrl.evaluate import agent_from_arrays
+    from pongrl.agent import agent_from_arrays
 
     arrays, meta = checkpoint.load(trained / "checkpoint.npz")
-    arrays["params/W2"] = np.zeros((4, 8), np.float32)  # a stray array its config does not have
-    agent = agent_from_arrays(arrays, Config.from_saved(meta["config"]), "f.npz")
+    params = checkpoint.section(arrays, "learner/params/") | {"W2": np.zeros((4, 8), np.float32)}  # a stray array
+    agent = agent_from_arrays(params, Config.from_saved(meta["config"]), "f.npz")
     assert set(agent.params) == {"W1", "b1", "Wpi", "bpi", "Wv", "bv"}

@@ -1,5 +1,5 @@
-"""PPO: hand-written gradients against finite differences, Adam, the rollout
-buffer, the act/observe interface, checkpoints and bit-exact resume."""
+"""PPO: hand-written gradients against finite differences, Adam, the input kinds,
+the rollout buffer, the learner, learning while the games play, bit-exact resume."""
 
 import dataclasses
 import json
@@ -7,9 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from pongrl import ppo
+from pongrl import inputs, optim, ppo
 from pongrl.config import Config, ConfigError
-from pongrl.env import DOWN, UP
+from pongrl.env import UP
+from pongrl.gae import gae
+from pongrl.rollouts import Batch, Rollout, RolloutBuffer
+from pongrl.runs import Run
 from pongrl.sparse import SparseRows
 
 # ---------------------------------------------------------------- helpers
@@ -31,12 +34,12 @@ def gradcheck_problem(seed=0, hidden2=0):
     params = {k: np.asfortranarray(rng.standard_normal(v.shape)) if k == "W1" else rng.standard_normal(v.shape)
               for k, v in params.items()}
     xd = random_sparse(rng, B_SMALL, D_SMALL)
-    x = ppo.compact(SparseRows.from_dense(xd), np.float64)
+    x = inputs.compact(SparseRows.from_dense(xd), np.float64)
     logits, v, _ = ppo.forward(params, x)
     logp = ppo.log_softmax(logits)
     actions = rng.integers(0, A_SMALL, B_SMALL)
     old_logp = logp[np.arange(B_SMALL), actions] + rng.normal(0, 0.2, B_SMALL)  # some ratios outside the clip
-    batch = ppo.Batch(x, actions, old_logp, v + rng.normal(0, 0.2, B_SMALL), rng.standard_normal(B_SMALL),
+    batch = Batch(x, actions, old_logp, v + rng.normal(0, 0.2, B_SMALL), rng.standard_normal(B_SMALL),
                       rng.standard_normal(B_SMALL))
     return params, xd, batch
 
@@ -134,11 +137,11 @@ def test_compact_keeps_the_occurring_columns_in_order():
     xd = random_sparse(rng, 7, D_SMALL)
     xd[:, 5] = 0
     xd[3, 5] = -1  # a column that occurs in one row only
-    inputs = ppo.compact(SparseRows.from_dense(xd))
-    np.testing.assert_array_equal(inputs.cols, np.flatnonzero(np.any(xd != 0, axis=0)))
-    np.testing.assert_array_equal(inputs.X, xd[:, inputs.cols])
-    assert inputs.X.dtype == np.float32
-    empty = ppo.compact(SparseRows.from_dense(np.zeros((2, D_SMALL), np.int8)))
+    got = inputs.compact(SparseRows.from_dense(xd))
+    np.testing.assert_array_equal(got.cols, np.flatnonzero(np.any(xd != 0, axis=0)))
+    np.testing.assert_array_equal(got.X, xd[:, got.cols])
+    assert got.X.dtype == np.float32
+    empty = inputs.compact(SparseRows.from_dense(np.zeros((2, D_SMALL), np.int8)))
     assert empty.cols.shape == (0,) and empty.X.shape == (2, 0)
 
 
@@ -149,7 +152,7 @@ def test_compact_forward_agrees_with_dense():
     xd = random_sparse(rng, 9, D_SMALL)
     xs = SparseRows.from_dense(xd)
     h = np.maximum(xd @ params["W1"].T + params["b1"], 0)
-    logits, v, (hh,) = ppo.forward(params, ppo.compact(xs, np.float64))
+    logits, v, (hh,) = ppo.forward(params, inputs.compact(xs, np.float64))
     np.testing.assert_allclose(hh, h, atol=1e-12)
     np.testing.assert_allclose(logits, h @ params["Wpi"].T + params["bpi"], atol=1e-12)
     np.testing.assert_allclose(v, h @ params["Wv"] + params["bv"], atol=1e-12)
@@ -163,7 +166,7 @@ def test_second_layer_forward_agrees_with_dense():
     xd = random_sparse(rng, 9, D_SMALL)
     h1 = np.maximum(xd @ params["W1"].T + params["b1"], 0)
     h2 = np.maximum(h1 @ params["W2"].T + params["b2"], 0)
-    logits, v, hs = ppo.forward(params, ppo.compact(SparseRows.from_dense(xd), np.float64))
+    logits, v, hs = ppo.forward(params, inputs.compact(SparseRows.from_dense(xd), np.float64))
     np.testing.assert_allclose(hs[1], h2, atol=1e-12)
     np.testing.assert_allclose(logits, h2 @ params["Wpi"].T + params["bpi"], atol=1e-12)
     np.testing.assert_allclose(v, h2 @ params["Wv"] + params["bv"], atol=1e-12)
@@ -191,13 +194,13 @@ def test_adam_in_chunks_gives_the_same_bits(chunk):
     v = np.abs(v)
     g, rows = rng.standard_normal((4, 5)).astype(np.float32), np.array([0, 3, 4, 11])
     whole = [a.copy() for a in (p, m, v)]
-    ppo._adam_update(*whole, g, 2, 1e-3, 1e-5, rows, chunk=10**9)
-    ppo._adam_update(p, m, v, g, 2, 1e-3, 1e-5, rows, chunk=chunk)
+    optim.adam_update(*whole, g, 2, 1e-3, 1e-5, rows, chunk=10**9)
+    optim.adam_update(p, m, v, g, 2, 1e-3, 1e-5, rows, chunk=chunk)
     for a, b in zip((p, m, v), whole):
         np.testing.assert_array_equal(a, b)
     pf, mf, vf = (np.asfortranarray(a) for a in whole)  # not C-contiguous: updated whole, in place
-    ppo._adam_update(pf, mf, vf, g, 3, 1e-3, 1e-5, rows, chunk=chunk)
-    ppo._adam_update(p, m, v, g, 3, 1e-3, 1e-5, rows, chunk=chunk)
+    optim.adam_update(pf, mf, vf, g, 3, 1e-3, 1e-5, rows, chunk=chunk)
+    optim.adam_update(p, m, v, g, 3, 1e-3, 1e-5, rows, chunk=chunk)
     np.testing.assert_array_equal(pf, p)
 
 
@@ -214,7 +217,7 @@ def test_adam_matches_reference_on_touched_rows(lazy):
     dense_g = full_grads(grads, rows, params)
     before = {k: p.copy() for k, p in params.items()}
     m0, v0 = {k: a.copy() for k, a in m.items()}, {k: a.copy() for k, a in v.items()}
-    ppo.adam_step(params, grads, rows, m, v, 3, 1e-2, 1e-5, lazy=lazy)
+    optim.adam_step(params, grads, rows, m, v, 3, 1e-2, 1e-5, lazy=lazy)
     for k in params:
         p_ref, m_ref, v_ref = adam_reference(before[k], dense_g[k], m0[k], v0[k], 3, 1e-2, 1e-5)
         if k == "W1" and lazy:  # untouched rows (pixels) keep weights and moments
@@ -231,9 +234,9 @@ def test_adam_matches_reference_on_touched_rows(lazy):
 
 def test_clip_grad_norm():
     g = {"a": np.array([3.0, 0.0]), "b": np.array([4.0])}
-    assert ppo.clip_grad_norm(g, 10.0) == pytest.approx(5.0)
+    assert optim.clip_grad_norm(g, 10.0) == pytest.approx(5.0)
     np.testing.assert_allclose(g["a"], [3.0, 0.0])  # under the limit: untouched
-    assert ppo.clip_grad_norm(g, 1.0) == pytest.approx(5.0)
+    assert optim.clip_grad_norm(g, 1.0) == pytest.approx(5.0)
     total = np.sqrt(sum((a**2).sum() for a in g.values()))
     assert total == pytest.approx(1.0, rel=1e-5)
 
@@ -243,10 +246,10 @@ def test_clip_grad_norm():
                                          ("frame+diff+coarse", "updown"), ("frame+diff+pyramid", "updown")])
 def test_probabilities_and_greedy_actions(obs, actions):
     rng = np.random.default_rng(3)
-    params = ppo.init_params(ppo.OBS_INPUTS[obs], 8, len(ppo.ACTION_SETS[actions]), rng)
+    params = ppo.init_params(inputs.WIDTHS[obs], 8, len(ppo.ACTION_SETS[actions]), rng)
     frames = (rng.random((5, 80, 80)) < 0.01).astype(np.uint8)
     x = random_sparse(rng, 5, 6400, 20)
-    assert ppo.obs_of(params) == obs
+    assert inputs.kind_of_width(params['W1'].shape[1]) == obs
     assert tuple(ppo.action_set(params)) == ppo.ACTION_SETS[actions]
     p = ppo.probabilities(params, x, frames)
     assert p.shape == (5, len(ppo.ACTION_SETS[actions]))
@@ -259,9 +262,9 @@ def test_frame_plus_diff_encoding():
     frames[0, 0, 3] = 1
     x = np.zeros((2, 6400), np.int8)
     x[1, 10] = -1
-    dense = ppo.encode(x, frames, "frame+diff").to_dense(12800)
+    dense = inputs.encode(x, frames, "frame+diff").to_dense(12800)
     assert dense[0, 3] == 1 and dense[1, 6400 + 10] == -1 and np.count_nonzero(dense) == 2
-    np.testing.assert_array_equal(ppo.encode(x, frames, "diff").to_dense(6400), x)
+    np.testing.assert_array_equal(inputs.encode(x, frames, "diff").to_dense(6400), x)
 
 
 def test_coarse_encoding_marks_the_4x4_blocks_of_both_frames():
@@ -272,8 +275,8 @@ def test_coarse_encoding_marks_the_4x4_blocks_of_both_frames():
     x[0, 50 * 80 + 50] = -1  # ... from (50, 50): block (12, 12)
     frames[0, 6, 8] = 1  # a pixel in both frames, in the same block as the ball
     frames[0, 70, 3] = 1  # ... and one alone in its block (17, 0)
-    dense = ppo.encode(x, frames, "frame+diff+coarse").to_dense(13600)
-    np.testing.assert_array_equal(dense[0, :12800], ppo.encode(x, frames, "frame+diff").to_dense(12800)[0])
+    dense = inputs.encode(x, frames, "frame+diff+coarse").to_dense(13600)
+    np.testing.assert_array_equal(dense[0, :12800], inputs.encode(x, frames, "frame+diff").to_dense(12800)[0])
     cur, change = dense[0, 12800:13200], dense[0, 13200:]
     assert set(np.flatnonzero(cur)) == {1 * 20 + 2, 17 * 20 + 0} and cur.max() == 1
     assert dict(zip(np.flatnonzero(change), change[change != 0])) == {12 * 20 + 12: -1}  # block (1, 2) was on before
@@ -286,8 +289,8 @@ def test_pyramid_encoding_adds_the_8x8_blocks_of_both_frames():
     x[0, 5 * 80 + 9] = 1
     x[0, 12 * 80 + 14] = -1  # ... from (12, 14): 8x8 block (1, 1)
     frames[0, 70, 3] = 1  # a pixel in both frames, alone in 8x8 block (8, 0)
-    dense = ppo.encode(x, frames, "frame+diff+pyramid").to_dense(13800)
-    np.testing.assert_array_equal(dense[0, :13600], ppo.encode(x, frames, "frame+diff+coarse").to_dense(13600)[0])
+    dense = inputs.encode(x, frames, "frame+diff+pyramid").to_dense(13800)
+    np.testing.assert_array_equal(dense[0, :13600], inputs.encode(x, frames, "frame+diff+coarse").to_dense(13600)[0])
     cur, change = dense[0, 13600:13700], dense[0, 13700:]
     assert set(np.flatnonzero(cur)) == {0 * 10 + 1, 8 * 10 + 0} and cur.max() == 1
     assert dict(zip(np.flatnonzero(change), change[change != 0])) == {0 * 10 + 1: 1, 1 * 10 + 1: -1}
@@ -301,8 +304,8 @@ def test_block_max_matches_a_max_over_each_block(side, k):
     blocks = [[f[:, (r * k + i) * side + c * k + j] for i in range(k) for j in range(k)]
               for r in range(out) for c in range(out)]  # per cell, its k*k pixel columns
     reference = np.stack([np.max(cell, axis=0) for cell in blocks], axis=1)  # (3, out**2)
-    np.testing.assert_array_equal(ppo.block_max(f, side, k), reference)
-    assert ppo.block_max(f, side, k).dtype == np.int8
+    np.testing.assert_array_equal(inputs.block_max(f, side, k), reference)
+    assert inputs.block_max(f, side, k).dtype == np.int8
 
 
 def test_sample_follows_the_cdf():
@@ -312,77 +315,86 @@ def test_sample_follows_the_cdf():
 
 
 # ---------------------------------------------------------------- rollout buffer
-def filled_buffer(rng, T=4, N=3):
-    buf = ppo.RolloutBuffer(T, N)
-    dense = []
-    for t in range(T):
-        xd = random_sparse(rng, N, 50, 3)
-        dense.append(xd)
-        buf.add(SparseRows.from_dense(xd), rng.integers(0, 2, N), rng.standard_normal(N), rng.random(N) < 0.3,
-                rng.standard_normal(N), rng.standard_normal(N))
-    return buf, np.concatenate(dense)
+def fake_rollout(rng, params, T=8, n=2, source=0, reward_of=None):
+    """T steps of n games on random sparse inputs, acted by ppo.act as a collector would."""
+    blocks, actions, rewards, dones, logp, values = [], [], [], [], [], []
+    frames = np.zeros((n, 80, 80), np.uint8)
+    for _ in range(T):
+        x = random_sparse(rng, n, 6400, 20)
+        a, xs, extras = ppo.act(params, x, frames, rng)
+        blocks.append(xs)
+        actions.append(a)
+        rewards.append(reward_of(a) if reward_of else rng.choice([-1.0, 0.0, 1.0], n, p=[0.05, 0.9, 0.05]))
+        dones.append(rng.random(n) < 0.05)
+        logp.append(extras["logp"])
+        values.append(extras["values"])
+    last = ppo.bootstrap(params, random_sparse(rng, n, 6400, 20), frames)
+    return Rollout(source, SparseRows.concat(blocks), np.array(actions, np.uint8), np.array(rewards, np.float32),
+                   np.array(dones), {"logp": np.array(logp, np.float32), "values": np.array(values, np.float32)},
+                   last)
 
 
 def test_rollout_buffer_minibatches_cover_each_row_once_and_keep_rows_aligned():
     rng = np.random.default_rng(4)
-    buf, dense = filled_buffer(rng)
-    assert buf.full
-    buf.compute_returns_and_advantages(rng.standard_normal(3), 0.99, 0.95)
+    params = ppo.init_params(6400, 8, 3, rng)
+    rollouts = [fake_rollout(rng, params, T=4, n=3, source=s) for s in (0, 1)]
+    for r in rollouts:
+        r.extras["logp"] = rng.standard_normal((4, 3)).astype(np.float32)  # unique: they find the rows below
+    buf = RolloutBuffer(ppo.action_set(params))
+    for r in rollouts:
+        buf.add(r)
+    buf.compute_returns(0.99, 0.95)
+    dense = np.concatenate([r.x.to_dense(6400) for r in rollouts])  # rollout 0's rows, then rollout 1's
+    index = {a: i for i, a in enumerate(ppo.action_set(params))}
+    actions = np.array([index[a] for r in rollouts for a in r.actions.reshape(-1)])
     seen = []
     for b in buf.get(3, np.random.default_rng(0)):
-        xb = np.zeros((len(b.actions), 50))
+        xb = np.zeros((len(b.actions), 6400))
         xb[:, b.x.cols] = b.x.X
-        # find every minibatch row in the rollout by its logp (unique floats)
-        idx = np.array([np.flatnonzero(buf.logp.reshape(-1) == lp)[0] for lp in b.logp])
+        idx = np.array([np.flatnonzero(buf.flat("logp") == lp)[0] for lp in b.logp])  # logp are unique floats
         np.testing.assert_array_equal(xb, dense[idx])
-        np.testing.assert_array_equal(b.actions, buf.actions.reshape(-1)[idx])
-        np.testing.assert_array_equal(b.returns, buf.returns.reshape(-1)[idx])
+        np.testing.assert_array_equal(b.actions, actions[idx])
+        np.testing.assert_array_equal(b.returns, buf.flat("returns")[idx])
         seen.extend(idx)
-    assert sorted(seen) == list(range(12))
+    assert sorted(seen) == list(range(24))
 
 
-def test_rollout_buffer_state_round_trip():
+def test_rollout_buffer_bootstraps_each_rollout_from_its_own_last_values():
     rng = np.random.default_rng(5)
-    buf, _ = filled_buffer(rng, T=6)
-    buf.blocks = buf.blocks[:4]  # a partly filled rollout
-    other = ppo.RolloutBuffer(6, 3)
-    other.restore(buf.state())
-    assert other.pos == 4
-    for a, b in zip(buf.blocks, other.blocks):
-        np.testing.assert_array_equal(a.to_dense(50), b.to_dense(50))
-    for k in ("actions", "logp", "values", "rewards", "dones"):
-        np.testing.assert_array_equal(getattr(buf, k), getattr(other, k))
+    params = ppo.init_params(6400, 8, 2, rng)
+    r = fake_rollout(rng, params, T=5, n=2)
+    buf = RolloutBuffer(ppo.action_set(params))
+    buf.add(r)
+    buf.compute_returns(0.9, 0.8)
+    adv, ret = gae(r.rewards, r.extras["values"], r.dones, r.last["values"], 0.9, 0.8)
+    np.testing.assert_array_equal(buf.flat("advantages"), adv.astype(np.float32).reshape(-1))
+    np.testing.assert_array_equal(buf.flat("returns"), ret.astype(np.float32).reshape(-1))
 
 
 # ---------------------------------------------------------------- the learner
 def small_cfg(**kw):
     base = dict(algo="ppo", num_envs=2, ppo_num_steps=8, ppo_hidden=16, ppo_minibatches=2, ppo_epochs=2, seed=3,
-                ppo_overlap=False)  # the serial update; the overlap tests ask for it
+                ppo_overlap=False)
     return Config(**{**base, **kw}).validate()
 
 
-def drive(agent, rng, steps, reward_of=None):
-    """Feed the agent random sparse frames; returns the stats of the updates."""
-    stats = []
-    n = agent.cfg.num_envs
-    x = np.zeros((n, 6400), np.int8)
-    frames = np.zeros((n, 80, 80), np.uint8)
-    for _ in range(steps):
-        a = agent.act(x, frames, rng)
-        assert set(a) <= set(agent.action_ids)
-        r = reward_of(a) if reward_of else rng.choice([-1.0, 0.0, 1.0], n, p=[0.05, 0.9, 0.05]).astype(np.float32)
-        x = random_sparse(rng, n, 6400, 20)
-        frames = (rng.random((n, 80, 80)) < 0.005).astype(np.uint8)
-        s = agent.observe(a, r, rng.random(n) < 0.05, x, frames)
-        if s is not None:
-            stats.append(s)
+def new_learner(cfg, seed=0):
+    return ppo.PPO(cfg, ppo.init_for(cfg, np.random.default_rng(seed)))
+
+
+def drive(learner, rng, updates, reward_of=None, env_steps=0):
+    """`updates` rollouts of random inputs, acted by the learner's own parameters; their stats."""
+    cfg, stats = learner.cfg, []
+    for k in range(updates):
+        r = fake_rollout(rng, learner.params, cfg.ppo_num_steps, cfg.num_envs, reward_of=reward_of)
+        stats.append(learner.learn([r], env_steps + k * r.rewards.size))
     return stats
 
 
-def test_observe_updates_once_per_rollout_with_cleanrl_stats():
-    agent = ppo.PPO(small_cfg(), np.random.default_rng(0))
-    stats = drive(agent, np.random.default_rng(1), 8 * 3 + 5)
-    assert len(stats) == 3 and agent.updates == 3 and agent.t == 3 * 2 * 2 and agent.buffers[0].pos == 5
+def test_one_update_per_learn_with_cleanrl_stats():
+    learner = new_learner(small_cfg())
+    stats = drive(learner, np.random.default_rng(1), 3)
+    assert learner.updates == 3 and learner.t == 3 * 2 * 2
     for key in ("losses/policy_loss", "losses/value_loss", "losses/entropy", "losses/approx_kl",
                 "losses/clipfrac", "losses/explained_variance", "losses/grad_norm", "charts/learning_rate"):
         assert key in stats[-1]
@@ -390,155 +402,108 @@ def test_observe_updates_once_per_rollout_with_cleanrl_stats():
     assert stats[0]["losses/entropy"] == pytest.approx(np.log(2), rel=1e-3)  # near-uniform initial policy
 
 
-def test_learning_rate_anneals_linearly():
-    agent = ppo.PPO(small_cfg(ppo_anneal_steps=160, ppo_lr=1e-3), np.random.default_rng(0))
-    lrs = [s["charts/learning_rate"] for s in drive(agent, np.random.default_rng(1), 8 * 3)]
+def test_learning_rate_anneals_linearly_with_the_env_steps_taken():
+    learner = new_learner(small_cfg(ppo_anneal_steps=160, ppo_lr=1e-3))
+    lrs = [s["charts/learning_rate"] for s in drive(learner, np.random.default_rng(1), 3)]
     np.testing.assert_allclose(lrs, [1e-3, 0.9e-3, 0.8e-3])
+    # the schedule follows the steps really taken (a shrunken Ray round), not updates x rollout size
+    (s,) = drive(learner, np.random.default_rng(2), 1, env_steps=40)
+    assert s["charts/learning_rate"] == pytest.approx(0.75e-3)
 
 
 @pytest.mark.parametrize("hidden2", [0, 8])
 def test_ppo_learns_a_bandit(hidden2):
     """Reward 1 for UP, 0 for DOWN (on random inputs): the policy must come to prefer UP."""
     cfg = small_cfg(ppo_lr=1e-2, ppo_ent_coef=0.0, ppo_clip=0.2, gamma=0.0, ppo_hidden2=hidden2)  # value target = reward
-    agent = ppo.PPO(cfg, np.random.default_rng(0))
-    drive(agent, np.random.default_rng(1), 8 * 20, reward_of=lambda a: (a == UP).astype(np.float32))
+    learner = new_learner(cfg)
+    drive(learner, np.random.default_rng(1), 20, reward_of=lambda a: (a == UP).astype(np.float32))
     rng = np.random.default_rng(2)
     x, frames = random_sparse(rng, 50, 6400, 20), np.zeros((50, 80, 80), np.uint8)
-    p = ppo.probabilities(agent.params, x, frames)
-    assert p[:, list(ppo.action_set(agent.params)).index(UP)].mean() > 0.9
-    assert DOWN in agent.action_ids
+    p = ppo.probabilities(learner.params, x, frames)
+    assert p[:, list(ppo.action_set(learner.params)).index(UP)].mean() > 0.9
 
 
-@pytest.mark.parametrize("overlap,hidden2", [(False, 0), (True, 0), (True, 8)])
-def test_state_restore_continues_bit_exactly(overlap, hidden2):
-    cfg = small_cfg(ppo_actions="noop+updown", ppo_overlap=overlap, ppo_hidden2=hidden2)
-    a = ppo.PPO(cfg, np.random.default_rng(0))
-    drive(a, np.random.default_rng(1), 8 * 2 + 3)  # with overlap: an update in flight, acting one behind
-    b = ppo.PPO(cfg, np.random.default_rng(99))
+@pytest.mark.parametrize("hidden2", [0, 8])
+def test_state_restore_continues_bit_exactly(hidden2):
+    cfg = small_cfg(ppo_actions="noop+updown", ppo_hidden2=hidden2)
+    a = new_learner(cfg)
+    drive(a, np.random.default_rng(1), 2)
+    b = new_learner(cfg, seed=99)
     b.restore({k: np.array(v) for k, v in a.state().items()})
-    assert b.params["W1"].flags.f_contiguous
-    for agent in (a, b):
-        drive(agent, np.random.default_rng(7), 8 * 2)
+    for learner in (a, b):
+        drive(learner, np.random.default_rng(7), 2)
     for k, v in a.state().items():
         np.testing.assert_array_equal(v, b.state()[k], err_msg=k)
 
 
-def test_state_keeps_the_step_in_flight():
-    """The train loop checkpoints between act (actions sent) and observe."""
-    cfg = small_cfg()
-    a = ppo.PPO(cfg, np.random.default_rng(0))
-    rng = np.random.default_rng(1)
-    drive(a, rng, 5)
-    x, frames = random_sparse(rng, 2, 6400, 20), np.zeros((2, 80, 80), np.uint8)
-    acts = a.act(x, frames, rng)
-    b = ppo.PPO(cfg, np.random.default_rng(99))
-    b.restore({k: np.array(v) for k, v in a.state().items()})
-    for agent in (a, b):
-        agent.observe(acts, np.ones(2, np.float32), np.zeros(2, bool), x, frames)
-        drive(agent, np.random.default_rng(7), 8 * 2)
-    for k, v in a.state().items():
-        np.testing.assert_array_equal(v, b.state()[k], err_msg=k)
-
-
-def test_groups_wait_for_each_other_and_update_together():
-    cfg = small_cfg(num_envs=4, groups=2)
-    agent = ppo.PPO(cfg, np.random.default_rng(0))
-    rng = np.random.default_rng(1)
-    x, frames = np.zeros((2, 6400), np.int8), np.zeros((2, 80, 80), np.uint8)
-    stats = []
-    for step in range(8):
-        for g in (0, 1):
-            agent.act(x, frames, rng, group=g)
-            stats.append(agent.observe(np.full(2, UP), np.zeros(2, np.float32), np.zeros(2, bool), x, frames, group=g))
-    assert not agent.ready(0) or agent.updates == 1
-    assert stats[-1] is not None and all(s is None for s in stats[:-1]) and agent.updates == 1
-    assert agent.ready(0) and agent.ready(1) and agent.t == 2 * 2
-    # group 0 completes first and must wait
-    for step in range(8):
-        agent.act(x, frames, rng, group=0)
-        agent.observe(np.full(2, UP), np.zeros(2, np.float32), np.zeros(2, bool), x, frames, group=0)
-    assert not agent.ready(0) and agent.ready(1)
-    st = agent.state()
-    other = ppo.PPO(cfg, np.random.default_rng(5))
-    other.restore(st)
-    assert not other.ready(0) and other.buffers[0].full
-
-
-@pytest.mark.parametrize("overlap,hidden2", [(False, 0), (True, 0), (False, 8), (True, 8)])
-def test_expected_shapes_match_state(overlap, hidden2):
-    cfg = small_cfg(ppo_obs="diff", ppo_overlap=overlap, ppo_hidden2=hidden2)
-    st = ppo.PPO(cfg, np.random.default_rng(0)).state()
-    assert set(ppo.expected_shapes(cfg)) <= set(st) and ("acting/W1" in st) == overlap
-    assert ("params/W2" in st) == bool(hidden2) and ("acting/W2" in st) == (overlap and bool(hidden2))
-    for k, shape in ppo.expected_shapes(cfg).items():
-        assert st[k].shape == shape
+@pytest.mark.parametrize("hidden2", [0, 8])
+def test_param_shapes_match_the_learner_state(hidden2):
+    cfg = small_cfg(ppo_obs="frame+diff+pyramid", ppo_hidden2=hidden2)
+    st = new_learner(cfg).state()
+    assert ("params/W2" in st) == bool(hidden2)
+    for k, shape in ppo.param_shapes(cfg).items():
+        assert st[f"params/{k}"].shape == shape and st[f"adam/m/{k}"].shape == shape
 
 
 # ---------------------------------------------------------------- overlap: learn while the games play
+def overlap_run(cfg, seed=0):
+    """A Run without games: rollouts are handed to run.learn by the test."""
+    return Run(cfg, new_learner(cfg, seed), collector=None)
+
+
 def test_overlap_update_equals_the_serial_update():
     """The threaded update of a rollout gives the serial update's parameters and stats."""
-    serial = ppo.PPO(small_cfg(), np.random.default_rng(0))
-    threaded = ppo.PPO(small_cfg(ppo_overlap=True), np.random.default_rng(0))
-    (s,) = drive(serial, np.random.default_rng(1), 8)
-    assert drive(threaded, np.random.default_rng(1), 8) == []  # started, not yet returned
-    for k, v in serial.params.items():
-        np.testing.assert_array_equal(threaded.params[k], v, err_msg=k)
-    assert threaded.updates == 1 and threaded.t == serial.t and threaded.learned == s
+    serial, threaded = overlap_run(small_cfg()), overlap_run(small_cfg(ppo_overlap=True))
+    r = fake_rollout(np.random.default_rng(1), serial.learner.params)
+    s = serial.learn([r], 0)
+    assert threaded.learn([r], 0) is None  # started, not yet returned
+    assert threaded.settle() == s and threaded.settle() is None
+    for k, v in serial.learner.params.items():
+        np.testing.assert_array_equal(threaded.learner.params[k], v, err_msg=k)
 
 
 def test_overlap_acts_one_update_behind():
     """Rollout k+1 is played with the parameters from before update k."""
-    serial = ppo.PPO(small_cfg(), np.random.default_rng(0))
-    threaded = ppo.PPO(small_cfg(ppo_overlap=True), np.random.default_rng(0))
-    init = {k: v.copy() for k, v in serial.params.items()}
-    drive(serial, np.random.default_rng(1), 8)
-    stats = drive(threaded, np.random.default_rng(1), 8 * 2 + 1)  # rollout 1 is played by the initial weights
-    assert len(stats) == 1 and threaded.updates == 1 and threaded.learner is not None  # update 1 in flight
+    run = overlap_run(small_cfg(ppo_overlap=True))
+    init = {k: v.copy() for k, v in run.learner.params.items()}
+    rng = np.random.default_rng(1)
+    run.learn([fake_rollout(rng, run.acting)], 0)
     for k in init:
-        np.testing.assert_array_equal(threaded.acting[k], serial.params[k], err_msg=k)  # rollout 2: after update 0
-    buf = threaded.buffers[0]
-    assert buf.pos == 1
-    np.testing.assert_allclose(buf.values[0], ppo.forward(serial.params, ppo.compact(buf.blocks[0]))[1], rtol=1e-6)
-    assert not np.array_equal(threaded.params["W1"], serial.params["W1"]) and threaded.updates == 2
+        np.testing.assert_array_equal(run.acting[k], init[k], err_msg=k)  # rollout 1: the initial weights
+    run.learn([fake_rollout(rng, run.acting)], 16)
+    after_first = new_learner(small_cfg())
+    after_first.learn([fake_rollout(np.random.default_rng(1), after_first.params)], 0)
+    for k in init:
+        np.testing.assert_array_equal(run.acting[k], after_first.params[k], err_msg=k)  # rollout 2: after update 0
+    run.settle()
+    assert run.learner.updates == 2
 
 
 def test_overlap_is_deterministic():
-    runs = []
+    results = []
     for _ in range(2):
-        agent = ppo.PPO(small_cfg(ppo_overlap=True), np.random.default_rng(0))
-        stats = drive(agent, np.random.default_rng(1), 8 * 5 + 3)
-        runs.append((agent.state(), stats))
-    (a, sa), (b, sb) = runs
-    assert sa == sb and len(sa) == 4
+        run, rng, stats = overlap_run(small_cfg(ppo_overlap=True)), np.random.default_rng(1), []
+        for k in range(4):
+            stats.append(run.learn([fake_rollout(rng, run.acting)], 16 * k))
+        stats.append(run.settle())
+        results.append((run.learner.state(), stats))
+    (a, sa), (b, sb) = results
+    assert sa == sb and sa[0] is None and all(s is not None for s in sa[1:])
     for k, v in a.items():
         np.testing.assert_array_equal(v, b[k], err_msg=k)
 
 
-def test_stats_of_the_update_in_flight_survive_a_checkpoint():
-    """With overlap, an update's stats are returned when the next update starts;
-    a checkpoint taken in between keeps them, so a resumed run logs them too."""
-    a = ppo.PPO(small_cfg(ppo_overlap=True), np.random.default_rng(0))
-    drive(a, np.random.default_rng(1), 8 + 3)  # the first update in flight, its stats not yet returned
-    st = {k: np.array(v) for k, v in a.state().items()}
-    assert st["learned/charts/updates"] == 1
-    b = ppo.PPO(small_cfg(ppo_overlap=True), np.random.default_rng(99))
-    b.restore(st)
-    expected = a.finish()
-    assert b.finish() == expected and type(expected["charts/updates"]) is int
-    assert a.finish() is None and "learned/charts/updates" not in a.state()
-
-
 def test_overlap_reraises_an_update_error(monkeypatch):
-    agent = ppo.PPO(small_cfg(ppo_overlap=True), np.random.default_rng(0))
+    run = overlap_run(small_cfg(ppo_overlap=True))
 
-    def broken(buffers):
+    def broken(rollouts, env_steps):
         raise FloatingPointError("boom")
 
-    monkeypatch.setattr(agent, "update", broken)
-    drive(agent, np.random.default_rng(1), 8)
+    monkeypatch.setattr(run.learner, "learn", broken)
+    run.learn([fake_rollout(np.random.default_rng(1), run.acting)], 0)
     with pytest.raises(FloatingPointError, match="boom"):
-        agent.state()
-    assert agent.learner is None and agent.updates == 0
+        run.settle()
+    assert run.settle() is None
 
 
 def test_config_defaults_and_checks():
@@ -553,9 +518,9 @@ def test_config_defaults_and_checks():
         Config(algo="ppo", ppo_clip=0).validate()
     with pytest.raises(ConfigError):
         Config(algo="ppo", ppo_lazy_adam="false").validate()
-    with pytest.raises(ConfigError, match="ppo_hidden2 must be >= 0 .* got -1"):
+    with pytest.raises(ConfigError, match="ppo_hidden2 must be >= 0, got -1"):
         Config(algo="ppo", ppo_hidden2=-1).validate()
-    assert Config(algo="ppo").overlap and not Config(algo="ppo", workers=2).overlap  # not with Ray workers
+    assert Config(algo="ppo").overlap and Config(algo="ppo", workers=2).overlap  # with Ray workers too
     assert not Config(algo="ppo", ppo_overlap=False).overlap and not Config(algo="reinforce").overlap
     old = Config(algo="ppo").to_dict()
     del old["ppo_overlap"]  # a run saved before the field existed ran serially
@@ -585,17 +550,18 @@ def test_train_resume_equals_uninterrupted_run(tmp_path, groups, overlap, hidden
 
     cfg = Config(algo="ppo", num_envs=2, groups=groups, ppo_num_steps=8, ppo_hidden=16, ppo_minibatches=2,
                  ppo_epochs=2, seed=5, steps=2 * 8 * 3 + 2 * 5, ppo_overlap=overlap, ppo_hidden2=hidden2)
-    full = train(tmp_path / "full", cfg, progress=False)
-    train(tmp_path / "part", dataclasses.replace(cfg, steps=2 * 8 + 2 * 3), progress=False)  # stops mid-rollout
-    resumed = train(tmp_path / "part", resume=True, targets={"steps": cfg.steps}, progress=False)
+    full = train(cfg, tmp_path / "full", progress=False)
+    train(dataclasses.replace(cfg, steps=2 * 8 + 2 * 3), tmp_path / "part", progress=False)  # ends a rollout later
+    resumed = train(None, tmp_path / "part", resume=True, targets={"steps": cfg.steps}, progress=False)
     assert resumed["env_steps"] == full["env_steps"]
     a, meta_a = checkpoint.load(tmp_path / "full" / "checkpoint.npz")
     b, meta_b = checkpoint.load(tmp_path / "part" / "checkpoint.npz")
-    assert sorted(a) == sorted(b) and "buffer0/pos" in a and "pending0/indptr" in a and int(a["updates"]) == 3
-    assert (f"buffer{groups - 1}/pos" in a) and f"buffer{groups}/pos" not in a
+    assert sorted(a) == sorted(b) and int(a["learner/updates"]) == 4  # rollouts are played whole
+    assert f"collector/env{groups - 1}/anchors" in a and f"collector/env{groups}/anchors" not in a
+    assert ("acting/W1" in a) == overlap
     for k in a:
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
-    assert meta_a["rng"] == meta_b["rng"] and meta_a["counters"]["env_steps"] == meta_b["counters"]["env_steps"]
+    assert meta_a["counters"] == meta_b["counters"]
 
 
 @pytest.mark.parametrize("shape", [(16, 12800), (3, 6400), (2, 7)])
@@ -603,7 +569,7 @@ def test_sparse_rows_equals_from_dense(shape):
     rng = np.random.default_rng(6)
     d = (rng.random(shape) < 0.01) * rng.choice([-1, 1], shape)
     d[0] = 0
-    got, want = ppo.sparse_rows(d.astype(np.int8)), SparseRows.from_dense(d.astype(np.int8))
+    got, want = inputs.sparse_rows(d.astype(np.int8)), SparseRows.from_dense(d.astype(np.int8))
     for a in ("indptr", "cols", "vals"):
         np.testing.assert_array_equal(getattr(got, a), getattr(want, a))
         assert getattr(got, a).dtype == getattr(want, a).dtype
@@ -614,5 +580,5 @@ def test_sample_actions_uses_the_action_set():
     params = ppo.init_params(12800, 8, 3, rng)
     params["bpi"][:] = [0.0, 50.0, 0.0]  # all mass on the second action: UP
     x, frames = random_sparse(rng, 4, 6400, 10), np.zeros((4, 80, 80), np.uint8)
-    np.testing.assert_array_equal(ppo.sample_actions(params, x, frames, rng), [UP] * 4)
+    np.testing.assert_array_equal(ppo.act(params, x, frames, rng)[0], [UP] * 4)
     np.testing.assert_array_equal(ppo.greedy_actions(params, x, frames), [UP] * 4)

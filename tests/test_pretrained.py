@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from pongrl import checkpoint
-from pongrl.evaluate import USER_EVAL_SEEDS, evaluate, load_agent, pretrained_path
+from pongrl.agent import load_agent, pretrained_path
+from pongrl.evaluate import USER_EVAL_SEEDS, evaluate
 
 
 def test_pretrained_agent_ships_small_with_config_and_eval():
@@ -57,8 +58,8 @@ def test_make_pretrained_packages_best_npz_and_never_loses_the_old_agent(tmp_pat
     import make_pretrained
 
     run = tmp_path / "run"
-    train(run, tiny_config(algo="ppo", episodes=None, steps=64, eval_every=32, eval_games=1, ppo_num_steps=8,
-                           ppo_hidden=16), progress=False)
+    train(tiny_config(algo="ppo", episodes=None, steps=64, eval_every=32, eval_games=1, ppo_num_steps=8,
+                           ppo_hidden=16), run, progress=False)
     out = tmp_path / "agent.npz"
     res = make_pretrained.main([str(run), "--games", "1", "--seed", "3", "--out", str(out)])
     agent = load_agent(out)
@@ -72,8 +73,8 @@ def test_make_pretrained_packages_best_npz_and_never_loses_the_old_agent(tmp_pat
     monkeypatch.setattr(make_pretrained, "MAX_BYTES", 10 * 2**20)
     res = make_pretrained.main([str(run), "--agent", "final", "--games", "1", "--seed", "3", "--out", str(out)])
     last, _ = checkpoint.load(run / "checkpoint.npz")
-    np.testing.assert_array_equal(load_agent(out).params["W1"], last["params/W1"].astype(np.float16))
+    np.testing.assert_array_equal(load_agent(out).params["W1"], last["learner/params/W1"].astype(np.float16))
     assert res["eval_during_training"]["env_steps"] == 64 and res["eval_during_training"]["seed"] >= USER_EVAL_SEEDS
-    train(run, resume=True, targets={"steps": 96, "eval_every": 64}, progress=False)  # no eval at its end
+    train(None, run, resume=True, targets={"steps": 96, "eval_every": 64}, progress=False)  # no eval at its end
     with pytest.raises(SystemExit, match="last evaluation, at 64 env steps, is not of its final weights"):
         make_pretrained.main([str(run), "--agent", "final", "--games", "1", "--out", str(out)])

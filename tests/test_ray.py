@@ -18,10 +18,12 @@ import numpy as np
 import pytest
 
 from conftest import tiny_config
-from pongrl import checkpoint, distributed
+from pongrl import algos, checkpoint, distributed
 from pongrl.cli import main
+from pongrl.collector import Collector
+from pongrl.env import PongVecEnv
 from pongrl.logger import read_csv
-from pongrl.train import make_algo, train
+from pongrl.train import train
 
 pytestmark = pytest.mark.slow  # they play real Pong steps and start Ray actors
 BENCH = Path(__file__).resolve().parents[1] / "bench"
@@ -48,48 +50,52 @@ def one_line_error(rc, err):
 
 
 # ------------------------------------------------------------------ without Ray
+def assert_same_rollouts(a, b):
+    assert len(a) == len(b)
+    for r, q in zip(a, b):
+        assert r.source == q.source
+        for k in ("indptr", "cols", "vals"):
+            assert np.array_equal(getattr(r.x, k), getattr(q.x, k)), k
+        for k in ("actions", "rewards", "dones"):
+            assert np.array_equal(getattr(r, k), getattr(q, k)), k
+        assert r.extras.keys() == q.extras.keys() and r.last.keys() == q.last.keys()
+        assert all(np.array_equal(r.extras[k], q.extras[k]) for k in r.extras)
+        assert all(np.array_equal(r.last[k], q.last[k]) for k in r.last)
+        assert [(f.env, f.ret, f.length, f.turn) for f in r.finished] == [(f.env, f.ret, f.length, f.turn)
+                                                                          for f in q.finished]
+
+
+def local_twin(cfg, index):
+    """Worker `index`'s games and generator, as a collector in this process."""
+    algo = algos.get(cfg.algo)
+    env = PongVecEnv(cfg.env_id, cfg.num_envs, cfg.seed, stream=index, streams=cfg.workers, num_threads=1)
+    collector = Collector([env], algo.act, algo.bootstrap, np.random.default_rng([cfg.seed, index]))
+    collector.reset()
+    return collector
+
+
 @pytest.mark.parametrize("algo, extra", [("reinforce", {}), ("ppo", {}),
-                                         ("ppo", {"ppo_obs": "frame+diff", "ppo_actions": "noop+updown"})])
-def test_feeding_a_worker_rollout_equals_acting_here(algo, extra):
-    """A worker's round, fed to the learner, gives what acting and observing in this
-    process with the same games, generator and parameters gives: the same buffers,
-    finished episodes and (PPO: the round ends with one) update. REINFORCE's batch is
-    not reached, so that no update changes the parameters during the round."""
+                                         ("ppo", {"ppo_obs": "frame+diff+pyramid", "ppo_actions": "noop+updown"})])
+def test_a_worker_collects_what_a_local_collector_collects(algo, extra):
+    """A Ray worker runs the local collector's code: the same games, generator and
+    parameters give the same rollouts, round after round (REINFORCE: episodes end)."""
     from threadpoolctl import threadpool_limits
 
-    cfg = ray_config(algo, workers=1, batch_size=10, **extra)
-    steps = cfg.ppo_num_steps if algo == "ppo" else 1000  # REINFORCE: long enough for episodes to end
-    learner = distributed.learner_config(cfg)
-    fed, here = (make_algo(learner, np.random.default_rng(cfg.seed)) for _ in range(2))
+    cfg = ray_config(algo, workers=2, **extra)
+    params = algos.get(algo).init_params(cfg, np.random.default_rng(cfg.seed))
+    steps = cfg.ppo_num_steps if algo == "ppo" else 500
     with threadpool_limits(1):  # a Worker pins BLAS to one thread for good: undo it after the test
-        worker = distributed.Worker(cfg.to_dict(), 0)
+        worker, twin = distributed.Worker(cfg.to_dict(), 1), local_twin(cfg, 1)
         try:
             worker.start()
-            rollout = worker.collect(fed.params, steps)
-            distributed.feed(fed, 0, rollout.owned())
+            for _ in range(3):
+                (mine,) = twin.collect(params, steps)
+                mine.source = 1
+                assert_same_rollouts([worker.collect(params, steps)], [mine])
+            assert algo == "ppo" or mine.finished
         finally:
-            worker.env.close()
-
-        twin = distributed.Worker(cfg.to_dict(), 0)  # the same games and generator, played here
-        env, rng = twin.env, twin.rng
-        try:
-            x, finished = env.reset(), []
-            for t in range(steps):
-                actions = here.act(x, env.cur, rng)
-                x, rewards, dones, done = env.step(actions)
-                finished += [(t, f) for f in done]
-                here.observe(actions, rewards, dones, x, env.cur)
-        finally:
-            env.close()
-
-    assert fed.updates == here.updates == (1 if algo == "ppo" else 0)
-    assert (len(finished) > 0) == (algo == "reinforce")
-    assert [(t, f.env, f.ret, f.length) for t, f in rollout.finished] == [(t, f.env, f.ret, f.length)
-                                                                          for t, f in finished]
-    a, b = fed.state(), here.state()
-    assert set(a) == set(b)
-    for k in a:
-        assert np.array_equal(a[k], b[k]), k
+            worker.collector.close()
+            twin.close()
 
 
 def test_ray_flag_without_ray_says_how_to_install(tmp_path, capsys, monkeypatch):
@@ -137,21 +143,21 @@ def test_two_workers_write_a_run_and_resume_exactly(ray_cluster, tmp_path, algo)
     r = round_steps(cfg)
     rounds = (5, 10) if algo == "reinforce" else (3, 6)  # REINFORCE: 1280 steps a game, episodes end
     a, b = tmp_path / "a", tmp_path / "b"
-    s = train(a, ray_config(algo, worker_steps=128, steps=rounds[0] * r), progress=False)
+    s = train(ray_config(algo, worker_steps=128, steps=rounds[0] * r), a, progress=False)
     assert s["env_steps"] == rounds[0] * r and not s["interrupted"]
     arrays, meta = ckpt(a)
-    assert meta["workers"]["alive"] == [0, 1] and {"env0/log_actions", "env1/log_actions"} <= set(arrays)
+    assert list(arrays["collector/alive"]) == [0, 1]
+    assert {"collector/worker0/env0/log_actions", "collector/worker1/env0/log_actions"} <= set(arrays)
     assert meta["config"]["workers"] == 2
 
     rc = main(["train", "--resume", str(a), "--ray", "local", "--steps", str(rounds[1] * r), "--no-progress"])
     assert rc == 0
-    train(b, ray_config(algo, worker_steps=128, steps=rounds[1] * r), progress=False)
+    train(ray_config(algo, worker_steps=128, steps=rounds[1] * r), b, progress=False)
 
     (arr_a, meta_a), (arr_b, meta_b) = ckpt(a), ckpt(b)
     assert set(arr_a) == set(arr_b)
     for k in arr_a:  # parameters, optimiser, buffers, every worker's games
         assert np.array_equal(arr_a[k], arr_b[k]), k
-    assert meta_a["workers"] == meta_b["workers"] and meta_a["rng"] == meta_b["rng"]
     for k in ("episodes", "env_steps", "running_reward", "last_return"):
         assert meta_a["counters"][k] == meta_b["counters"][k], k
     rows_a, rows_b = read_csv(a / "metrics.csv"), read_csv(b / "metrics.csv")
@@ -159,9 +165,9 @@ def test_two_workers_write_a_run_and_resume_exactly(ray_cluster, tmp_path, algo)
     for key in ("episode", "env_steps", "return", "running_reward", "length"):
         assert [r[key] for r in rows_a] == [r[key] for r in rows_b], key
     if algo == "reinforce":
-        assert rows_b and int(arr_b["updates"]) == len(rows_b)  # batch_size 1: one update per episode
+        assert rows_b and int(arr_b["learner/updates"]) == len(rows_b)  # batch_size 1: one update per episode
     else:
-        assert int(arr_b["updates"]) == rounds[1]  # one update per round
+        assert int(arr_b["learner/updates"]) == rounds[1]  # one update per round
     assert all(-21 <= r["return"] <= 21 for r in rows_b)
 
 
@@ -171,7 +177,7 @@ def test_training_goes_on_when_a_worker_is_killed(ray_cluster, tmp_path, monkeyp
     finishes with worker 0, checkpoints one live worker, and resumes with it."""
     cfg = ray_config(algo)
     r = round_steps(cfg)
-    collect, calls = distributed.WorkerPool.collect, []
+    collect, calls = distributed.RayCollector.collect, []
 
     def collect_and_kill(pool, *args, **kwargs):
         calls.append(sorted(pool.actors))
@@ -179,22 +185,41 @@ def test_training_goes_on_when_a_worker_is_killed(ray_cluster, tmp_path, monkeyp
             os.kill(pool.pids[1], signal.SIGKILL)
         return collect(pool, *args, **kwargs)
 
-    monkeypatch.setattr(distributed.WorkerPool, "collect", collect_and_kill)
+    monkeypatch.setattr(distributed.RayCollector, "collect", collect_and_kill)
     run = tmp_path / "run"
     with caplog.at_level(logging.WARNING, logger="pongrl.distributed"):
-        s = train(run, ray_config(algo, steps=2 * r + 3 * r // 2), progress=False)
+        s = train(ray_config(algo, steps=2 * r + 3 * r // 2), run, progress=False)
     assert calls == [[0, 1]] * 3 + [[0]] * 2
     assert s["env_steps"] == 2 * r + 3 * r // 2 and not s["interrupted"]
     assert "Ray worker 1" in caplog.text and "died" in caplog.text
     arrays, meta = ckpt(run)
-    assert meta["workers"]["alive"] == [0] and "env1/log_actions" not in arrays
+    assert list(arrays["collector/alive"]) == [0] and not any(k.startswith("collector/worker1/") for k in arrays)
     if algo == "ppo":
-        assert s["updates"] == 5 and "buffer1/pos" not in arrays  # the rollout is worker 0's alone
+        assert s["updates"] == 5  # one per round; the last rounds' rollouts are worker 0's alone
 
-    monkeypatch.setattr(distributed.WorkerPool, "collect", collect)
-    s2 = train(run, resume=True, targets={"steps": s["env_steps"] + r // 2}, progress=False)
+    monkeypatch.setattr(distributed.RayCollector, "collect", collect)
+    s2 = train(None, run, resume=True, targets={"steps": s["env_steps"] + r // 2}, progress=False)
     assert s2["env_steps"] == s["env_steps"] + r // 2
-    assert ckpt(run)[1]["workers"]["alive"] == [0]
+    assert list(ckpt(run)[0]["collector/alive"]) == [0]
+
+
+@pytest.mark.parametrize("algo", ["reinforce", "ppo"])
+def test_ray_workers_collect_what_local_collectors_collect(ray_cluster, algo):
+    """Through Ray, worker i's rollout equals a local collector's on seed stream i."""
+    cfg = ray_config(algo)
+    params = algos.get(algo).init_params(cfg, np.random.default_rng(cfg.seed))
+    steps = cfg.ppo_num_steps if algo == "ppo" else cfg.worker_steps
+    pool, twins = distributed.RayCollector(cfg), [local_twin(cfg, i) for i in range(cfg.workers)]
+    try:
+        for _ in range(2):
+            mine = [twin.collect(params, steps)[0] for twin in twins]
+            for i, r in enumerate(mine):
+                r.source = i
+            assert_same_rollouts(pool.collect(params, steps), mine)
+    finally:
+        pool.close()
+        for twin in twins:
+            twin.close()
 
 
 def test_benchmark_quick(ray_cluster, tmp_path):

@@ -12,9 +12,9 @@ import pytest
 from pongrl import checkpoint, plots
 from pongrl.cli import main
 from pongrl.config import Config
-from pongrl.evaluate import Agent, pretrained_path, save_agent
+from pongrl.agent import Agent, pretrained_path, save_agent
 from pongrl.logger import EVAL_COLUMNS, METRIC_COLUMNS, CsvLog
-from pongrl.train import make_algo
+from pongrl import algos
 
 
 def read_png(path):
@@ -31,7 +31,7 @@ def one_line_error(rc, err):
 def agent_file(tmp_path, name="agent.npz", **cfg) -> tuple:
     """An agent file as `pongrl eval` reads it: freshly initialised parameters of a small Config."""
     c = Config(**cfg).validate()
-    agent = Agent(c, make_algo(c, np.random.default_rng(c.seed)).params)
+    agent = Agent(c, algos.get(c.algo).init_params(c, np.random.default_rng(c.seed)))
     save_agent(tmp_path / name, agent, {})
     return tmp_path / name, agent
 
@@ -144,21 +144,21 @@ def test_mosaic_places_and_scales_each_tile():
 
 
 def test_unit_order_puts_the_most_influential_units_first():
-    assert list(plots.unit_order({"W2": np.array([0.1, -3.0, 2.0])})) == [1, 2, 0]
+    assert list(plots.unit_order({"W2": np.array([0.1, -3.0, 2.0])}, "reinforce")) == [1, 2, 0]
     Wpi = np.array([[0.0, 1.0, 0.0], [0.5, 1.0, -2.0]])  # (A, H): unit norms 0.5, 1.41, 2
-    assert list(plots.unit_order({"Wpi": Wpi, "Wv": np.ones(3)})) == [2, 1, 0]
+    assert list(plots.unit_order({"Wpi": Wpi, "Wv": np.ones(3)}, "ppo")) == [2, 1, 0]
     # two layers: a first-layer unit's weight on the policy goes through W2 (H2, H)
     W2 = np.array([[0.0, 0.0, 1.0], [3.0, 0.0, 0.0]])  # unit 0 -> second-layer unit 1, unit 2 -> unit 0
-    assert list(plots.unit_order({"Wpi": np.array([[1.0, 1.0]]), "W2": W2})) == [0, 2, 1]
+    assert list(plots.unit_order({"Wpi": np.array([[1.0, 1.0]]), "W2": W2}, "ppo")) == [0, 2, 1]
 
 
 def test_initial_params_are_those_a_run_starts_from(tmp_path):
     from pongrl.train import train
 
     cfg = Config(algo="ppo", num_envs=2, ppo_hidden=8, ppo_num_steps=4, ppo_minibatches=1, steps=0, seed=5)
-    train(tmp_path / "run", cfg, progress=False)  # saves the initial state
+    train(cfg, tmp_path / "run", progress=False)  # saves the initial state
     arrays, _ = checkpoint.load(tmp_path / "run" / "checkpoint.npz")
-    assert np.array_equal(plots.initial_params(cfg)["W1"], arrays["params/W1"])
+    assert np.array_equal(plots.initial_params(cfg)["W1"], arrays["learner/params/W1"])
 
 
 # ------------------------------------------------------------------ weights: the picture

@@ -53,7 +53,7 @@ def scalars(run_dir) -> dict[str, list[tuple[int, float]]]:
 @pytest.mark.slow
 def test_reinforce_run_logs_episodes_losses_sps_and_evals(run_dir):
     cfg = tiny_config(episodes=2, eval_every=1000, eval_games=1)
-    train(run_dir, cfg, progress=False, tensorboard=True)
+    train(cfg, run_dir, progress=False, tensorboard=True)
     tb = scalars(run_dir)
     rows = read_csv(run_dir / "metrics.csv")
     # one point per finished episode, at its env step, equal to metrics.csv
@@ -72,7 +72,7 @@ def test_reinforce_run_logs_episodes_losses_sps_and_evals(run_dir):
 def test_ppo_run_logs_its_update_stats(run_dir, overlap):
     cfg = tiny_config(algo="ppo", episodes=None, steps=64, ppo_num_steps=8, ppo_minibatches=2, ppo_hidden=16,
                       ppo_overlap=overlap)
-    train(run_dir, cfg, progress=False, tensorboard=True)
+    train(cfg, run_dir, progress=False, tensorboard=True)
     tb = scalars(run_dir)
     updates = 64 // (8 * 2)
     for tag in ("losses/value_loss", "losses/policy_loss", "losses/entropy", "losses/explained_variance",

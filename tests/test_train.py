@@ -13,7 +13,9 @@ from pongrl import checkpoint
 from pongrl.checkpoint import CheckpointError
 from pongrl.config import Config
 from pongrl.logger import read_csv
-from pongrl.train import RunError, load_run, train
+from pongrl.errors import RunError
+from pongrl.runs import load_run
+from pongrl.train import train
 
 pytestmark = pytest.mark.slow  # every test here plays real Pong episodes (1-5 s each)
 
@@ -32,7 +34,7 @@ def finished_run(tmp_path_factory):
     """One tiny run (2 games, 2 episodes, an update after each), shared by read-only tests."""
     run_dir = tmp_path_factory.mktemp("shared") / "run"
     cfg = tiny_config(episodes=2)
-    summary = train(run_dir, cfg, progress=False)
+    summary = train(cfg, run_dir, progress=False)
     return run_dir, cfg, summary
 
 
@@ -57,8 +59,8 @@ def test_run_writes_config_checkpoint_and_metrics(finished_run):
     assert steps == sorted(steps) and steps[-1] <= summary["env_steps"]
     assert rows[0]["running_reward"] == rows[0]["return"]
     arrays, meta = ckpt(run_dir)
-    assert arrays["params/W1"].shape == (16, 6400) and arrays["params/W2"].shape == (16,)
-    assert arrays["rmsprop/W1"].shape == (16, 6400)
+    assert arrays["learner/params/W1"].shape == (16, 6400) and arrays["learner/params/W2"].shape == (16,)
+    assert arrays["learner/rmsprop/W1"].shape == (16, 6400)
     assert meta["counters"]["episodes"] == summary["episodes"]
     assert meta["counters"]["env_steps"] == summary["env_steps"]
 
@@ -74,7 +76,7 @@ def test_run_records_the_system_it_trained_on(finished_run, tmp_path):
     assert len(systems) == 1 and systems[0]["from_env_steps"] == 0
     assert systems[0]["packages"]["numpy"] == numpy.__version__
     assert {k: v for k, v in systems[0].items() if k != "from_env_steps"} == system_info()
-    summary = train(run_dir, resume=True, targets={"episodes": 3}, progress=False)
+    summary = train(None, run_dir, resume=True, targets={"episodes": 3}, progress=False)
     assert json.loads((run_dir / "system.json").read_text())["systems"] == systems  # same machine: no new entry
     assert summary["episodes"] == 3
 
@@ -82,19 +84,19 @@ def test_run_records_the_system_it_trained_on(finished_run, tmp_path):
 def test_training_updates_the_weights(finished_run):
     run_dir, cfg, summary = finished_run
     arrays, _ = ckpt(run_dir)
-    assert int(arrays["updates"]) == summary["episodes"]  # batch_size=1: one update per episode
-    assert np.all(np.isfinite(arrays["params/W1"])) and np.any(arrays["rmsprop/W1"] > 0)
+    assert int(arrays["learner/updates"]) == summary["episodes"]  # batch_size=1: one update per episode
+    assert np.all(np.isfinite(arrays["learner/params/W1"])) and np.any(arrays["learner/rmsprop/W1"] > 0)
 
 
 # ------------------------------------------------------------------ determinism
 def test_same_seed_same_parameters_other_seed_other_parameters(finished_run, tmp_path):
     _, cfg, _ = finished_run
-    train(tmp_path / "again", cfg, progress=False)
-    train(tmp_path / "other", tiny_config(episodes=2, seed=1), progress=False)
+    train(cfg, tmp_path / "again", progress=False)
+    train(tiny_config(episodes=2, seed=1), tmp_path / "other", progress=False)
     a, _ = ckpt(finished_run[0])
     b, _ = ckpt(tmp_path / "again")
     c, _ = ckpt(tmp_path / "other")
-    for k in ("params/W1", "params/W2", "rmsprop/W1", "rmsprop/W2"):
+    for k in ("learner/params/W1", "learner/params/W2", "learner/rmsprop/W1", "learner/rmsprop/W2"):
         assert np.array_equal(a[k], b[k]), k
         assert not np.array_equal(a[k], c[k]), k
     ra = [r["return"] for r in read_csv(finished_run[0] / "metrics.csv")]
@@ -105,15 +107,15 @@ def test_same_seed_same_parameters_other_seed_other_parameters(finished_run, tmp
 @pytest.mark.parametrize("num_envs, first, total", [(2, 2, 4), (1, 1, 2)])
 def test_resume_equals_uninterrupted_run(tmp_path, num_envs, first, total):
     dir_a, dir_b = tmp_path / "a", tmp_path / "b"
-    train(dir_a, tiny_config(num_envs=num_envs, episodes=first), progress=False)
+    train(tiny_config(num_envs=num_envs, episodes=first), dir_a, progress=False)
     # a crash after logging one more episode but before checkpointing it: the resumed run
     # must not log that episode twice
     header = csv_header(dir_a / "metrics.csv")
     with open(dir_a / "metrics.csv", "a", newline="") as f:
         extra = dict.fromkeys(header, 0) | {"episode": ckpt(dir_a)[1]["counters"]["episodes"] + 1, "return": 5}
         csv.DictWriter(f, header).writerow(extra)
-    train(dir_a, resume=True, targets={"episodes": total}, progress=False)
-    train(dir_b, tiny_config(num_envs=num_envs, episodes=total), progress=False)
+    train(None, dir_a, resume=True, targets={"episodes": total}, progress=False)
+    train(tiny_config(num_envs=num_envs, episodes=total), dir_b, progress=False)
 
     a, meta_a = ckpt(dir_a)
     b, meta_b = ckpt(dir_b)
@@ -134,17 +136,17 @@ def test_resume_equals_uninterrupted_run(tmp_path, num_envs, first, total):
 # ------------------------------------------------------------------ refusing bad folders and checkpoints
 def test_resume_without_checkpoint_raises(tmp_path):
     with pytest.raises(RunError):
-        train(tmp_path / "empty", resume=True, targets={"episodes": 1}, progress=False)
+        train(None, tmp_path / "empty", resume=True, targets={"episodes": 1}, progress=False)
     (tmp_path / "empty").mkdir()
     with pytest.raises(RunError):
-        train(tmp_path / "empty", resume=True, targets={"episodes": 1}, progress=False)
+        train(None, tmp_path / "empty", resume=True, targets={"episodes": 1}, progress=False)
 
 
 def test_fresh_run_in_folder_with_checkpoint_raises(finished_run, tmp_path):
     run_dir = copy_run(finished_run, tmp_path)
     before = (run_dir / "checkpoint.npz").read_bytes(), (run_dir / "metrics.csv").read_bytes()
     with pytest.raises(RunError):
-        train(run_dir, tiny_config(episodes=4), progress=False)
+        train(tiny_config(episodes=4), run_dir, progress=False)
     assert ((run_dir / "checkpoint.npz").read_bytes(), (run_dir / "metrics.csv").read_bytes()) == before
 
 
@@ -178,8 +180,8 @@ def test_load_run_rejects_other_hidden_size_in_header(finished_run, tmp_path):
 
 def test_load_run_rejects_arrays_of_another_size(finished_run, tmp_path):
     def smaller(arrays, meta):
-        arrays["params/W1"] = np.zeros((8, 6400), np.float32)
-        arrays["params/W2"] = np.zeros(8, np.float32)
+        arrays["learner/params/W1"] = np.zeros((8, 6400), np.float32)
+        arrays["learner/params/W2"] = np.zeros(8, np.float32)
     expect_checkpoint_error(rewrite(finished_run, tmp_path, smaller))
 
 
@@ -201,11 +203,11 @@ def test_resume_mid_round_with_steps_target_equals_uninterrupted(tmp_path):
     resuming must still reproduce the uninterrupted run exactly."""
     cfg = tiny_config(num_envs=4, groups=2, episodes=None, steps=1502, batch_size=2)
     a, b = tmp_path / "a", tmp_path / "b"
-    train(a, cfg, progress=False)
-    train(a, resume=True, targets={"steps": 3002}, progress=False)
-    train(b, tiny_config(num_envs=4, groups=2, episodes=None, steps=3002, batch_size=2), progress=False)
+    train(cfg, a, progress=False)
+    train(None, a, resume=True, targets={"steps": 3002}, progress=False)
+    train(tiny_config(num_envs=4, groups=2, episodes=None, steps=3002, batch_size=2), b, progress=False)
     (arr_a, meta_a), (arr_b, meta_b) = ckpt(a), ckpt(b)
-    for key in ("params/W1", "params/W2", "rmsprop/W1", "rmsprop/W2"):
+    for key in ("learner/params/W1", "learner/params/W2", "learner/rmsprop/W1", "learner/rmsprop/W2"):
         assert np.array_equal(arr_a[key], arr_b[key]), key
     assert meta_a["counters"]["env_steps"] == meta_b["counters"]["env_steps"]
     assert meta_a["rng"] == meta_b["rng"]

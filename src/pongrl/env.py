@@ -23,13 +23,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import UserError
 from .preprocess import D, frame_diff, preprocess, preprocess_gray
 
 UP, DOWN = 2, 3  # ALE's RIGHT and LEFT, which move Pong's right paddle up and down
 TRAIN_SEEDS, EVAL_SEEDS = 0, 1
 
 
-class EnvError(ValueError):
+class EnvError(UserError):
     """The env id is not a Pong env that this machine can make."""
 
 

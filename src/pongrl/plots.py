@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from . import algos
+from .errors import UserError
 from .inputs import POOLS, kind_of_width
 from .logger import read_csv
 from .preprocess import D, H, W
@@ -31,6 +32,10 @@ def _figure(width_in: float, height_in: float):
 def save(fig, out: str | Path, dpi: int = DPI) -> Path:
     """Write a figure (format from the file suffix, e.g. .png) -> the path."""
     out = Path(out)
+    kinds = fig.canvas.get_supported_filetypes()
+    if out.suffix.lstrip(".").lower() not in kinds:
+        raise UserError(f"cannot write a picture to {out}: its name must end in one of "
+                        f"{', '.join('.' + k for k in sorted(kinds))}")
     fig.savefig(out, dpi=dpi)
     return out
 
