@@ -49,12 +49,15 @@ def log(msg: str) -> None:
     print(f"[ppo_speed {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def one(variant: str, steps: int, obs: str, hidden: int, seed: int) -> dict:
-    """Train PPO for `steps` env steps in a temporary folder; its steps per second."""
+def one(variant: str, steps: int, obs: str, hidden: int, seed: int, algo: str = "ppo") -> dict:
+    """Train for `steps` env steps in a temporary folder; its steps per second. PPO
+    with the given input, width and overlap; REINFORCE (--algo reinforce) at its
+    defaults, where the variants differ only by their source (--baseline)."""
     from pongrl.config import Config
     from pongrl.train import train
 
-    cfg = Config(algo="ppo", steps=steps, seed=seed, ppo_obs=obs, ppo_hidden=hidden, ppo_overlap=VARIANTS[variant])
+    ppo = dict(ppo_obs=obs, ppo_hidden=hidden, ppo_overlap=VARIANTS[variant]) if algo == "ppo" else {}
+    cfg = Config(algo=algo, steps=steps, seed=seed, **ppo)
     with tempfile.TemporaryDirectory(prefix="pongrl-ppo-speed-") as d:
         # pongrl 0.2 takes (cfg, run_dir); a --baseline revision before it took (run_dir, cfg)
         first = next(iter(inspect.signature(train).parameters))
@@ -84,7 +87,7 @@ def is_revision(rev: str) -> bool:
 def child(variant: str, args, src: Path | None = None) -> dict:
     """One measurement in a fresh process; with src, that package source comes first on PYTHONPATH."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--one", variant, "--steps", str(args.steps),
-           "--obs", args.obs, "--hidden", str(args.hidden), "--seed", str(args.seed)]
+           "--obs", args.obs, "--hidden", str(args.hidden), "--seed", str(args.seed), "--algo", args.algo]
     env = os.environ.copy()
     if src is not None:
         env["PYTHONPATH"] = os.pathsep.join([str(src)] + [x for x in [env.get("PYTHONPATH")] if x])
@@ -127,7 +130,7 @@ def run_all(args) -> dict:
     base, new = names
     med = {v: statistics.median(x[v]["steps_per_s"] for x in rounds) for v in rounds[0]}
     return {"benchmark": "ppo_speed", "cpu_count": os.cpu_count(),
-            "config": {"steps": args.steps, "obs": args.obs, "hidden": args.hidden, "seed": args.seed,
+            "config": {"algo": args.algo, "steps": args.steps, "obs": args.obs, "hidden": args.hidden, "seed": args.seed,
                        "baseline": args.baseline, "ceiling_s": args.ceiling},
             "median_steps_per_s": {v: round(s, 1) for v, s in med.items()},
             **ratio_summary(rounds, new, base), **(ratio_summary(rounds, new, "ceiling") if args.ceiling else {}),
@@ -141,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--obs", default="diff", choices=PPO_OBS)
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--algo", default="ppo", choices=("ppo", "reinforce"),
+                    help="reinforce: the tutorial's agent at its defaults (use with --baseline)")
     ap.add_argument("--baseline", metavar="REV", help="compare with overlap at this git revision (a commit, tag, ...)")
     ap.add_argument("--ceiling", type=float, default=0, metavar="SECONDS",
                     help="also time the bare emulator for SECONDS a round (0: off)")
@@ -152,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--ceiling must be in [0, 3600] seconds, got {args.ceiling!r}")
     if args.baseline and not args.one and not is_revision(args.baseline):
         ap.error(f"--baseline: {args.baseline!r} is not a commit of the git repository {ROOT}")
-    out = one(args.one, args.steps, args.obs, args.hidden, args.seed) if args.one else run_all(args)
+    out = one(args.one, args.steps, args.obs, args.hidden, args.seed, args.algo) if args.one else run_all(args)
     print(json.dumps(out, indent=None if args.one else 2))
     return 0
 

@@ -88,7 +88,9 @@ def rollout_bytes(r) -> int:
 def overhead(cfg: Config, reps: int) -> dict:
     """Serialisation and transfer per round, on workers like the ones training uses."""
     import ray
+    import ray.cloudpickle
 
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import this script
     params = algos.get(cfg.algo).init_params(cfg, np.random.default_rng(cfg.seed))
     steps = cfg.ppo_num_steps if cfg.algo == "ppo" else cfg.worker_steps
     actors = [ray.remote(num_cpus=1, max_restarts=0)(TimedWorker).remote(cfg.to_dict(), i) for i in range(cfg.workers)]

@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from pongrl import checkpoint
-from pongrl.evaluate import Agent, evaluate, load_agent, save_agent, training_eval_seed
+from pongrl.agent import Agent, load_agent, save_agent
+from pongrl.evaluate import evaluate, training_eval_seed
 
 MAX_BYTES = 10 * 2**20
 

@@ -66,8 +66,9 @@ def test_reference_run_counts_steps_and_bytes():
 
 
 @pytest.mark.parametrize("argv", [["ceiling", "--kind", "gym", "--seconds", "0.3"],
-                                  ["bytes", "--n", "2", "--steps", "30"],
-                                  ["train", "--n", "2", "--steps", "200"]], ids=lambda a: a[0])
+                                  pytest.param(["bytes", "--n", "2", "--steps", "30"], marks=pytest.mark.slow),
+                                  pytest.param(["train", "--n", "2", "--steps", "200"], marks=pytest.mark.slow)],
+                         ids=lambda a: a[0])
 def test_one_measurement_prints_json(argv):
     p = subprocess.run([sys.executable, str(BENCH / "speed.py"), "--one", *argv],
                        capture_output=True, text=True, timeout=120)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -158,3 +160,51 @@ def test_check_shapes(good):
         with pytest.raises(CheckpointError) as e:
             check_shapes(arrays, expected, good)
         assert word in str(e.value) and "\n" not in str(e.value)
+
+
+# ------------------------------------------------------------------ format 2: declarations, and version 1
+def test_every_array_is_declared_in_the_header(good):
+    _, meta = load(good)
+    assert meta["version"] == checkpoint.VERSION == 2
+    assert meta["arrays"]["params/W1"] == ["<f4", [4, 10]] and meta["arrays"]["updates"] == ["<i8", []]
+
+
+def test_an_array_that_is_not_what_the_header_declares_is_refused(tmp_path):
+    path = tmp_path / "c.npz"
+    save(path, {"params/W1": np.zeros((2, 3), np.float32)}, {"step": 1})
+    with np.load(path) as z:
+        header = json.loads(str(z["meta"]))
+    header["arrays"]["params/W1"] = ["<f2", [2, 3]]  # the header says float16: the data is float32
+    np.savez(path, meta=np.array(json.dumps(header)), **{"params/W1": np.zeros((2, 3), np.float32)})
+    with pytest.raises(CheckpointError, match="'params/W1' is <f4 \\(2, 3\\), its header declares <f2 \\(2, 3\\)"):
+        load(path)
+    np.savez(path, meta=np.array(json.dumps(header)))  # a declared array is missing
+    with pytest.raises(CheckpointError, match="do not match its header's list"):
+        load(path)
+
+
+def version_1_file(path, kind=None):
+    """A checkpoint as pongrl 0.1 wrote it: no declarations; a run's arrays mid-rollout."""
+    meta = {"format": "pongrl-checkpoint", "version": 1, "config": {"algo": "reinforce", "hidden": 4}}
+    arrays = {"params/W1": np.ones((4, 6400), np.float32), "params/W2": np.ones(4, np.float32)}
+    if kind:
+        meta["kind"] = kind
+    else:
+        arrays |= {"rmsprop/W1": np.zeros((4, 6400), np.float32), "buffer0/indptr": np.zeros(1, np.int64)}
+        meta |= {"counters": {"episodes": 3}, "rng": {}}
+    np.savez(path, meta=np.array(json.dumps(meta)), **arrays)
+
+
+def test_version_1_agents_load_and_version_1_runs_say_they_cannot_be_resumed(tmp_path):
+    from pongrl.agent import load_agent
+    from pongrl.errors import RunError
+    from pongrl.runs import load_run
+
+    for kind in ("agent", None):
+        path = tmp_path / f"{kind}.npz"
+        version_1_file(path, kind)
+        arrays, meta = load(path)
+        assert sorted(arrays) == ["params/W1", "params/W2"] and meta["resumable"] == (kind == "agent")
+        assert load_agent(path).params["W1"].shape == (4, 6400)
+    with pytest.raises(RunError, match="saved by pongrl 0.1.*--init-from"):
+        load_run(tmp_path / "None.npz")

@@ -135,6 +135,7 @@ def test_bad_checkpoint_files_exit_2(tmp_path, capsys, content):
     one_line_error(main(["eval", str(bad)]), capsys.readouterr().err)
 
 
+@pytest.mark.slow  # uses the trained run
 def test_checkpoint_of_other_shape_exit_2(trained, tmp_path, capsys):
     arrays = dict(np.load(trained / "checkpoint.npz", allow_pickle=False))
     arrays["learner/params/W1"] = arrays["learner/params/W1"][:, :100]
@@ -142,10 +143,12 @@ def test_checkpoint_of_other_shape_exit_2(trained, tmp_path, capsys):
     one_line_error(main(["eval", str(tmp_path / "other.npz")]), capsys.readouterr().err)
 
 
+@pytest.mark.slow  # uses the trained run
 def test_resume_refuses_config_changes(trained, capsys):
     one_line_error(main(["train", "--resume", str(trained), "--lr", "0.1"]), capsys.readouterr().err)
 
 
+@pytest.mark.slow  # uses the trained run
 def test_new_run_refuses_to_overwrite(trained, capsys):
     one_line_error(main(["train", "--out", str(trained), "--episodes", "1"]), capsys.readouterr().err)
     assert (trained / "checkpoint.npz").exists()

@@ -35,7 +35,7 @@ def test_episode_seed_ranges_never_meet():
 
 @pytest.mark.parametrize("split", [TRAIN_SEEDS, EVAL_SEEDS])
 def test_games_are_seeded_from_their_split(split, monkeypatch):
-    monkeypatch.setattr(env_mod, "_GymBackend", FakeGames)
+    monkeypatch.setattr(env_mod, "GymBackend", FakeGames)
     FakeGames.seeds_seen = []
     env = PongVecEnv("Pong-v0", 3, seed=4, split=split)
     env.reset()
@@ -238,7 +238,7 @@ class FakeGames:
 
 
 def test_restore_is_exact_over_thousands_of_steps(monkeypatch):
-    monkeypatch.setattr(env_mod, "_GymBackend", FakeGames)
+    monkeypatch.setattr(env_mod, "GymBackend", FakeGames)
     n, rng = 3, np.random.default_rng(8)
     # re-anchor often where the env supports it, so restore starts from several anchors
     extra = {"reseed_every": 300} if "reseed_every" in inspect.signature(PongVecEnv).parameters else {}

@@ -78,7 +78,7 @@ def test_ctrl_c_during_an_evaluation_abandons_it_and_the_resumed_run_plays_it_fi
                                                                                      monkeypatch):
     import signal
 
-    from pongrl import evaluate as evaluate_module
+    from pongrl import runs as runs_module  # the training loop's evaluations go through runs.evaluate
 
     run_dir, _ = evaluated_run
     part, games = tmp_path / "part", []
@@ -90,12 +90,12 @@ def test_ctrl_c_during_an_evaluation_abandons_it_and_the_resumed_run_plays_it_fi
             raise AssertionError("Ctrl-C did not stop the evaluation")
         return evaluate(*args, **kwargs)
 
-    monkeypatch.setattr(evaluate_module, "evaluate", ctrl_c_in_the_second)
+    monkeypatch.setattr(runs_module, "evaluate", ctrl_c_in_the_second)
     summary = train(tiny_config(**EVAL_CFG), part, progress=False)
     assert summary["interrupted"] and len(read_csv(part / "eval.csv")) == 1  # nothing of the abandoned one
     _, meta = checkpoint.load(part / "checkpoint.npz")
     assert meta["counters"]["evals"] == 1 and meta["counters"]["env_steps"] >= 2000
-    monkeypatch.setattr(evaluate_module, "evaluate", evaluate)
+    monkeypatch.setattr(runs_module, "evaluate", evaluate)
     train(None, part, resume=True, targets={"steps": 3000}, progress=False)
     keys = ("env_steps", "mean", "std", "win_rate")
     whole = [{k: r[k] for k in keys} for r in read_csv(run_dir / "eval.csv")]

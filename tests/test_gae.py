@@ -3,7 +3,18 @@
 import numpy as np
 import pytest
 
-from pongrl.gae import discounted_returns, gae
+from pongrl.gae import gae
+
+
+def discounted_returns(rewards, dones, last_values, gamma):
+    """Reference: (T, N) discounted sums of rewards up to each episode's end,
+    bootstrapped with last_values (N,) where the rollout cuts an episode."""
+    out = np.zeros(np.shape(rewards), np.float64)
+    running = np.asarray(last_values, np.float64).copy()  # (N,)
+    for t in range(len(rewards) - 1, -1, -1):
+        running = rewards[t] + gamma * (1.0 - dones[t]) * running
+        out[t] = running
+    return out
 
 
 def test_gae_by_hand_with_a_done_in_the_middle():

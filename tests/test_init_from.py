@@ -16,6 +16,9 @@ from pongrl.train import train
 PPO = dict(algo="ppo", ppo_hidden=8, ppo_num_steps=16, ppo_minibatches=2, ppo_epochs=1, episodes=None, steps=64)
 
 
+pytestmark = pytest.mark.slow  # every test here trains, or uses the module's trained run
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A tiny PPO run's folder (its checkpoint.npz is the file to start from)."""

@@ -561,7 +561,8 @@ def test_train_resume_equals_uninterrupted_run(tmp_path, groups, overlap, hidden
     assert ("acting/W1" in a) == overlap
     for k in a:
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
-    assert meta_a["counters"] == meta_b["counters"]
+    assert {k: v for k, v in meta_a["counters"].items() if k != "wall_s"} == \
+        {k: v for k, v in meta_b["counters"].items() if k != "wall_s"}
 
 
 @pytest.mark.parametrize("shape", [(16, 12800), (3, 6400), (2, 7)])

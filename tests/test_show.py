@@ -152,6 +152,7 @@ def test_unit_order_puts_the_most_influential_units_first():
     assert list(plots.unit_order({"Wpi": np.array([[1.0, 1.0]]), "W2": W2}, "ppo")) == [0, 2, 1]
 
 
+@pytest.mark.slow
 def test_initial_params_are_those_a_run_starts_from(tmp_path):
     from pongrl.train import train
 

@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+from . import __version__
 from .config import Config
 from .errors import UserError
 
@@ -175,9 +176,23 @@ def positive_int(s: str) -> int:
 
 def build_parser() -> Parser:
     p = Parser(prog="pongrl", description="Learn Atari Pong from pixels with policy gradients, in NumPy.")
+    p.add_argument("--version", action="version", version=f"pongrl {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
+    add_train(sub.add_parser("train", help="train an agent (Ctrl-C saves a checkpoint)"))
+    add_eval(sub.add_parser("eval", help="score an agent over full games"))
+    add_play(sub.add_parser("play", help="record one game to .mp4 or .gif"))
+    g = sub.add_parser("plot", help="draw a run's learning curve (PNG)")
+    g.add_argument("run_dir", help="run folder with metrics.csv")
+    g.add_argument("-o", "--output", help="PNG file (default: RUN_DIR/learning_curve.png)")
+    g.set_defaults(func=cmd_plot)
+    add_show(sub.add_parser("show", help="draw a picture: what the network sees (frames) or learned (weights)"))
+    i = sub.add_parser("info", help="show a Pong env's spaces and action meanings")
+    i.add_argument("--env", default="ALE/Pong-v5", help="env id (default: ALE/Pong-v5)")
+    i.set_defaults(func=cmd_info)
+    return p
 
-    t = sub.add_parser("train", help="train an agent (Ctrl-C saves a checkpoint)")
+
+def add_train(t: argparse.ArgumentParser) -> None:
     t.add_argument("--out", metavar="RUN_DIR", help="new run folder (default: runs/ALGO-sSEED-TIME)")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue the run saved in RUN_DIR")
     t.add_argument("--config", metavar="FILE.json", help="config file (the run folder's config.json works)")
@@ -191,10 +206,15 @@ def build_parser() -> Parser:
     add_config_flags(t)
     t.set_defaults(func=cmd_train)
 
-    e = sub.add_parser("eval", help="score a checkpoint over full games")
-    e.add_argument("checkpoint", nargs="?", help="checkpoint .npz or run folder")
-    e.add_argument("--pretrained", nargs="?", const="ppo", metavar="NAME",
+
+def add_agent_source(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint", nargs="?", help="agent file, checkpoint .npz or run folder")
+    p.add_argument("--pretrained", nargs="?", const="ppo", metavar="NAME",
                    help="an agent that ships with pongrl (default: ppo, the strongest)")
+
+
+def add_eval(e: argparse.ArgumentParser) -> None:
+    add_agent_source(e)
     e.add_argument("--games", type=positive_int, default=10, help="games to play (default: 10)")
     e.add_argument("--seed", type=int, default=0, help="evaluation seed (disjoint from training seeds)")
     e.add_argument("--greedy", action="store_true", help="take the most likely action instead of sampling")
@@ -202,22 +222,17 @@ def build_parser() -> Parser:
     e.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     e.set_defaults(func=cmd_eval)
 
-    pl = sub.add_parser("play", help="record one game to .mp4 or .gif")
-    pl.add_argument("checkpoint", nargs="?", help="checkpoint .npz or run folder")
-    pl.add_argument("--pretrained", nargs="?", const="ppo", metavar="NAME",
-                   help="an agent that ships with pongrl (default: ppo, the strongest)")
+
+def add_play(pl: argparse.ArgumentParser) -> None:
+    add_agent_source(pl)
     pl.add_argument("--video", required=True, metavar="FILE", help="output .mp4 or .gif")
     pl.add_argument("--seed", type=int, default=0, help="game seed")
     pl.add_argument("--greedy", action="store_true", help="take the most likely action")
     pl.add_argument("--max-steps", type=positive_int, default=None, help="stop early after this many steps")
     pl.set_defaults(func=cmd_play)
 
-    g = sub.add_parser("plot", help="draw a run's learning curve (PNG)")
-    g.add_argument("run_dir", help="run folder with metrics.csv")
-    g.add_argument("-o", "--output", help="PNG file (default: RUN_DIR/learning_curve.png)")
-    g.set_defaults(func=cmd_plot)
 
-    s = sub.add_parser("show", help="draw a picture: what the network sees (frames) or learned (weights)")
+def add_show(s: argparse.ArgumentParser) -> None:
     pictures = s.add_subparsers(dest="picture", required=True, parser_class=Parser)
     f = pictures.add_parser("frames", help="a raw frame, its 80x80 preprocessed version and a difference frame")
     f.add_argument("--env", default="ALE/Pong-v5", help="env id (default: ALE/Pong-v5)")
@@ -225,20 +240,13 @@ def build_parser() -> Parser:
     f.add_argument("-o", "--output", default="frames.png", help="PNG file (default: frames.png)")
     f.set_defaults(func=cmd_show_frames)
     w = pictures.add_parser("weights", help="the hidden units' first-layer weights (W1 rows), each as an 80x80 image")
-    w.add_argument("checkpoint", nargs="?", help="checkpoint .npz or run folder")
-    w.add_argument("--pretrained", nargs="?", const="ppo", metavar="NAME",
-                   help="an agent that ships with pongrl (default: ppo, the strongest)")
+    add_agent_source(w)
     w.add_argument("--units", type=positive_int, default=None,
                    help="draw only this many units, the most influential on the policy (default: all)")
     w.add_argument("--minus-init", action="store_true",
                    help="draw what training changed: W1 minus its initial value (recomputed from the run's seed)")
     w.add_argument("-o", "--output", default="weights.png", help="PNG file (default: weights.png)")
     w.set_defaults(func=cmd_show_weights, command="show weights")
-
-    i = sub.add_parser("info", help="show a Pong env's spaces and action meanings")
-    i.add_argument("--env", default="ALE/Pong-v5", help="env id (default: ALE/Pong-v5)")
-    i.set_defaults(func=cmd_info)
-    return p
 
 
 USER_ERRORS = (UserError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)

@@ -23,8 +23,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .emulators import AleBackend, GymBackend, gym_module, uses_ale_vector
 from .errors import UserError
-from .preprocess import D, frame_diff, preprocess, preprocess_gray
+from .preprocess import D, frame_diff
 
 UP, DOWN = 2, 3  # ALE's RIGHT and LEFT, which move Pong's right paddle up and down
 TRAIN_SEEDS, EVAL_SEEDS = 0, 1
@@ -34,18 +35,9 @@ class EnvError(UserError):
     """The env id is not a Pong env that this machine can make."""
 
 
-def _gym():
-    import ale_py
-    import gymnasium as gym
-
-    gym.register_envs(ale_py)
-    ale_py.ALEInterface.setLoggerMode(ale_py.LoggerMode.Error)  # no start-up banner
-    return gym
-
-
 def pong_ids() -> list[str]:
     """All registered Pong ids (gymnasium + ale-py)."""
-    return sorted(k for k in _gym().envs.registry if "Pong" in k and "Doubl" not in k)
+    return sorted(k for k in gym_module().envs.registry if "Pong" in k and "Doubl" not in k)
 
 
 def check_env_id(env_id: str) -> None:
@@ -57,7 +49,7 @@ def check_env_id(env_id: str) -> None:
 def make_env(env_id: str, render_mode: str | None = None):
     """One gymnasium Pong env (RGB observations)."""
     check_env_id(env_id)
-    return _gym().make(env_id, render_mode=render_mode)
+    return gym_module().make(env_id, render_mode=render_mode)
 
 
 def env_info(env_id: str) -> dict:
@@ -79,91 +71,6 @@ def episode_seed(seed: int, k: int, split: int = TRAIN_SEEDS) -> int:
     """Reset seed of the k-th episode of a run. Training seeds lie in [0, 2**30),
     evaluation seeds in [2**30, 2**31): the two never meet."""
     return split * 2**30 + (seed * 1_000_003 + k) % 2**30
-
-
-# --------------------------------------------------------------------------- backends
-# A backend steps N games and resets finished ones by itself, continuing each
-# game's own RNG (no seed: a seeded reset reloads the ROM, ~90 ms). `reseed`
-# starts a new episode in the masked games from the given seeds.
-class _AleBackend:
-    """`AtariVectorEnv` with raw 210x160 grayscale frames and no extra wrappers."""
-
-    def __init__(self, spec_kwargs: dict, n: int, num_threads: int):
-        from ale_py.vector_env import AtariVectorEnv
-        from gymnasium.vector import AutoresetMode
-
-        self.env = AtariVectorEnv(
-            spec_kwargs.get("game", "pong"), n, num_threads=num_threads,
-            img_height=210, img_width=160, grayscale=True, stack_num=1, maxpool=False,
-            frameskip=int(spec_kwargs.get("frameskip", 4)),
-            repeat_action_probability=float(spec_kwargs.get("repeat_action_probability", 0.25)),
-            max_num_frames_per_episode=int(spec_kwargs.get("max_num_frames_per_episode", 108_000)),
-            noop_max=0, reward_clipping=False, use_fire_reset=False, episodic_life=False,
-            autoreset_mode=AutoresetMode.SAME_STEP,
-        )
-        self.n = n
-
-    def reseed(self, mask: np.ndarray, seeds: np.ndarray) -> np.ndarray:
-        if mask.all():
-            obs, _ = self.env.reset(seed=seeds.astype(np.int64))
-        else:
-            obs, _ = self.env.reset(seed=seeds.astype(np.int64), options={"reset_mask": mask})
-        return preprocess_gray(obs[:, 0])
-
-    def send(self, actions: np.ndarray) -> None:
-        """Start stepping; the emulator threads run while Python does other work."""
-        self.env.send(actions.astype(np.int32))
-
-    def recv(self):
-        obs, r, term, trunc, _ = self.env.recv()
-        return preprocess_gray(obs[:, 0]), r.astype(np.float32), term | trunc
-
-    def step(self, actions: np.ndarray):
-        self.send(actions)
-        return self.recv()
-
-    def close(self) -> None:
-        self.env.close()
-
-
-class _GymBackend:
-    """One gymnasium env per game, stepped in a Python loop (any Pong id)."""
-
-    def __init__(self, env_id: str, n: int):
-        gym = _gym()
-        self.envs = [gym.make(env_id) for _ in range(n)]
-        self.frames = np.zeros((n, 80, 80), np.uint8)
-
-    def reseed(self, mask: np.ndarray, seeds: np.ndarray) -> np.ndarray:
-        for i, s in zip(np.flatnonzero(mask), seeds):
-            obs, _ = self.envs[i].reset(seed=int(s))
-            self.frames[i] = preprocess(obs)
-        return self.frames.copy()
-
-    def send(self, actions: np.ndarray) -> None:
-        self._actions = actions
-
-    def recv(self):
-        return self.step(self._actions)
-
-    def step(self, actions: np.ndarray):
-        n = len(self.envs)
-        rewards, dones = np.zeros(n, np.float32), np.zeros(n, bool)
-        for i, (env, a) in enumerate(zip(self.envs, actions)):
-            obs, r, term, trunc, _ = env.step(int(a))
-            rewards[i], dones[i] = r, term or trunc
-            if dones[i]:
-                obs, _ = env.reset()  # the game's RNG goes on: deterministic, and no ROM reload
-            self.frames[i] = preprocess(obs)
-        return self.frames.copy(), rewards, dones
-
-    def close(self) -> None:
-        for e in self.envs:
-            e.close()
-
-
-def _uses_ale_vector(spec_kwargs: dict) -> bool:
-    return isinstance(spec_kwargs.get("frameskip", 4), int) and not spec_kwargs.get("full_action_space", False)
 
 
 # --------------------------------------------------------------------------- the vector env
@@ -192,14 +99,14 @@ class PongVecEnv:
                  backend: str = "auto", num_threads: int | None = None, reseed_every: int = 20_000,
                  stream: int = 0, streams: int = 1):
         check_env_id(env_id)
-        spec_kwargs = dict(_gym().spec(env_id).kwargs)
+        spec_kwargs = dict(gym_module().spec(env_id).kwargs)
         if backend == "auto":
-            backend = "ale" if _uses_ale_vector(spec_kwargs) else "gym"
+            backend = "ale" if uses_ale_vector(spec_kwargs) else "gym"
         if backend not in ("ale", "gym"):
             raise ValueError(f"backend must be 'auto', 'ale' or 'gym', got {backend!r}")
         threads = num_threads or min(num_envs, os.cpu_count() or 1)
         self.backend_name = backend
-        self._be = _AleBackend(spec_kwargs, num_envs, threads) if backend == "ale" else _GymBackend(env_id, num_envs)
+        self._be = AleBackend(spec_kwargs, num_envs, threads) if backend == "ale" else GymBackend(env_id, num_envs)
         self.env_id, self.num_envs, self.seed, self.split = env_id, num_envs, seed, split
         self.reseed_every = reseed_every
         self.stream, self.streams = stream, streams  # several envs of one run draw disjoint seeds
@@ -310,18 +217,7 @@ class PongVecEnv:
         logs = np.split(np.asarray(state["log_actions"], np.uint8), np.cumsum(lengths)[:-1])
         longest = int(lengths.max(initial=0))
         begin = longest - lengths  # replay step at which each game starts from its anchor
-        self.cur[:] = self.prev[:] = self._be.reseed(np.ones(n, bool), seeds)
-        for k in range(longest + 1):
-            starting = (begin == k) & (k > 0)
-            if starting.any():
-                self.cur[starting] = self.prev[starting] = self._be.reseed(starting, seeds[starting])[starting]
-            if k == longest:
-                break
-            acts = np.array([log[k - b] if k >= b else 0 for log, b in zip(logs, begin)], np.int64)
-            frames, _, dones = self._be.step(acts)
-            going = begin <= k
-            self.prev[going], self.cur[going] = self.cur[going], frames[going]
-            self.prev[going & dones] = self.cur[going & dones]
+        replay(self._be, seeds, logs, begin, self.cur, self.prev)
         self.anchors = int(state["anchors"])
         self.anchor_seed[:] = seeds
         self.ep_return[:] = state["ep_return"]
@@ -335,3 +231,23 @@ class PongVecEnv:
         if len(pending):
             self.send(pending)
         return frame_diff(self.cur, self.prev)
+
+
+def replay(backend, seeds: np.ndarray, logs: list[np.ndarray], begin: np.ndarray, cur: np.ndarray,
+           prev: np.ndarray) -> None:
+    """Reseed every game from its anchor seed and replay its logged actions, the
+    longest log first: game i starts at replay step begin[i], so all end together.
+    Fills cur and prev (N, 80, 80) with the frames where the games now are."""
+    longest = max((b + len(log) for b, log in zip(begin, logs)), default=0)
+    cur[:] = prev[:] = backend.reseed(np.ones(len(seeds), bool), seeds)
+    for k in range(longest + 1):
+        starting = (begin == k) & (k > 0)
+        if starting.any():
+            cur[starting] = prev[starting] = backend.reseed(starting, seeds[starting])[starting]
+        if k == longest:
+            break
+        acts = np.array([log[k - b] if k >= b else 0 for log, b in zip(logs, begin)], np.int64)
+        frames, _, dones = backend.step(acts)
+        going = begin <= k
+        prev[going], cur[going] = cur[going], frames[going]
+        prev[going & dones] = cur[going & dones]

@@ -36,14 +36,3 @@ def gae(rewards: np.ndarray, values: np.ndarray, dones: np.ndarray, last_values:
         adv[t] = running
     return adv, adv + values
 
-
-def discounted_returns(rewards: np.ndarray, dones: np.ndarray, last_values: np.ndarray, gamma: float) -> np.ndarray:
-    """(T, N) discounted sums of rewards up to each episode's end, bootstrapped
-    with `last_values` (N,) where the rollout cuts an episode. GAE with lam=1
-    gives exactly these minus the values."""
-    out = np.zeros(np.shape(rewards), np.float64)
-    running = np.asarray(last_values, np.float64).copy()  # (N,)
-    for t in range(len(rewards) - 1, -1, -1):
-        running = rewards[t] + gamma * (1.0 - dones[t]) * running
-        out[t] = running
-    return out

@@ -49,7 +49,7 @@ def read_run_curves(run_dir: str | Path) -> tuple[list[dict], list[dict]]:
         raise FileNotFoundError(f"no metrics.csv in {run_dir}")
     rows = read_csv(metrics)
     if not rows:
-        raise ValueError(f"{metrics} has no finished episodes yet")
+        raise UserError(f"{metrics} has no finished episodes yet")
     evals = run_dir / "eval.csv"
     return rows, (read_csv(evals) if evals.exists() else [])
 

@@ -9,10 +9,8 @@ live in a plain dict:
     b1 (H,)   Wpi (A, T)   bpi (A,)   Wv (T,)   bv (1,)
     W2 (H2, H)   b2 (H2,)   only with a second layer (`ppo_hidden2`)
 
-where T, the width the heads sit on, is H2 with a second layer, else H. The
-input kind (pongrl.inputs) and the action set ("updown" = (UP, DOWN),
-"noop+updown" = (NOOP, UP, DOWN)) are read off the parameter shapes, so a
-params dict is all that acting needs.
+where T is H2 with a second layer, else H. The input kind (pongrl.inputs) and
+the action set are read off the shapes: a params dict is all acting needs.
 
 Loss of a minibatch of B samples (minimised):
 
@@ -22,10 +20,8 @@ Loss of a minibatch of B samples (minimised):
     entropy    = mean(-sum_a pi log pi)
 
 Its gradient is written by hand (`loss_and_grads`) and checked in float64
-against finite differences by the tests. The W1 gradient is row-sparse: only
-the input pixels present in the minibatch get one, returned as (U, H) for the
-rows `Inputs.cols` of W1.T, and never made dense. Adam (pongrl.optim) either
-updates all of W1 (the default) or, with `ppo_lazy_adam`, just those rows.
+against finite differences by the tests. The W1 gradient is row-sparse: (U, H)
+for the rows `Inputs.cols` of W1.T (the pixels present in the minibatch).
 """
 
 from __future__ import annotations

@@ -94,12 +94,16 @@ def loop(run: Run, run_dir: Path, logs: Logs) -> dict:
 def rollout_limits(run: Run) -> tuple[int | None, int | None, int | None]:
     """(steps per game, episodes, env steps) that end the next rollout. A rollout
     that ends with a batch of episodes (local REINFORCE) also ends at the run's
-    targets; one of fixed length (PPO, Ray workers) is played whole."""
+    targets and at the next evaluation; one of fixed length (PPO, Ray workers)
+    is played whole."""
     cfg, c = run.cfg, run.counters
     steps, episodes = run.learner.rollout_size()
     if episodes is None:
         return steps, None, None
-    return steps, cap(episodes, cfg.episodes, c.episodes), cap(None, cfg.steps, c.env_steps)
+    budget = cap(None, cfg.steps, c.env_steps)
+    if cfg.eval_every:
+        budget = cap(budget, (c.evals + 1) * cfg.eval_every, c.env_steps)
+    return steps, cap(episodes, cfg.episodes, c.episodes), budget
 
 
 def cap(wanted: int | None, target: int | None, done: int) -> int | None:

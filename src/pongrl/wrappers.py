@@ -15,7 +15,7 @@ import numpy as np
 from .preprocess import D, frame_diff, preprocess
 
 
-class DifferenceFrameObservation(gym.ObservationWrapper):
+class DifferenceFrameObservation(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
     """RGB Pong frames (210, 160, 3) -> difference frames int8 (6400,) in {-1, 0, 1}."""
 
     def __init__(self, env: gym.Env):
@@ -23,7 +23,8 @@ class DifferenceFrameObservation(gym.ObservationWrapper):
         if shape != (210, 160, 3):
             raise ValueError(f"DifferenceFrameObservation needs RGB frames of shape (210, 160, 3), "
                              f"got an observation space of shape {shape}")
-        super().__init__(env)
+        gym.utils.RecordConstructorArgs.__init__(self)
+        gym.ObservationWrapper.__init__(self, env)
         self.observation_space = gym.spaces.Box(-1, 1, (D,), np.int8)
         self._prev: np.ndarray | None = None
 
