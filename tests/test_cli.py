@@ -190,3 +190,39 @@ def test_ctrl_c_saves_checkpoint_and_resumes(tmp_path):
     rc, out, err = pongrl("train", "--resume", run, "--episodes", done + 1, "--no-progress")
     assert rc == 0, err
     assert json.loads(out.strip().splitlines()[-1])["episodes"] >= done + 1
+
+
+def test_version(capsys):
+    import pongrl
+
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.strip() == f"pongrl {pongrl.__version__}"
+
+
+def test_an_unknown_pretrained_agent_is_one_line_exit_2(capsys):
+    rc = main(["eval", "--pretrained", "chess"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "no pretrained agent 'chess'; pongrl ships: ppo" in err and len(err.splitlines()) == 1
+
+
+def test_a_bug_is_not_a_user_error(monkeypatch):
+    """Only pongrl's user errors (and unwritable or missing files) are one line and exit 2:
+    anything else, such as a ValueError from NumPy, shows its traceback."""
+    import pongrl.cli as cli
+
+    def broken(args):
+        raise ValueError("operands could not be broadcast together")
+
+    monkeypatch.setattr(cli, "build_parser", lambda: _parser_calling(broken))
+    with pytest.raises(ValueError, match="broadcast"):
+        main(["info"])
+
+
+def _parser_calling(func):
+    import argparse
+
+    p = argparse.ArgumentParser()
+    p.add_argument("command")
+    p.set_defaults(func=func)
+    return p

@@ -75,8 +75,8 @@ class Collector:
         while True:
             g = self.next_group
             if self.pending[g] is not None:
-                ended += self._receive(g, recs[g])
                 taken += self.envs[g].num_envs
+                ended += self._receive(g, recs[g], taken)
                 full = steps is not None and all(len(r.rewards) >= steps for r in recs)
                 if full or (episodes is not None and ended >= episodes) or (budget is not None and taken >= budget):
                     break
@@ -94,7 +94,7 @@ class Collector:
         env.send(actions)
         self.pending[g] = (xs, extras)
 
-    def _receive(self, g: int, rec: Recording) -> int:
+    def _receive(self, g: int, rec: Recording, taken: int) -> int:
         env = self.envs[g]
         actions = env.pending
         xs, extras = self.pending[g]
@@ -102,7 +102,7 @@ class Collector:
         self.x[g], rewards, dones, finished = env.recv()
         self.turns += 1
         for f in finished:
-            f.turn = self.turns
+            f.turn, f.taken = self.turns, taken
         rec.blocks.append(xs)
         rec.actions.append(actions)
         rec.rewards.append(rewards)

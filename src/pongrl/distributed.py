@@ -172,7 +172,10 @@ class RayCollector:
         object store once for all of them. (episodes and budget are for local games.)"""
         ref = self.ray.put(params)
         calls = {i: a.collect.remote(ref, steps) for i, a in self.actors.items()}
-        return [owned(r) for _, r in self._gather(calls)]
+        rollouts = [owned(r) for _, r in self._gather(calls)]
+        for f in (f for r in rollouts for f in r.finished):
+            f.taken *= len(rollouts)  # the workers step together: the round's steps when it ended
+        return rollouts
 
     def state(self) -> dict[str, np.ndarray]:
         """Every live worker's collector state, and which workers live."""

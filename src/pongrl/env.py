@@ -82,6 +82,7 @@ class Finished:
     ret: float  # agent points minus opponent points
     length: int  # agent steps
     turn: int = 0  # the collector's turn in which it ended: orders episodes across groups
+    taken: int = 0  # env steps the rollout had taken when it ended (for logs)
 
 
 class PongVecEnv:

@@ -24,6 +24,9 @@ from .logger import Logs
 from .runs import Counters, Run, count_episode, evaluate_now, finished_training, open_run, save_run
 
 
+REPORT_EVERY = 2048  # env steps: the longest a rollout of a batch of episodes goes on without reporting
+
+
 @dataclass
 class Stop:
     """The loop's SIGINT handler: Ctrl-C asks the loop to checkpoint and stop.
@@ -75,10 +78,11 @@ def loop(run: Run, run_dir: Path, logs: Logs) -> dict:
         while not finished_training(cfg, c) and not stop.requested:
             rollouts = run.collector.collect(run.acting, *rollout_limits(run))
             before, steps_before = c.episodes, c.env_steps
-            c.env_steps += sum(r.rewards.size for r in rollouts)
             for _, f in finished_in_order(rollouts):
+                c.env_steps = steps_before + f.taken
                 count_episode(c, f.ret, clock.now())
                 logs.episode(c, f.length)
+            c.env_steps = steps_before + sum(r.rewards.size for r in rollouts)
             logs.turn(c, c.episodes - before, run.learn(rollouts, steps_before))
             if cfg.checkpoint_every and c.episodes // cfg.checkpoint_every > before // cfg.checkpoint_every:
                 checkpoint(run, run_dir, logs, clock)
@@ -93,14 +97,14 @@ def loop(run: Run, run_dir: Path, logs: Logs) -> dict:
 
 def rollout_limits(run: Run) -> tuple[int | None, int | None, int | None]:
     """(steps per game, episodes, env steps) that end the next rollout. A rollout
-    that ends with a batch of episodes (local REINFORCE) also ends at the run's
-    targets and at the next evaluation; one of fixed length (PPO, Ray workers)
-    is played whole."""
+    that ends with a batch of episodes (local REINFORCE) may stop earlier: after
+    REPORT_EVERY env steps (to log, and to hear Ctrl-C), at the run's targets and
+    at the next evaluation. One of fixed length (PPO, Ray workers) is played whole."""
     cfg, c = run.cfg, run.counters
     steps, episodes = run.learner.rollout_size()
     if episodes is None:
         return steps, None, None
-    budget = cap(None, cfg.steps, c.env_steps)
+    budget = cap(REPORT_EVERY, cfg.steps, c.env_steps)
     if cfg.eval_every:
         budget = cap(budget, (c.evals + 1) * cfg.eval_every, c.env_steps)
     return steps, cap(episodes, cfg.episodes, c.episodes), budget
