@@ -298,3 +298,25 @@ def test_ppo_speed_against_a_baseline_revision_end_to_end():
     assert out["overlap_over_baseline"] == pytest.approx(r["overlap"]["steps_per_s"] / r["baseline"]["steps_per_s"],
                                                          abs=1e-3)
     assert out["config"]["baseline"] == "HEAD"
+
+
+def test_same_numbers_rejects_an_unknown_baseline_in_one_line():
+    p = subprocess.run([sys.executable, str(BENCH / "same_numbers.py"), "--baseline", "no-such-rev"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and p.stdout == ""
+    assert p.stderr.strip().splitlines()[-1].endswith("'no-such-rev' is not a commit of this git repository")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not in_git_clone(), reason="needs a git clone of pongrl")
+def test_same_numbers_finds_this_checkout_identical_to_its_own_head_and_a_change_different(tmp_path):
+    import same_numbers
+
+    for side in ("a", "b"):
+        same_numbers.child("reinforce_1env", tmp_path / side, None)
+    assert same_numbers.compare(tmp_path / "a", tmp_path / "b") == {
+        "parameters": "identical", "metrics_csv": "identical", "max_abs_difference": {"W1": 0.0, "W2": 0.0}}
+    params = dict(np.load(tmp_path / "b" / "params.npz"))
+    params["W2"][0] += 1e-6  # the smallest change of a number shows
+    np.savez(tmp_path / "b" / "params.npz", **params)
+    assert same_numbers.compare(tmp_path / "a", tmp_path / "b")["parameters"] == "different"
