@@ -19,10 +19,11 @@ from .agent import Agent, load_agent, save_agent
 from .checkpoint import prefixed, section
 from .collector import Collector
 from .config import Config
+from .distributed import RayCollector
 from .env import PongVecEnv
 from .errors import RunError, UserError
 from .evaluate import evaluate, training_eval_seed
-from .logger import record_system, truncate_csv, write_json
+from .logger import record_system, require_tensorboardx, truncate_csv, write_json
 
 
 @dataclass
@@ -89,8 +90,6 @@ def make_collector(cfg: Config, rng: np.random.Generator, state: dict | None = N
     """The collector of a run: its games in groups here, or on Ray workers (cfg.workers)."""
     algo = algos.get(cfg.algo)
     if cfg.workers:
-        from .distributed import RayCollector
-
         return RayCollector(cfg, state)
     g = cfg.num_groups
     envs = [PongVecEnv(cfg.env_id, cfg.num_envs // g, cfg.seed, stream=i, streams=g) for i in range(g)]
@@ -164,8 +163,6 @@ def init_weights(cfg: Config) -> dict[str, np.ndarray] | None:
 
 def open_run(run_dir: Path, cfg: Config | None, resume: bool, targets: dict, tensorboard: bool = False) -> Run:
     """A fresh run in an empty folder, or the run saved in `run_dir` with new targets."""
-    from .logger import require_tensorboardx
-
     if tensorboard:
         require_tensorboardx()  # before the run folder is made
     ckpt = run_dir / "checkpoint.npz"
