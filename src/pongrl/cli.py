@@ -127,6 +127,8 @@ def cmd_eval(args) -> int:
 def cmd_play(args) -> int:
     from .video import record
 
+    if args.seed < 0:
+        raise UserError(f"pongrl play: --seed must be >= 0, got {args.seed}")
     res = record(agent_of(args), args.video, seed=args.seed, greedy=args.greedy,
                  max_steps=args.max_steps)
     print(f"wrote {res['video']}: score {res['score']:+.0f} in {res['steps']} steps")

@@ -32,6 +32,8 @@ def _figure(width_in: float, height_in: float):
 def save(fig, out: str | Path, dpi: int = DPI) -> Path:
     """Write a figure (format from the file suffix, e.g. .png) -> the path."""
     out = Path(out)
+    if not out.suffix:
+        out = out.with_suffix(".png")  # `-o curve` writes curve.png, and says so
     kinds = fig.canvas.get_supported_filetypes()
     if out.suffix.lstrip(".").lower() not in kinds:
         raise UserError(f"cannot write a picture to {out}: its name must end in one of "

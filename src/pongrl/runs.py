@@ -20,7 +20,7 @@ from .checkpoint import prefixed, section
 from .collector import Collector
 from .config import Config
 from .distributed import RayCollector
-from .env import PongVecEnv
+from .env import PongVecEnv, check_env_id
 from .errors import RunError, UserError
 from .evaluate import evaluate, training_eval_seed
 from .logger import record_system, require_tensorboardx, truncate_csv, write_json
@@ -175,14 +175,34 @@ def open_run(run_dir: Path, cfg: Config | None, resume: bool, targets: dict, ten
     else:
         if cfg is None:
             raise RunError("a new run needs a Config (or resume=True to continue the run in its folder)")
-        if ckpt.exists():
-            raise RunError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose another --out")
-        init = init_weights(cfg.validate())  # before the folder is made: a bad file leaves nothing behind
+        check_new_folder(run_dir)
+        check_env_id(cfg.validate().env_id)  # before the folder is made: a bad env or file leaves nothing behind
+        init = init_weights(cfg)
         run_dir.mkdir(parents=True, exist_ok=True)
         run = new_run(cfg, init)
+    for stale in run_dir.glob("*.tmp"):  # left by a write that was killed: never a finished file
+        stale.unlink()
     write_json(run_dir / "config.json", run.cfg.to_dict())
     record_system(run_dir / "system.json", run.counters.env_steps)
     return run
+
+
+RUN_FILES = ("checkpoint.npz", "config.json", "metrics.csv", "eval.csv", "best.npz", "system.json")
+
+
+def check_new_folder(run_dir: Path) -> None:
+    """A new run's folder must be free: not a file, and without another run's files."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunError(f"--out {run_dir} is a file, not a folder; choose another --out")
+    for parent in run_dir.parents:
+        if parent.exists() and not parent.is_dir():
+            raise RunError(f"--out {run_dir} is under {parent}, which is a file; choose another --out")
+    if (run_dir / "checkpoint.npz").exists():
+        raise RunError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose another --out")
+    found = [name for name in RUN_FILES if (run_dir / name).exists()]
+    if found:
+        raise RunError(f"{run_dir} holds another run's files ({', '.join(found)}) but no checkpoint to resume; "
+                       "choose another --out, or delete them")
 
 
 # ------------------------------------------------------------------ counting and evaluating
