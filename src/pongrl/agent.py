@@ -70,6 +70,7 @@ def agent_from_arrays(params: dict[str, np.ndarray], cfg: Config, path: str | Pa
     """The agent of a config from its parameter arrays, checked against the config's shapes."""
     shapes = algos.get(cfg.algo).param_shapes(cfg)
     checkpoint.check_shapes(params, shapes, path)
+    checkpoint.check_params({k: params[k] for k in shapes}, (np.dtype(np.float32), np.dtype(np.float16)), path)
     # agent files may store float16 (the shipped agent does, to stay small): act in float32
     params = {k: params[k].astype(np.float32) if params[k].dtype == np.float16 else params[k] for k in shapes}
     params["W1"] = np.asfortranarray(params["W1"])

@@ -3,8 +3,9 @@
 One mechanism saves everything a run is made of: every stateful part
 (learner, collector, games) gives `state()`, a flat dict of named arrays, and
 takes them back with `restore()`; `section` picks one part's arrays out of a
-checkpoint. The header declares every array's dtype and shape, and loading
-checks each array against its declaration.
+checkpoint. The header declares every array's dtype, shape and checksum (CRC-32), and
+loading checks each array against its declaration: dtype and shape from the
+.npy header before any data is read, then the checksum of the data.
 
 The file is written to a temporary name in the same folder, flushed to disk
 (fsync), then renamed over the old one, so a reader always sees either the old
@@ -21,6 +22,7 @@ import json
 import os
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +41,7 @@ def save(path: str | Path, arrays: dict[str, np.ndarray], meta: dict, compress: 
     """Atomically write `arrays` and the JSON-able `meta` to `path`."""
     path = Path(path)
     arrays = {k: np.asarray(v) for k, v in arrays.items()}
-    declared = {k: [v.dtype.str, list(v.shape)] for k, v in arrays.items()}
+    declared = {k: declaration(v) for k, v in arrays.items()}
     header = json.dumps({"format": FORMAT, "version": VERSION, **meta, "arrays": declared})
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
@@ -76,8 +78,9 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def load(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
-    """Read a checkpoint -> (arrays, meta), migrated to this version. Raises
-    CheckpointError with a one-line reason."""
+    """Read a checkpoint -> (arrays, meta), migrated to this version. Every array is
+    checked against its declaration (dtype, shape: before its data is read; then its
+    checksum). Raises CheckpointError with a one-line reason."""
     path = Path(path)
     if path.is_dir():
         path = path / "checkpoint.npz"
@@ -86,42 +89,70 @@ def load(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
     if not zipfile.is_zipfile(path):
         raise CheckpointError(f"{path} is not a pongrl checkpoint (not an .npz archive)")
     try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:
+        with zipfile.ZipFile(path) as zf:
+            members = {i.filename.removesuffix(".npy"): i for i in zf.infolist()}
+            meta = read_meta(zf, members.pop("meta", None), path)
+            declared = meta.get("arrays") if meta.get("version") == VERSION else {k: None for k in members}
+            if not isinstance(declared, dict) or set(declared) != set(members):
+                raise CheckpointError(f"{path}: its arrays do not match its header's list of them")
+            arrays = {k: read_array(zf, members[k], declared[k], f"{path}: array {k!r}") for k in sorted(members)}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, zlib.error) as e:
         raise CheckpointError(f"{path} is not a readable pongrl checkpoint ({type(e).__name__}: {e})") from None
-    if "meta" not in arrays:
+    if meta.get("version") == 1:
+        arrays, meta = migrate(arrays, meta)
+    return arrays, meta
+
+
+def read_meta(zf: zipfile.ZipFile, info: zipfile.ZipInfo | None, path) -> dict:
+    if info is None:
         raise CheckpointError(f"{path} is not a pongrl checkpoint (no 'meta' entry)")
+    text = read_array(zf, info, None, f"{path}: its header", kinds="U")
     try:
-        meta = json.loads(str(arrays.pop("meta")))
+        meta = json.loads(str(text))
     except json.JSONDecodeError:
         raise CheckpointError(f"{path} has a damaged header") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a pongrl checkpoint")
-    if meta.get("version") == 1:
-        arrays, meta = migrate(arrays, meta)
-    if meta.get("version") != VERSION:
+    if meta.get("version") not in (1, VERSION):
         raise CheckpointError(f"{path} has checkpoint version {meta.get('version')}, this pongrl reads {VERSION}")
-    check_declared(arrays, meta.get("arrays"), path)
-    return arrays, meta
+    return meta
+
+
+def read_array(zf: zipfile.ZipFile, info: zipfile.ZipInfo, declared, what: str, kinds: str = "biuf") -> np.ndarray:
+    """One .npy member: its header checked against `declared` ([dtype, shape, crc32])
+    and its size against the member's before any data is read; then the checksum."""
+    with zf.open(info) as f:
+        version = np.lib.format.read_magic(f)
+        if version not in ((1, 0), (2, 0)):
+            raise CheckpointError(f"{what} has an unknown .npy version {version}")
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = read_header(f)
+        if dtype.kind not in kinds or dtype.hasobject:
+            raise CheckpointError(f"{what} has dtype {dtype}, which a checkpoint never holds")
+        if declared is not None and list(declared[:2]) != [dtype.str, list(shape)]:
+            raise CheckpointError(f"{what} is {dtype.str} {tuple(shape)}, its header declares "
+                                  f"{declared[0]} {tuple(declared[1])}")
+        nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
+        if nbytes != info.file_size - f.tell():
+            raise CheckpointError(f"{what} should hold {nbytes} bytes, its file member holds {info.file_size - f.tell()}")
+        data = bytearray(f.read(nbytes))
+    if declared is not None and (len(declared) < 3 or zlib.crc32(data) != declared[2]):
+        raise CheckpointError(f"{what} is damaged: its checksum does not match")
+    return np.frombuffer(data, dtype).reshape(shape, order="F" if fortran else "C")
+
+
+def declaration(a: np.ndarray) -> list:
+    """[dtype, shape, crc32 of the bytes as .npy stores them] of an array."""
+    order = "F" if a.flags.f_contiguous and not a.flags.c_contiguous else "C"
+    return [a.dtype.str, list(a.shape), zlib.crc32(a.tobytes(order=order))]
 
 
 def migrate(arrays: dict[str, np.ndarray], meta: dict) -> tuple[dict[str, np.ndarray], dict]:
     """A version-1 checkpoint as version 2: its parameters, config and counters.
     Its run state (mid-rollout buffers, the games) is left out: `resumable` False."""
     kept = {k: v for k, v in arrays.items() if k.startswith("params/")}
-    declared = {k: [v.dtype.str, list(v.shape)] for k, v in kept.items()}
+    declared = {k: declaration(v) for k, v in kept.items()}
     return kept, {**meta, "version": VERSION, "arrays": declared, "resumable": meta.get("kind") == "agent"}
-
-
-def check_declared(arrays: dict[str, np.ndarray], declared, path) -> None:
-    """Every array is there, with the dtype and shape its header declares, and nothing else."""
-    if not isinstance(declared, dict) or set(declared) != set(arrays):
-        raise CheckpointError(f"{path}: its arrays do not match its header's list of them")
-    for key, a in arrays.items():
-        if declared[key] != [a.dtype.str, list(a.shape)]:
-            raise CheckpointError(f"{path}: array {key!r} is {a.dtype.str} {tuple(a.shape)}, "
-                                  f"its header declares {declared[key][0]} {tuple(declared[key][1])}")
 
 
 def check_shapes(arrays: dict[str, np.ndarray], expected: dict[str, tuple], path: str | Path) -> None:
@@ -131,6 +162,15 @@ def check_shapes(arrays: dict[str, np.ndarray], expected: dict[str, tuple], path
             raise CheckpointError(f"{path}: missing array {key!r}")
         if tuple(arrays[key].shape) != tuple(shape):
             raise CheckpointError(f"{path}: array {key!r} has shape {tuple(arrays[key].shape)}, expected {tuple(shape)}")
+
+
+def check_params(params: dict[str, np.ndarray], dtypes: tuple, path) -> None:
+    """Network weights must be of one of `dtypes` and finite; else one line naming the array."""
+    for k, v in params.items():
+        if v.dtype not in dtypes:
+            raise CheckpointError(f"{path}: weights {k!r} are {v.dtype}, expected {' or '.join(map(str, dtypes))}")
+        if not np.isfinite(v).all():
+            raise CheckpointError(f"{path}: weights {k!r} hold NaN or infinite values")
 
 
 def section(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:

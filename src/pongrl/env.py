@@ -211,9 +211,8 @@ class PongVecEnv:
         """Put every game back where `state()` found it: reseed it from its anchor and
         replay its actions. Returns the current inputs (N, 6400)."""
         n = self.num_envs
+        check_state(state, n, self.reseed_every)
         lengths = np.asarray(state["log_lengths"], np.int64)
-        if lengths.shape != (n,):
-            raise ValueError(f"env state is for {lengths.shape[0]} games, this env has {n}")
         seeds = np.asarray(state["anchor_seed"], np.int64)
         logs = np.split(np.asarray(state["log_actions"], np.uint8), np.cumsum(lengths)[:-1])
         longest = int(lengths.max(initial=0))
@@ -232,6 +231,30 @@ class PongVecEnv:
         if len(pending):
             self.send(pending)
         return frame_diff(self.cur, self.prev)
+
+
+ACTIONS = 6  # Pong's minimal action set: ids 0-5
+MAX_EPISODE_STEPS = 27_000  # 108,000 frames at frameskip 4
+
+
+def check_state(state: dict[str, np.ndarray], n: int, reseed_every: int) -> None:
+    """An env state fits n games and can be replayed: ValueError saying what is wrong.
+    A game's log is never longer than reseed_every plus one episode."""
+    shapes = {"anchor_seed": (n,), "log_lengths": (n,), "ep_return": (n,), "ep_len": (n,), "anchors": ()}
+    for key, shape in shapes.items():
+        if key not in state or np.shape(state[key]) != shape:
+            raise ValueError(f"env state {key} is missing or not of shape {shape} ({n} games)")
+    lengths, log = np.asarray(state["log_lengths"]), np.asarray(state["log_actions"])
+    if lengths.min(initial=0) < 0 or lengths.max(initial=0) > reseed_every + MAX_EPISODE_STEPS:
+        raise ValueError(f"env state logs have lengths outside [0, {reseed_every + MAX_EPISODE_STEPS}]")
+    if log.ndim != 1 or len(log) != lengths.sum():
+        raise ValueError("env state log_actions do not add up to its log_lengths")
+    pending = np.asarray(state.get("pending", np.zeros(0, np.int64)))
+    for key, a in (("log_actions", log), ("pending", pending)):
+        if len(a) and (a.min() < 0 or a.max() >= ACTIONS):
+            raise ValueError(f"env state {key} holds action ids outside 0-{ACTIONS - 1}")
+    if pending.shape not in ((0,), (n,)):
+        raise ValueError(f"env state pending actions are not for {n} games")
 
 
 def replay(backend, seeds: np.ndarray, logs: list[np.ndarray], begin: np.ndarray, cur: np.ndarray,

@@ -1,8 +1,7 @@
 """Pictures: learning curves, what the network sees (frames), what it learned (weights).
 
-Figures are built with matplotlib's object API (`matplotlib.figure.Figure`),
-never pyplot: nothing here selects or switches a backend, so PNGs render
-headless (Agg) and, in a notebook, a returned figure displays inline.
+Figures use matplotlib's object API (`matplotlib.figure.Figure`), never pyplot:
+nothing selects a backend, so PNGs render headless and notebooks show them inline.
 """
 
 from __future__ import annotations
@@ -31,9 +30,7 @@ def _figure(width_in: float, height_in: float):
 
 def save(fig, out: str | Path, dpi: int = DPI) -> Path:
     """Write a figure (format from the file suffix, e.g. .png) -> the path."""
-    out = Path(out)
-    if not out.suffix:
-        out = out.with_suffix(".png")  # `-o curve` writes curve.png, and says so
+    out = Path(out) if Path(out).suffix else Path(out).with_suffix(".png")  # `-o curve` writes curve.png
     kinds = fig.canvas.get_supported_filetypes()
     if out.suffix.lstrip(".").lower() not in kinds:
         raise UserError(f"cannot write a picture to {out}: its name must end in one of "

@@ -126,11 +126,14 @@ def load_run(path: Path, overrides: dict | None = None) -> Run:
                        f"or start a new run from its weights with --init-from {path}")
     try:
         cfg = Config.from_saved({**meta["config"], **(overrides or {})})
-        counters = Counters(**meta["counters"])
-    except (KeyError, TypeError, UserError) as e:
+        counters = checked_counters(meta["counters"])
+    except (KeyError, TypeError, ValueError, UserError) as e:
         raise checkpoint.CheckpointError(f"{path}: damaged run header ({e})") from None
     algo = algos.get(cfg.algo)
-    checkpoint.check_shapes(section(arrays, "learner/params/"), algo.param_shapes(cfg), path)
+    params = section(arrays, "learner/params/")
+    checkpoint.check_shapes(params, algo.param_shapes(cfg), path)
+    checkpoint.check_params(params, (np.dtype(np.float32),), path)
+    checkpoint.check_params(section(arrays, "acting/"), (np.dtype(np.float32),), path)
     rng = np.random.default_rng(cfg.seed)
     learner = algo.learner(cfg, algo.init_params(cfg, rng))
     try:
@@ -139,6 +142,20 @@ def load_run(path: Path, overrides: dict | None = None) -> Run:
     except (KeyError, ValueError, TypeError) as e:
         raise checkpoint.CheckpointError(f"{path}: checkpoint does not fit its config ({e})") from None
     return Run(cfg, learner, collector, counters, section(arrays, "acting/") if cfg.overlap else None)
+
+
+def checked_counters(d: dict) -> Counters:
+    """The counters of a run header, each of its type and in range."""
+    c = Counters(**d)
+    for name in ("episodes", "env_steps", "evals"):
+        v = getattr(c, name)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+            raise ValueError(f"counter {name} must be an integer >= 0, got {v!r}")
+    for name in ("wall_s", "running_reward", "last_return", "best_eval"):
+        v = getattr(c, name)
+        if not (v is None and name != "wall_s") and (isinstance(v, bool) or not isinstance(v, (int, float))):
+            raise ValueError(f"counter {name} must be a number, got {v!r}")
+    return c
 
 
 def init_weights(cfg: Config) -> dict[str, np.ndarray] | None:
