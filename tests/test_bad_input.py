@@ -104,3 +104,15 @@ def test_plot_output_without_a_suffix_writes_png_and_says_so(tmp_path, capsys):
 def test_play_names_the_seed_flag(tmp_path, capsys):
     err = one_line_exit_2(capsys, ["play", "--pretrained", "--seed", "-5", "--video", str(tmp_path / "v.gif")])
     assert "--seed must be >= 0, got -5" in err
+
+
+@pytest.mark.parametrize("eval_csv", ["env_steps,wall_s\n1000,1.0\n", "env_steps,wall_s,mean,std,win_rate\n1000,x,1,0,0\n"])
+def test_plot_of_a_run_whose_eval_csv_is_damaged(tmp_path, capsys, eval_csv):
+    run = tmp_path / "run"
+    run.mkdir()
+    log = CsvLog(run / "metrics.csv", METRIC_COLUMNS)
+    log.write({"episode": 1, "env_steps": 900, "return": -21, "running_reward": -21, "length": 900, "wall_s": 1})
+    log.close()
+    (run / "eval.csv").write_text(eval_csv)
+    err = one_line_exit_2(capsys, ["plot", str(run)])
+    assert "eval.csv" in err and ("lacks the column(s) mean, std, win_rate" in err or "not a number" in err)

@@ -37,9 +37,19 @@ class CsvLog:
         self._f.close()
 
 
-def read_csv(path: str | Path) -> list[dict[str, float]]:
+def read_csv(path: str | Path, columns: list[str] | None = None) -> list[dict[str, float]]:
+    """The rows of a CSV log as numbers; with `columns`, each of them must be there
+    (else UserError naming the file and the column). Empty cells read as NaN."""
     with open(path, newline="") as f:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+        reader = csv.DictReader(f)
+        missing = [c for c in columns or () if c not in (reader.fieldnames or ())]
+        if missing:
+            raise UserError(f"{path} lacks the column(s) {', '.join(missing)}; is it a pongrl log?")
+        try:
+            return [{k: float(v) if v not in ("", None) else float("nan") for k, v in row.items() if k is not None}
+                    for row in reader]
+        except ValueError as e:
+            raise UserError(f"{path} holds a value that is not a number ({e})") from None
 
 
 def truncate_csv(path: str | Path, key: str, last: float) -> None:

@@ -14,7 +14,7 @@ import numpy as np
 from . import algos
 from .errors import UserError
 from .inputs import POOLS, kind_of_width
-from .logger import read_csv
+from .logger import EVAL_COLUMNS, METRIC_COLUMNS, read_csv
 from .preprocess import D, H, W
 
 DPI = 100
@@ -46,11 +46,11 @@ def read_run_curves(run_dir: str | Path) -> tuple[list[dict], list[dict]]:
     metrics = run_dir / "metrics.csv"
     if not metrics.exists():
         raise FileNotFoundError(f"no metrics.csv in {run_dir}")
-    rows = read_csv(metrics)
+    rows = read_csv(metrics, METRIC_COLUMNS)
     if not rows:
         raise UserError(f"{metrics} has no finished episodes yet")
     evals = run_dir / "eval.csv"
-    return rows, (read_csv(evals) if evals.exists() else [])
+    return rows, (read_csv(evals, EVAL_COLUMNS) if evals.exists() else [])
 
 
 def agent_curves(agent_path: str | Path) -> tuple[list[dict], list[dict]]:
