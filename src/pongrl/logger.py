@@ -183,7 +183,10 @@ class Logs:
         self.metrics = CsvLog(run_dir / "metrics.csv", METRIC_COLUMNS)
         self.evals = CsvLog(run_dir / "eval.csv", EVAL_COLUMNS) if cfg.eval_every else None
         self.tb = TensorBoardLog(run_dir, purge_step=c.env_steps if resume else None) if tensorboard else None
-        self.bar = progress_bar(cfg.episodes, c.episodes, "ep", progress)
+        # the bar counts what the run's target counts: episodes, or env steps (--steps alone)
+        self.by_steps = cfg.steps is not None and cfg.episodes is None
+        self.bar = progress_bar(cfg.steps if self.by_steps else cfg.episodes,
+                                c.env_steps if self.by_steps else c.episodes, "step" if self.by_steps else "ep", progress)
         self.start, self.steps0 = time.perf_counter(), c.env_steps
 
     def sps(self, c) -> float:
@@ -199,10 +202,13 @@ class Logs:
     def turn(self, c, new_episodes: int, stats: dict | None) -> None:
         if new_episodes or stats:
             self.scalars({"charts/SPS": self.sps(c), **(stats or {})}, c.env_steps)
+        if self.by_steps and c.env_steps > self.bar.n:
+            self.bar.update(c.env_steps - self.bar.n)
         if new_episodes:
-            self.bar.update(new_episodes)
-            self.bar.set_postfix(steps=str(c.env_steps), sps=f"{self.sps(c):.0f}", ret=c.last_return,
-                                 running=f"{c.running_reward:.2f}")
+            if not self.by_steps:
+                self.bar.update(new_episodes)
+            self.bar.set_postfix(ep=c.episodes, steps=str(c.env_steps), sps=f"{self.sps(c):.0f}",
+                                 ret=c.last_return, running=f"{c.running_reward:.2f}")
 
     def evaluation(self, c, res: dict) -> None:
         self.evals.write({"env_steps": c.env_steps, "wall_s": round(c.wall_s, 3), "mean": res["mean"],
