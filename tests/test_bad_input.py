@@ -116,3 +116,24 @@ def test_plot_of_a_run_whose_eval_csv_is_damaged(tmp_path, capsys, eval_csv):
     (run / "eval.csv").write_text(eval_csv)
     err = one_line_exit_2(capsys, ["plot", str(run)])
     assert "eval.csv" in err and ("lacks the column(s) mean, std, win_rate" in err or "not a number" in err)
+
+
+def test_a_full_disk_is_one_line_exit_2_and_keeps_the_last_checkpoint(tmp_path, capsys, monkeypatch):
+    import errno
+
+    from pongrl import checkpoint
+
+    run = tmp_path / "run"
+    assert main(["train", "--out", str(run), "--steps", "0", "--num-envs", "2", "--hidden", "8", "--no-progress"]) == 0
+    capsys.readouterr()
+    good = (run / "checkpoint.npz").read_bytes()
+    real_save = checkpoint.save
+
+    def full_disk(path, arrays, meta, compress=False):
+        real_save(str(path) + ".partial-never-renamed", arrays, meta)  # some bytes got written, then:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(checkpoint, "save", full_disk)
+    err = one_line_exit_2(capsys, ["train", "--resume", str(run), "--steps", "0", "--no-progress"])
+    assert "No space left on device" in err
+    assert (run / "checkpoint.npz").read_bytes() == good

@@ -251,8 +251,9 @@ def add_show(s: argparse.ArgumentParser) -> None:
     w.set_defaults(func=cmd_show_weights, command="show weights")
 
 
-USER_ERRORS = (UserError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
-"""pongrl's own user errors, and files that are missing or cannot be written where the user said."""
+USER_ERRORS = (UserError, OSError)
+"""pongrl's own user errors, and the system's (a missing file, an unwritable folder, a full disk).
+A checkpoint is written to a temporary file first: after an OSError the last good one is still there."""
 
 
 def main(argv: list[str] | None = None) -> int:

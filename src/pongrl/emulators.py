@@ -13,6 +13,8 @@ the screen to the same 80x80 frames (pongrl.preprocess):
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from .preprocess import preprocess, preprocess_gray
@@ -26,6 +28,14 @@ def gym_module():
     gym.register_envs(ale_py)
     ale_py.ALEInterface.setLoggerMode(ale_py.LoggerMode.Error)  # no start-up banner
     return gym
+
+
+def make(env_id: str, **kwargs):
+    """gymnasium.make, without its warning that an old id (the tutorial's Pong-v0) is out of date:
+    the user chose it."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is out of date", category=DeprecationWarning)
+        return gym_module().make(env_id, **kwargs)
 
 
 # A backend steps N games and resets finished ones by itself, continuing each
@@ -76,8 +86,7 @@ class GymBackend:
     """One gymnasium env per game, stepped in a Python loop (any Pong id)."""
 
     def __init__(self, env_id: str, n: int):
-        gym = gym_module()
-        self.envs = [gym.make(env_id) for _ in range(n)]
+        self.envs = [make(env_id) for _ in range(n)]
         self.frames = np.zeros((n, 80, 80), np.uint8)
 
     def reseed(self, mask: np.ndarray, seeds: np.ndarray) -> np.ndarray:

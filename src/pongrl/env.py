@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .emulators import AleBackend, GymBackend, gym_module, uses_ale_vector
+from .emulators import AleBackend, GymBackend, gym_module, make, uses_ale_vector
 from .errors import UserError
 from .preprocess import D, frame_diff
 
@@ -49,7 +49,7 @@ def check_env_id(env_id: str) -> None:
 def make_env(env_id: str, render_mode: str | None = None):
     """One gymnasium Pong env (RGB observations)."""
     check_env_id(env_id)
-    return gym_module().make(env_id, render_mode=render_mode)
+    return make(env_id, render_mode=render_mode)
 
 
 def env_info(env_id: str) -> dict:
