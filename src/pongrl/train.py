@@ -21,7 +21,7 @@ from pathlib import Path
 from .collector import finished_in_order
 from .config import Config
 from .logger import Logs
-from .runs import Counters, Run, count_episode, evaluate_now, finished_training, open_run, save_run
+from .runs import Run, count_episode, evaluate_now, finished_training, open_run, save_run
 
 
 REPORT_EVERY = 2048  # env steps: the longest a rollout of a batch of episodes goes on without reporting
