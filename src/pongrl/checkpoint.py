@@ -136,7 +136,9 @@ def read_array(zf: zipfile.ZipFile, info: zipfile.ZipInfo, declared, what: str, 
         if nbytes != info.file_size - f.tell():
             raise CheckpointError(f"{what} should hold {nbytes} bytes, its file member holds {info.file_size - f.tell()}")
         data = bytearray(f.read(nbytes))
-    if declared is not None and (len(declared) < 3 or zlib.crc32(data) != declared[2]):
+    if declared is not None and len(declared) < 3:
+        raise CheckpointError(f"{what} has no checksum in its header")
+    if declared is not None and zlib.crc32(data) != declared[2]:
         raise CheckpointError(f"{what} is damaged: its checksum does not match")
     return np.frombuffer(data, dtype).reshape(shape, order="F" if fortran else "C")
 

@@ -207,7 +207,7 @@ class PongVecEnv:
             "pending": np.zeros(0, np.int64) if self.pending is None else self.pending.astype(np.int64),
         }
 
-    def restore(self, state: dict[str, np.ndarray]) -> np.ndarray:
+    def restore(self, state: dict[str, np.ndarray], report=None) -> np.ndarray:
         """Put every game back where `state()` found it: reseed it from its anchor and
         replay its actions. Returns the current inputs (N, 6400)."""
         n = self.num_envs
@@ -217,7 +217,7 @@ class PongVecEnv:
         logs = np.split(np.asarray(state["log_actions"], np.uint8), np.cumsum(lengths)[:-1])
         longest = int(lengths.max(initial=0))
         begin = longest - lengths  # replay step at which each game starts from its anchor
-        replay(self._be, seeds, logs, begin, self.cur, self.prev)
+        replay(self._be, seeds, logs, begin, self.cur, self.prev, report)
         self.anchors = int(state["anchors"])
         self.anchor_seed[:] = seeds
         self.ep_return[:] = state["ep_return"]
@@ -258,10 +258,11 @@ def check_state(state: dict[str, np.ndarray], n: int, reseed_every: int) -> None
 
 
 def replay(backend, seeds: np.ndarray, logs: list[np.ndarray], begin: np.ndarray, cur: np.ndarray,
-           prev: np.ndarray) -> None:
+           prev: np.ndarray, report=None) -> None:
     """Reseed every game from its anchor seed and replay its logged actions, the
     longest log first: game i starts at replay step begin[i], so all end together.
-    Fills cur and prev (N, 80, 80) with the frames where the games now are."""
+    Fills cur and prev (N, 80, 80) with the frames where the games now are.
+    report(k), if given, hears every 1,000 replayed steps (a progress bar)."""
     longest = max((b + len(log) for b, log in zip(begin, logs)), default=0)
     cur[:] = prev[:] = backend.reseed(np.ones(len(seeds), bool), seeds)
     for k in range(longest + 1):
@@ -272,6 +273,8 @@ def replay(backend, seeds: np.ndarray, logs: list[np.ndarray], begin: np.ndarray
             break
         acts = np.array([log[k - b] if k >= b else 0 for log, b in zip(logs, begin)], np.int64)
         frames, _, dones = backend.step(acts)
+        if report is not None and k % 1000 == 999:
+            report(1000)
         going = begin <= k
         prev[going], cur[going] = cur[going], frames[going]
         prev[going & dones] = cur[going & dones]
