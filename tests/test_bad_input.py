@@ -106,6 +106,13 @@ def test_play_names_the_seed_flag(tmp_path, capsys):
     assert "--seed must be >= 0, got -5" in err
 
 
+@pytest.mark.parametrize("suffix", [".mp4", ".gif"])
+def test_play_to_an_unwritable_video_is_one_line_before_the_game(tmp_path, capsys, suffix):
+    (tmp_path / "a_file").write_text("")
+    err = one_line_exit_2(capsys, ["play", "--pretrained", "--video", str(tmp_path / "a_file" / f"v{suffix}")])
+    assert err.startswith("pongrl: error: cannot write the video") and "Not a directory" in err
+
+
 @pytest.mark.parametrize("eval_csv", ["env_steps,wall_s\n1000,1.0\n", "env_steps,wall_s,mean,std,win_rate\n1000,x,1,0,0\n"])
 def test_plot_of_a_run_whose_eval_csv_is_damaged(tmp_path, capsys, eval_csv):
     run = tmp_path / "run"
@@ -137,3 +144,33 @@ def test_a_full_disk_is_one_line_exit_2_and_keeps_the_last_checkpoint(tmp_path, 
     err = one_line_exit_2(capsys, ["train", "--resume", str(run), "--steps", "0", "--no-progress"])
     assert "No space left on device" in err
     assert (run / "checkpoint.npz").read_bytes() == good
+
+
+def test_the_progress_bar_clock_counts_the_time_before_a_resume():
+    from pongrl.logger import progress_bar
+
+    bar = progress_bar(100, 10, "ep", True, before_s=3600.0)
+    try:
+        assert 3600.0 <= bar.format_dict["elapsed"] < 3660.0
+        assert "[1:00:0" in str(bar)  # the bar shows the run's hour
+    finally:
+        bar.close()
+
+
+def test_log_lines_print_above_the_progress_bar_not_glued_to_it(tmp_path):
+    """A Ray worker's death is logged while the bar shows: the line goes through tqdm."""
+    import logging
+
+    from tqdm.contrib.logging import _TqdmLoggingHandler
+
+    from pongrl.config import Config
+    from pongrl.logger import Logs
+    from pongrl.runs import Counters
+
+    pongrl_log = logging.getLogger("pongrl")
+    logs = Logs(tmp_path, Config(), Counters(), resume=False, progress=True, tensorboard=False)
+    try:
+        assert any(isinstance(h, _TqdmLoggingHandler) for h in pongrl_log.handlers)
+    finally:
+        logs.close()
+    assert not any(isinstance(h, _TqdmLoggingHandler) for h in pongrl_log.handlers)

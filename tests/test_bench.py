@@ -320,3 +320,13 @@ def test_same_numbers_finds_this_checkout_identical_to_its_own_head_and_a_change
     params["W2"][0] += 1e-6  # the smallest change of a number shows
     np.savez(tmp_path / "b" / "params.npz", **params)
     assert same_numbers.compare(tmp_path / "a", tmp_path / "b")["parameters"] == "different"
+
+
+@pytest.mark.slow
+def test_resume_time_benchmark_prints_json(tmp_path):
+    p = subprocess.run([sys.executable, str(BENCH / "resume_time.py"), "--steps", "2000"], capture_output=True,
+                       text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    out = json.loads(p.stdout)
+    assert out["benchmark"] == "resume_time" and out["runs"][0]["env_steps"] == 2000
+    assert out["runs"][0]["this_resume_s"] > 0

@@ -162,10 +162,10 @@ def test_check_shapes(good):
         assert word in str(e.value) and "\n" not in str(e.value)
 
 
-# ------------------------------------------------------------------ format 2: declarations, and version 1
+# ------------------------------------------------------------------ declarations, and versions 1 and 2
 def test_every_array_is_declared_in_the_header(good):
     _, meta = load(good)
-    assert meta["version"] == checkpoint.VERSION == 2
+    assert meta["version"] == checkpoint.VERSION == 3
     assert meta["arrays"]["params/W1"][:2] == ["<f4", [4, 10]] and meta["arrays"]["updates"][:2] == ["<i8", []]
     assert all(isinstance(d[2], int) for d in meta["arrays"].values())  # a CRC-32 of each array
 
@@ -207,5 +207,27 @@ def test_version_1_agents_load_and_version_1_runs_say_they_cannot_be_resumed(tmp
         arrays, meta = load(path)
         assert sorted(arrays) == ["params/W1", "params/W2"] and meta["resumable"] == (kind == "agent")
         assert load_agent(path).params["W1"].shape == (4, 6400)
-    with pytest.raises(RunError, match="saved by pongrl 0.1.*--init-from"):
+    with pytest.raises(RunError, match="older pongrl \\(checkpoint version 1\\).*--init-from"):
         load_run(tmp_path / "None.npz")
+
+
+def test_version_2_runs_say_they_cannot_be_resumed_and_their_weights_load(tmp_path):
+    """pongrl 0.2 saved the games as logs of actions to replay; this version saves the
+    emulators' states, so it cannot resume those runs, and says so in one line."""
+    from pongrl.agent import load_agent
+    from pongrl.errors import RunError
+    from pongrl.runs import load_run
+
+    path = tmp_path / "v2.npz"
+    params = {"learner/params/W1": np.ones((4, 6400), np.float32), "learner/params/W2": np.ones(4, np.float32)}
+    save(path, params | {"collector/env0/log_actions": np.zeros(3, np.uint8)},
+         {"kind": "run", "config": {"algo": "reinforce", "hidden": 4}, "counters": {"episodes": 3}})
+    with np.load(path) as z:  # the same file, as version 2 wrote it
+        header = json.loads(str(z["meta"])) | {"version": 2}
+        arrays = {k: z[k] for k in z.files if k != "meta"}
+    np.savez(path, meta=np.array(json.dumps(header)), **arrays)
+    arrays, meta = load(path)
+    assert sorted(arrays) == sorted(params) and not meta["resumable"]
+    assert load_agent(path).params["W1"].shape == (4, 6400)
+    with pytest.raises(RunError, match="older pongrl \\(checkpoint version 2\\).*--init-from"):
+        load_run(path)

@@ -141,3 +141,30 @@ def test_the_undamaged_file_loads_exactly(saved):
             assert np.array_equal(arrays[k], z[k]) and arrays[k].dtype == z[k].dtype, k
     assert json.loads(str(np.load(saved)["meta"]))["arrays"] == meta["arrays"]
     load_run(saved).close()
+
+
+def shorter_game(arrays):
+    arrays["collector/env0/games"] = arrays["collector/env0/games"][:-100]
+    arrays["collector/env0/game_sizes"] = arrays["collector/env0/game_sizes"] - np.eye(
+        len(arrays["collector/env0/game_sizes"]), dtype=np.int64)[0] * 100
+
+
+def garbage_game(arrays):
+    g = arrays["collector/env0/games"].copy()
+    g[:200] = 0xAB  # an emulator state no emulator wrote (its size still adds up)
+    arrays["collector/env0/games"] = g
+
+
+@pytest.mark.parametrize("change, says", [
+    (shorter_game, "cannot be restored"),
+    (garbage_game, "cannot be restored"),
+    (lambda a: a.update({"collector/env0/game_sizes": a["collector/env0/game_sizes"] + 1}), "do not add up"),
+    (lambda a: a.update({"collector/env0/cur": a["collector/env0/cur"] * 2}), "not a binary frame"),
+    (lambda a: a.pop("collector/env0/ep_len"), "ep_len is missing"),
+])
+def test_saved_games_that_do_not_fit_are_refused_on_resume(saved, tmp_path, change, says):
+    """Forged collector states (re-declared, so their checksums hold) are one line, never
+    a crash of the emulator or wrong games."""
+    path = rewritten(saved, tmp_path, lambda arrays, meta: change(arrays))
+    with pytest.raises(CheckpointError, match=says):
+        load_run(path).close()

@@ -130,25 +130,3 @@ def test_every_algorithm_gives_shapes_init_acting_and_a_learner(name):
 def test_an_unknown_algorithm_names_the_known_ones():
     with pytest.raises(KeyError, match="reinforce, ppo"):
         algos.get("dqn")
-
-
-def test_restore_reports_the_steps_it_replays():
-    """Resuming replays the games; the replay reports its progress (pongrl shows a bar
-    when it takes more than a second)."""
-    from pongrl.runs import replay_bar
-
-    cfg = tiny_config(num_envs=2)
-    params = params_of(cfg)
-    a = collector(cfg)
-    try:
-        a.collect(params, steps=2100)
-        arrays = {k: np.array(v) for k, v in a.state().items()}
-    finally:
-        a.close()
-    assert replay_bar(arrays, enabled=False).total == 2100  # the longest log of the group
-    b, seen = collector(cfg, seed=9), []
-    try:
-        b.restore(arrays, seen.append)
-    finally:
-        b.close()
-    assert seen == [1000, 1000]

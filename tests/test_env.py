@@ -1,8 +1,8 @@
-"""env.py: PongVecEnv outputs, episode seeds, backends, and exact save/restore."""
+"""env.py and emulators.py: PongVecEnv outputs, episode seeds, the emulator processes, and exact save/restore."""
 
 from __future__ import annotations
 
-import inspect
+import os
 
 import numpy as np
 import pytest
@@ -33,18 +33,33 @@ def test_episode_seed_ranges_never_meet():
     assert episode_seed(0, 0) != episode_seed(1, 0)
 
 
+class SeedRecorder:
+    """Stands in for emulators.Games: records the seeds the games start from."""
+
+    seen: list[int] = []
+
+    def __init__(self, spec, n, processes):
+        self.n = n
+
+    def reseed(self, mask, seeds):
+        SeedRecorder.seen += [int(v) for v in seeds]
+        return np.zeros((self.n, 80, 80), np.uint8)
+
+
 @pytest.mark.parametrize("split", [TRAIN_SEEDS, EVAL_SEEDS])
 def test_games_are_seeded_from_their_split(split, monkeypatch):
-    monkeypatch.setattr(env_mod, "GymBackend", FakeGames)
-    FakeGames.seeds_seen = []
-    env = PongVecEnv("Pong-v0", 3, seed=4, split=split)
-    env.reset()
-    assert FakeGames.seeds_seen == [episode_seed(4, k, split) for k in range(3)]
+    monkeypatch.setattr(env_mod, "Games", SeedRecorder)
+    SeedRecorder.seen = []
+    PongVecEnv("Pong-v0", 3, seed=4, split=split).reset()
+    assert SeedRecorder.seen == [episode_seed(4, k, split) for k in range(3)]
     lo = 0 if split == TRAIN_SEEDS else 2**30
-    assert all(lo <= s < lo + 2**30 for s in FakeGames.seeds_seen)
+    assert all(lo <= s < lo + 2**30 for s in SeedRecorder.seen)
+    SeedRecorder.seen = []
+    PongVecEnv("Pong-v0", 2, seed=4, split=split, stream=1, streams=3).reset()  # one of 3 envs of a run
+    assert SeedRecorder.seen == [episode_seed(4, k, split) for k in (1, 4)]
 
 
-# ------------------------------------------------------------------ env ids and backends
+# ------------------------------------------------------------------ env ids
 def test_unknown_env_id_raises_env_error_listing_pong_ids():
     with pytest.raises(EnvError) as e:
         PongVecEnv("ALE/Pongg-v5", 1, seed=0)
@@ -54,26 +69,11 @@ def test_unknown_env_id_raises_env_error_listing_pong_ids():
         make_env("Breakout-v0")
 
 
-def test_backend_choice():
-    v5 = PongVecEnv("ALE/Pong-v5", 1, seed=0)
-    v0 = PongVecEnv("Pong-v0", 1, seed=0)
-    forced = PongVecEnv("ALE/Pong-v5", 1, seed=0, backend="gym")
-    try:
-        assert v5.backend_name == "ale"
-        assert v0.backend_name == "gym"  # random frameskip: not possible in AtariVectorEnv
-        assert forced.backend_name == "gym"
-    finally:
-        for e in (v5, v0, forced):
-            e.close()
-    with pytest.raises(ValueError):
-        PongVecEnv("ALE/Pong-v5", 1, seed=0, backend="cuda")
-
-
 # ------------------------------------------------------------------ outputs of a real game
-@pytest.mark.parametrize("backend", ["ale", "gym"])
-def test_outputs_and_zero_inputs_after_reset_and_episode_end(backend):
+@pytest.mark.parametrize("env_id", ["ALE/Pong-v5", "Pong-v0"])
+def test_outputs_and_zero_inputs_after_reset_and_episode_end(env_id):
     n = 2
-    env = PongVecEnv("ALE/Pong-v5", n, seed=1, backend=backend)
+    env = PongVecEnv(env_id, n, seed=1)
     rng = np.random.default_rng(0)
     try:
         x = env.reset()
@@ -121,31 +121,37 @@ def assert_same_outputs(a, b):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", ["ale", "gym"])
-def test_restore_continues_exactly(backend):
-    """Play until one game has ended and started anew (so the games' episodes began at
-    different steps, and the action log passed 1024 rows), save, then compare the
-    continuation with a fresh env restored from the state."""
+@pytest.mark.parametrize("env_id, processes, in_flight", [
+    ("ALE/Pong-v5", 2, False), ("ALE/Pong-v5", 0, True), ("Pong-v0", 2, True)])
+def test_restore_continues_exactly(env_id, processes, in_flight):
+    """Play until one game has ended and started anew, save (with actions in flight:
+    sent, not received), then compare the continuation, over more episode ends, with
+    a fresh env restored from the state."""
     n, rng = 2, np.random.default_rng(5)
-    env = PongVecEnv("ALE/Pong-v5", n, seed=2, backend=backend)
+    env = PongVecEnv(env_id, n, seed=2, processes=processes)
     env.reset()
-    dones_seen, since_done, steps = 0, 0, 0
-    while dones_seen == 0 or since_done < 20 or steps < 1100:
+    dones_seen, since_done = 0, 0
+    while dones_seen == 0 or since_done < 20:
         _, _, d, _ = env.step(random_actions(rng, n))
         dones_seen += int(d.sum())
         since_done = 0 if d.any() else since_done + 1
-        steps += 1
-    state = env.state()
+    if in_flight:
+        env.send(random_actions(rng, n))
+    state = {k: v.copy() for k, v in env.state().items()}
     cur_now = env.cur.copy()
-    actions = [random_actions(rng, n) for _ in range(120)]
+    first = env.recv() if in_flight else None
+    actions = [random_actions(rng, n) for _ in range(1200)]
     expected = run_steps(env, actions)
     env.close()
+    assert sum(len(f) for *_, f in expected) >= 1  # the continuation crosses an episode end
 
-    fresh = PongVecEnv("ALE/Pong-v5", n, seed=2, backend=backend)
+    fresh = PongVecEnv(env_id, n, seed=77, processes=processes)  # another seed: the state decides
     try:
         x0 = fresh.restore(state)
         assert x0.shape == (n, D) and x0.dtype == np.int8
         assert np.array_equal(fresh.cur, cur_now)
+        if in_flight:
+            assert all(np.array_equal(a, b) for a, b in zip(fresh.recv()[:3], first[:3]))
         assert_same_outputs(run_steps(fresh, actions), expected)
     finally:
         fresh.close()
@@ -187,73 +193,188 @@ def test_restore_rejects_state_for_another_number_of_games():
         other.close()
 
 
-# ------------------------------------------------------------------ bookkeeping over long runs (fake games)
-class FakeGames:
-    """A stand-in for the gym backend: deterministic 'games' whose frames depend on the seed
-    and every action since; they restart by themselves when they end (their state goes on),
-    with short and some long episodes. Fast enough for thousands of steps."""
+# ------------------------------------------------------------------ the emulators
+def test_games_do_not_depend_on_the_number_of_processes():
+    rng = np.random.default_rng(3)
+    actions = [random_actions(rng, 3) for _ in range(400)]
+    outputs = []
+    for processes in (0, 1, 3):
+        env = PongVecEnv("ALE/Pong-v5", 3, seed=6, processes=processes)
+        try:
+            env.reset()
+            outputs.append(run_steps(env, actions))
+        finally:
+            env.close()
+    assert_same_outputs(outputs[0], outputs[1])
+    assert_same_outputs(outputs[0], outputs[2])
 
-    seeds_seen: list[int] = []
 
-    def __init__(self, env_id, n):
-        self.n = n
-        self.s = np.zeros(n, np.int64)
-        self.t = np.zeros(n, np.int64)
-        self.limit = np.zeros(n, np.int64)
+@pytest.mark.slow
+def test_without_sticky_actions_the_games_are_ale_py_vector_envs():
+    """With repeat_action_probability 0 nothing random is drawn by pongrl, and its
+    emulation loop (frameskip that stops at a game's end, reset at once) plays
+    exactly ale-py's AtariVectorEnv, over episode ends."""
+    from ale_py.vector_env import AtariVectorEnv
+    from gymnasium.vector import AutoresetMode
 
-    def _frames(self):
-        bits = (self.s[:, None] >> np.arange(31)) & 1
-        frames = np.zeros((self.n, 80, 80), np.uint8)
-        frames[:, 0, :31] = bits
-        frames[:, 40, :31] = 1 - bits
-        return frames
+    from pongrl.emulators import AleGames
+    from pongrl.preprocess import preprocess_gray
 
-    def _new_episode(self, mask):
-        self.t[mask] = 0
-        self.limit[mask] = np.where(self.s[mask] % 7 == 0, 700 + self.s[mask] % 300, 30 + self.s[mask] % 40)
+    n, seeds = 2, np.array([11, 12])
+    spec = {"game": "pong", "frameskip": 4, "repeat_action_probability": 0.0, "max_num_frames_per_episode": 108_000}
+    ours = AleGames(spec, n)
+    theirs = AtariVectorEnv("pong", n, num_threads=1, img_height=210, img_width=160, grayscale=True, stack_num=1,
+                            maxpool=False, frameskip=4, repeat_action_probability=0.0, noop_max=0,
+                            reward_clipping=False, use_fire_reset=False, episodic_life=False,
+                            autoreset_mode=AutoresetMode.SAME_STEP)
+    try:
+        obs, _ = theirs.reset(seed=seeds)
+        assert np.array_equal(ours.seed(seeds), preprocess_gray(obs[:, 0]))
+        rng, ends = np.random.default_rng(0), 0
+        for t in range(2500):
+            a = rng.integers(0, 6, n)
+            frames, rewards, dones = ours.step(a)
+            obs, r, term, trunc, _ = theirs.step(a.astype(np.int32))
+            assert np.array_equal(frames, preprocess_gray(obs[:, 0])), f"frames differ at step {t}"
+            assert np.array_equal(rewards, r) and np.array_equal(dones, term | trunc), f"step {t}"
+            ends += int(dones.sum())
+        assert ends >= 2
+    finally:
+        theirs.close()
 
-    def reseed(self, mask, seeds):
-        FakeGames.seeds_seen += [int(v) for v in seeds]
-        self.s[mask] = seeds
-        self._new_episode(mask)
-        return self._frames()
 
-    def send(self, actions):
-        self._actions = actions
+class RecordingAle:
+    """Stands in for an ALEInterface: records the action of every frame; the game ends
+    after `length` frames."""
 
-    def recv(self):
-        return self.step(self._actions)
+    def __init__(self, length=10**9):
+        self.frames, self.length, self.t, self.resets = [], length, 0, 0
 
-    def step(self, actions):
-        self.s = (self.s * 1103515245 + np.asarray(actions, np.int64) + 12345) % 2**31
+    def act(self, action):
+        self.frames.append(action)
         self.t += 1
-        rewards = np.where(self.s % 17 == 0, 1.0, np.where(self.s % 19 == 0, -1.0, 0.0)).astype(np.float32)
-        dones = self.t >= self.limit
-        self.s[dones] ^= 0x5BD1E995
-        self._new_episode(dones)
-        return self._frames(), rewards, dones
+        return 0
 
-    def close(self):
-        pass
+    def game_over(self):
+        return self.t >= self.length
+
+    def reset_game(self):
+        self.t, self.resets = 0, self.resets + 1
+
+    def getScreenGrayscale(self, out):
+        out[...] = 0
 
 
-def test_restore_is_exact_over_thousands_of_steps(monkeypatch):
-    monkeypatch.setattr(env_mod, "GymBackend", FakeGames)
-    n, rng = 3, np.random.default_rng(8)
-    # re-anchor often where the env supports it, so restore starts from several anchors
-    extra = {"reseed_every": 300} if "reseed_every" in inspect.signature(PongVecEnv).parameters else {}
-    env = PongVecEnv("Pong-v0", n, seed=3, **extra)
-    env.reset()
-    episodes = 0
-    for play in (700, 800, 1600):  # the action log (1024 rows at first) fills up on the way
-        for _ in range(play):
-            episodes += len(env.step(random_actions(rng, n))[3])
-        state = {k: np.copy(v) for k, v in env.state().items()}
-        actions = [random_actions(rng, n) for _ in range(300)]
-        expected = run_steps(env, actions)
-        fresh = PongVecEnv("Pong-v0", n, seed=3, **extra)
-        fresh.restore(state)
-        assert_same_outputs(run_steps(fresh, actions), expected)
-        for k, v in env.state().items():
-            assert np.array_equal(fresh.state()[k], v), k
-    assert episodes > 50
+def fake_games(spec, ales):
+    from pongrl.emulators import AleGames
+
+    games = AleGames(spec, len(ales))
+    games.ales, games.action_set = ales, list(range(6))
+    games.rngs = [np.random.default_rng([i, 7]) for i in range(len(ales))]
+    return games
+
+
+def test_sticky_actions_keep_the_last_frames_action_with_their_probability():
+    ale = RecordingAle()
+    games = fake_games({"frameskip": 4, "repeat_action_probability": 0.25}, [ale])
+    steps = 4000
+    for k in range(steps):
+        games.step(np.array([1 + k % 2]))  # alternate 1 and 2: a kept action shows
+    frames = np.array(ale.frames).reshape(steps, 4)
+    asked = 1 + np.arange(steps) % 2
+    first_kept = frames[1:, 0] != asked[1:]  # the first frame kept the previous step's last action
+    assert abs(first_kept.mean() - 0.25) < 0.03
+    assert np.array_equal(frames[1:, 0][first_kept], frames[:-1, 3][first_kept])
+    # later frames: once a frame takes the new action, the rest of the step keeps it
+    took = frames == asked[:, None]
+    assert not (took[:, :-1] & ~took[:, 1:]).any()
+
+
+def test_a_game_end_stops_the_frameskip_and_the_next_game_starts_with_noop():
+    ale = RecordingAle(length=6)
+    games = fake_games({"frameskip": 4, "repeat_action_probability": 1.0}, [ale])  # always keep
+    games.last[0] = 3
+    _, _, d1 = games.step(np.array([2]))
+    _, _, d2 = games.step(np.array([2]))
+    assert ale.frames == [3, 3, 3, 3, 3, 3] and not d1[0] and d2[0]  # stopped after 2 frames
+    games.step(np.array([2]))
+    assert ale.frames[6:] == [0, 0, 0, 0]  # a reset game's last action is NOOP
+
+
+def test_random_frameskip_of_the_tutorials_env():
+    ale = RecordingAle()
+    games = fake_games({"frameskip": [2, 5], "repeat_action_probability": 0.0}, [ale])
+    counts = []
+    for _ in range(600):
+        before = len(ale.frames)
+        games.step(np.array([0]))
+        counts.append(len(ale.frames) - before)
+    assert set(counts) == {2, 3, 4}
+
+
+def test_a_game_marked_minus_one_is_not_stepped():
+    ales = [RecordingAle(), RecordingAle()]
+    games = fake_games({"frameskip": 4, "repeat_action_probability": 0.0}, ales)
+    games.step(np.array([-1, 2]))
+    assert ales[0].frames == [] and ales[1].frames == [2, 2, 2, 2]
+
+
+def test_emulator_process_errors_and_exits():
+    from pongrl.emulators import Games
+
+    spec = {"game": "pong", "frameskip": 4, "repeat_action_probability": 0.25}
+    games = Games(spec, 2, processes=1)
+    child = games.parts[0].proc
+    try:
+        assert os.getsid(child.pid) != os.getsid(0)  # its own session: Ctrl-C reaches only the parent
+        games.reseed(np.ones(2, bool), np.array([1, 2]))
+        games.send(np.array([9, 0]))  # no such action id: the child's error comes back
+        with pytest.raises(RuntimeError, match="an emulator process failed"):
+            games.recv()
+        with pytest.raises(ValueError, match="cannot be restored"):
+            games.restore({"games": np.zeros(100, np.uint8), "game_sizes": np.array([50, 50])})
+        child.kill()
+        child.wait()
+        with pytest.raises(RuntimeError, match="stopped"):
+            games.step(np.array([0, 0]))
+    finally:
+        games.close()
+    orphan = Games(spec, 1, processes=1).parts[0]  # the parent's pipes close, as after kill -9
+    orphan.out.close()
+    assert orphan.proc.wait(timeout=30) == 0
+
+
+def test_a_game_given_minus_one_stands_still():
+    env = PongVecEnv("ALE/Pong-v5", 2, seed=4, processes=0)
+    try:
+        env.reset()
+        rng = np.random.default_rng(0)
+        for _ in range(40):
+            env.step(random_actions(rng, 2))
+        frame, lengths = env.cur[0].copy(), env.ep_len.copy()
+        x, r, d, _ = env.step(np.array([-1, 2]))
+        assert np.array_equal(env.cur[0], frame) and not x[0].any() and r[0] == 0 and not d[0]
+        assert list(env.ep_len - lengths) == [0, 1]
+    finally:
+        env.close()
+
+
+def test_evaluation_steps_only_the_games_still_playing(monkeypatch):
+    """3 games on 2 slots: slot 1 plays one game, then stands still while slot 0 plays its second."""
+    from conftest import tiny_config
+
+    from pongrl import algos
+    from pongrl.agent import Agent
+    from pongrl.evaluate import evaluate
+
+    cfg = tiny_config()
+    agent = Agent(cfg, algos.get(cfg.algo).init_params(cfg, np.random.default_rng(0)))
+    sent = []
+    real_send = PongVecEnv.send
+    monkeypatch.setattr(PongVecEnv, "send", lambda self, a: (sent.append(np.array(a)), real_send(self, a))[1])
+    res = evaluate(agent, games=3, num_envs=2)
+    sent = np.array(sent)  # (steps, 2)
+    assert res["games"] == 3
+    still = np.flatnonzero(sent[:, 1] == -1)
+    assert len(still) > 100 and still[-1] == len(sent) - 1 and np.all(np.diff(still) == 1)
+    assert (sent[:, 0] >= 0).all()

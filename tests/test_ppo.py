@@ -557,7 +557,7 @@ def test_train_resume_equals_uninterrupted_run(tmp_path, groups, overlap, hidden
     a, meta_a = checkpoint.load(tmp_path / "full" / "checkpoint.npz")
     b, meta_b = checkpoint.load(tmp_path / "part" / "checkpoint.npz")
     assert sorted(a) == sorted(b) and int(a["learner/updates"]) == 4  # rollouts are played whole
-    assert f"collector/env{groups - 1}/anchors" in a and f"collector/env{groups}/anchors" not in a
+    assert f"collector/env{groups - 1}/games" in a and f"collector/env{groups}/games" not in a
     assert ("acting/W1" in a) == overlap
     for k in a:
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)

@@ -68,7 +68,7 @@ def assert_same_rollouts(a, b):
 def local_twin(cfg, index):
     """Worker `index`'s games and generator, as a collector in this process."""
     algo = algos.get(cfg.algo)
-    env = PongVecEnv(cfg.env_id, cfg.num_envs, cfg.seed, stream=index, streams=cfg.workers, num_threads=1)
+    env = PongVecEnv(cfg.env_id, cfg.num_envs, cfg.seed, stream=index, streams=cfg.workers, processes=1)
     collector = Collector([env], algo.act, algo.bootstrap, np.random.default_rng([cfg.seed, index]))
     collector.reset()
     return collector
@@ -147,7 +147,7 @@ def test_two_workers_write_a_run_and_resume_exactly(ray_cluster, tmp_path, algo)
     assert s["env_steps"] == rounds[0] * r and not s["interrupted"]
     arrays, meta = ckpt(a)
     assert list(arrays["collector/alive"]) == [0, 1]
-    assert {"collector/worker0/env0/log_actions", "collector/worker1/env0/log_actions"} <= set(arrays)
+    assert {"collector/worker0/env0/games", "collector/worker1/env0/games"} <= set(arrays)
     assert meta["config"]["workers"] == 2
 
     rc = main(["train", "--resume", str(a), "--ray", "local", "--steps", str(rounds[1] * r), "--no-progress"])

@@ -37,11 +37,12 @@ def agent_file(tmp_path, name="agent.npz", **cfg) -> tuple:
 
 
 def expected_mosaic_size(units: int, halves: int) -> tuple[int, int]:
-    """(rows, cols) in pixels of the weights mosaic: near-square grid, 1-px gaps."""
-    tile_w = 80 * halves
+    """(rows, cols) in pixels of the weights mosaic: near-square grid, 1-px gaps
+    (8 px where a unit is several panels)."""
+    tile_w, gap = 80 * halves, 1 if halves == 1 else 8
     cols = math.ceil(math.sqrt(units * 80 / tile_w))
     rows = math.ceil(units / cols)
-    return rows * 81 - 1, cols * (tile_w + 1) - 1
+    return rows * (80 + gap) - gap, cols * (tile_w + gap) - gap
 
 
 # ------------------------------------------------------------------ frames

@@ -12,8 +12,9 @@ The file is written to a temporary name in the same folder, flushed to disk
 checkpoint or the new one, whole.
 
 Format versions: 1 (pongrl 0.1) saved no declarations and checkpointed PPO
-mid-rollout; `migrate` reads its agents and parameters, and says that its
-runs cannot be resumed.
+mid-rollout; 2 (pongrl 0.2) saved the games as action logs to replay.
+`migrate` reads their agents and parameters, and says that their runs cannot
+be resumed.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ import numpy as np
 from .errors import UserError
 
 FORMAT = "pongrl-checkpoint"
-VERSION = 2
+VERSION = 3
+DECLARED = (2, 3)  # versions whose header declares every array
 
 
 class CheckpointError(UserError):
@@ -92,13 +94,13 @@ def load(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
         with zipfile.ZipFile(path) as zf:
             members = {i.filename.removesuffix(".npy"): i for i in zf.infolist()}
             meta = read_meta(zf, members.pop("meta", None), path)
-            declared = meta.get("arrays") if meta.get("version") == VERSION else {k: None for k in members}
+            declared = meta.get("arrays") if meta.get("version") in DECLARED else {k: None for k in members}
             if not isinstance(declared, dict) or set(declared) != set(members):
                 raise CheckpointError(f"{path}: its arrays do not match its header's list of them")
             arrays = {k: read_array(zf, members[k], declared[k], f"{path}: array {k!r}") for k in sorted(members)}
     except (zipfile.BadZipFile, ValueError, OSError, EOFError, zlib.error) as e:
         raise CheckpointError(f"{path} is not a readable pongrl checkpoint ({type(e).__name__}: {e})") from None
-    if meta.get("version") == 1:
+    if meta.get("version") != VERSION:
         arrays, meta = migrate(arrays, meta)
     return arrays, meta
 
@@ -113,7 +115,7 @@ def read_meta(zf: zipfile.ZipFile, info: zipfile.ZipInfo | None, path) -> dict:
         raise CheckpointError(f"{path} has a damaged header") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a pongrl checkpoint")
-    if meta.get("version") not in (1, VERSION):
+    if meta.get("version") not in (1, *DECLARED):
         raise CheckpointError(f"{path} has checkpoint version {meta.get('version')}, this pongrl reads {VERSION}")
     return meta
 
@@ -150,11 +152,12 @@ def declaration(a: np.ndarray) -> list:
 
 
 def migrate(arrays: dict[str, np.ndarray], meta: dict) -> tuple[dict[str, np.ndarray], dict]:
-    """A version-1 checkpoint as version 2: its parameters, config and counters.
-    Its run state (mid-rollout buffers, the games) is left out: `resumable` False."""
-    kept = {k: v for k, v in arrays.items() if k.startswith("params/")}
+    """An older checkpoint as this version: its parameters, config and counters.
+    A run's state (the games, mid-rollout buffers) is left out: `resumable` False."""
+    kept = {k: v for k, v in arrays.items() if k.startswith(("params/", "learner/params/"))}
     declared = {k: declaration(v) for k, v in kept.items()}
-    return kept, {**meta, "version": VERSION, "arrays": declared, "resumable": meta.get("kind") == "agent"}
+    return kept, {**meta, "version": VERSION, "arrays": declared, "resumable": meta.get("kind") == "agent",
+                  "saved_version": meta.get("version")}
 
 
 def check_shapes(arrays: dict[str, np.ndarray], expected: dict[str, tuple], path: str | Path) -> None:

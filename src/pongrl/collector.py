@@ -127,13 +127,12 @@ class Collector:
                 out |= {f"pending{g}/{k}": np.asarray(v) for k, v in extras.items()}
         return out
 
-    def restore(self, s: dict[str, np.ndarray], report=None) -> None:
-        """Put the collector back where `state()` found it; the games are replayed
-        (report(steps), if given, hears how many as they go)."""
+    def restore(self, s: dict[str, np.ndarray]) -> None:
+        """Put the collector back where `state()` found it, its games included."""
         self.next_group, self.turns = int(s["next_group"]), int(s["turns"])
         set_rng_state(self.rng, s["rng"])
         for g, env in enumerate(self.envs):
-            self.x[g] = env.restore(section(s, f"env{g}/"), report)
+            self.x[g] = env.restore(section(s, f"env{g}/"))
             p = section(s, f"pending{g}/")
             if env.pending is not None:
                 xs = SparseRows(p.pop("x/indptr"), p.pop("x/cols"), p.pop("x/vals"))

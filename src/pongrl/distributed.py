@@ -110,7 +110,7 @@ class Worker:
         threadpool_limits(1)  # its matrices are small; one BLAS thread per worker, one worker per CPU
         c = Config.from_dict(cfg)
         algo = algos.get(c.algo)
-        env = PongVecEnv(c.env_id, c.num_envs, c.seed, stream=index, streams=c.workers, num_threads=1)
+        env = PongVecEnv(c.env_id, c.num_envs, c.seed, stream=index, streams=c.workers, processes=1)
         self.collector = Collector([env], algo.act, algo.bootstrap, np.random.default_rng([c.seed, index]))
         self.index = index
 

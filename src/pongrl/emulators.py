@@ -1,14 +1,19 @@
-"""The emulators behind `PongVecEnv`: two backends that step N Pong games.
+"""The emulators behind `PongVecEnv`: N Pong games, in child processes.
 
-A backend steps N games and resets finished ones by itself, continuing each
-game's own RNG (no seed: a seeded reset reloads the ROM, ~90 ms). `reseed`
-starts a new episode in the masked games from the given seeds. Both binarise
-the screen to the same 80x80 frames (pongrl.preprocess):
+Each game is one ale-py ALEInterface. `Games` splits N games over child
+processes (`emulator_process`), which step while the learner works: seeding
+(`reseed`: a seeded start reloads the ROM, ~0.2 s a game), stepping, and
+saving and restoring every game's whole state. A finished game is reset at
+once and goes on with its own random streams. Screens are read in grayscale
+and binarised to the tutorial's 80x80 frames (pongrl.preprocess).
 
-- `AleBackend`: ale-py's `AtariVectorEnv` (C++ threads, grayscale frames), for
-  envs with a fixed frameskip (ALE/Pong-v5, PongNoFrameskip-v4, ...);
-- `GymBackend`: one `gymnasium.make` env per game, stepped in a loop; for envs
-  such as the tutorial's Pong-v0, whose frameskip is random.
+pongrl draws the env's randomness itself, per game: sticky actions (with
+probability repeat_action_probability a frame keeps the previous frame's
+action, as ALE does) and, for envs such as the tutorial's Pong-v0, the random
+frameskip. ALE's own sticky actions remember the last action outside the state
+it can save; these are saved with the game, so a restored game goes on exactly.
+
+In `send`/`step`, an action id of -1 leaves that game as it is.
 """
 
 from __future__ import annotations
@@ -17,7 +22,12 @@ import warnings
 
 import numpy as np
 
-from .preprocess import preprocess, preprocess_gray
+from .checkpoint import rng_state, set_rng_state
+from .emulator_process import FRAME, GamesProcess, decode_states, encode_states, handle
+from .preprocess import preprocess_gray
+
+STICKY_STREAM = 7  # the sticky-action generator of a game seeded s is default_rng([s, 7])
+TAIL = 56  # bytes after the ALE state in a saved game: the generator (6 uint64) and the last action
 
 
 def gym_module():
@@ -38,84 +48,183 @@ def make(env_id: str, **kwargs):
         return gym_module().make(env_id, **kwargs)
 
 
-# A backend steps N games and resets finished ones by itself, continuing each
-# game's own RNG (no seed: a seeded reset reloads the ROM, ~90 ms). `reseed`
-# starts a new episode in the masked games from the given seeds.
-class AleBackend:
-    """`AtariVectorEnv` with raw 210x160 grayscale frames and no extra wrappers."""
+# --------------------------------------------------------------------------- ALE games
+class AleGames:
+    """k Pong games, one ALEInterface each, stepped in a loop (the work of one emulator process).
 
-    def __init__(self, spec_kwargs: dict, n: int, num_threads: int):
-        from ale_py.vector_env import AtariVectorEnv
-        from gymnasium.vector import AutoresetMode
+    Like ale-py's envs: grayscale screens, sticky actions drawn every frame, the
+    frameskip (fixed, or drawn from [lo, hi) every step), a frameskip that stops
+    at the end of a game, and a finished game reset at once."""
 
-        self.env = AtariVectorEnv(
-            spec_kwargs.get("game", "pong"), n, num_threads=num_threads,
-            img_height=210, img_width=160, grayscale=True, stack_num=1, maxpool=False,
-            frameskip=int(spec_kwargs.get("frameskip", 4)),
-            repeat_action_probability=float(spec_kwargs.get("repeat_action_probability", 0.25)),
-            max_num_frames_per_episode=int(spec_kwargs.get("max_num_frames_per_episode", 108_000)),
-            noop_max=0, reward_clipping=False, use_fire_reset=False, episodic_life=False,
-            autoreset_mode=AutoresetMode.SAME_STEP,
-        )
+    def __init__(self, spec: dict, k: int):
+        import ale_py
+        from ale_py import roms
+
+        ale_py.ALEInterface.setLoggerMode(ale_py.LoggerMode.Error)
+        self.rom = roms.get_rom_path(spec.get("game", "pong"))
+        skip = spec.get("frameskip", 4)
+        self.skip = (int(skip), int(skip) + 1) if isinstance(skip, int) else (int(skip[0]), int(skip[1]))
+        self.sticky = float(spec.get("repeat_action_probability", 0.25))
+        self.ales = [ale_py.ALEInterface() for _ in range(k)]
+        for ale in self.ales:
+            ale.setFloat("repeat_action_probability", 0.0)  # drawn here, see the module's docstring
+            ale.setInt("max_num_frames_per_episode", int(spec.get("max_num_frames_per_episode", 108_000)))
+        self.n = k
+        self.rngs = [np.random.default_rng(0) for _ in range(k)]
+        self.last = np.zeros(k, np.int64)  # action id of each game's last frame (0: NOOP after a reset)
+        self.loaded = np.zeros(k, bool)
+        self.screens = np.zeros((k, 210, 160), np.uint8)
+        self.action_set = None
+
+    def _load(self, i: int, seed: int) -> None:
+        ale = self.ales[i]
+        ale.setInt("random_seed", int(seed))
+        ale.loadROM(self.rom)
+        ale.reset_game()
+        self.rngs[i], self.last[i], self.loaded[i] = np.random.default_rng([seed, STICKY_STREAM]), 0, True
+        if self.action_set is None:
+            self.action_set = ale.getMinimalActionSet()
+
+    def seed(self, seeds: np.ndarray) -> np.ndarray:
+        """Start a new game from seeds[i] where it is >= 0 -> frames (k, 80, 80)."""
+        for i in np.flatnonzero(seeds >= 0):
+            self._load(int(i), int(seeds[i]))
+            self.ales[i].getScreenGrayscale(self.screens[i])
+        return preprocess_gray(self.screens)
+
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One agent step of every game whose action id is >= 0."""
+        rewards, dones = np.zeros(self.n, np.float32), np.zeros(self.n, bool)
+        for i in np.flatnonzero(actions >= 0):
+            rewards[i], dones[i] = self._step_one(i, int(actions[i]))
+            self.ales[i].getScreenGrayscale(self.screens[i])
+        return preprocess_gray(self.screens), rewards, dones
+
+    def _step_one(self, i: int, action: int) -> tuple[float, bool]:
+        ale, rng = self.ales[i], self.rngs[i]
+        frames = self.skip[0] if self.skip[1] == self.skip[0] + 1 else int(rng.integers(*self.skip))
+        keep = rng.random(frames) < self.sticky  # (frames,): this frame keeps the last frame's action
+        r = 0
+        for f in range(frames):
+            if not keep[f]:
+                self.last[i] = action
+            r += ale.act(self.action_set[self.last[i]])
+            if ale.game_over():
+                ale.reset_game()
+                self.last[i] = 0
+                return r, True
+        return r, False
+
+    def states(self) -> list[bytes]:
+        """Every game's whole state: the emulator's, its generator and its last action."""
+        return [ale.cloneState(include_rng=True).serialize() + rng_state(rng).tobytes() + self.last[i:i + 1].tobytes()
+                for i, (ale, rng) in enumerate(zip(self.ales, self.rngs))]
+
+    def set_states(self, states: list[bytes]) -> None:
+        import ale_py
+
+        for i, s in enumerate(states):
+            if len(s) <= TAIL:
+                raise ValueError(f"a saved game has {len(s)} bytes, too few for a game")
+            if not self.loaded[i]:
+                self._load(i, 0)
+            self.ales[i].restoreState(ale_py.ALEState(s[:-TAIL]))
+            set_rng_state(self.rngs[i], np.frombuffer(s[-TAIL:-8], np.uint64))
+            self.last[i] = np.frombuffer(s[-8:], np.int64)[0]
+            if not 0 <= self.last[i] < len(self.action_set):
+                raise ValueError(f"a saved game's last action {self.last[i]} is not an action id")
+
+
+class LocalGames:
+    """`GamesProcess`'s interface over games in this process (no child)."""
+
+    def __init__(self, spec: dict, k: int):
+        self.games, self.k, self._reply = AleGames(spec, k), k, b""
+
+    def send(self, command: bytes, payload: bytes = b"") -> None:
+        self._reply = handle(self.games, command, payload)
+
+    def reply(self) -> bytes:
+        return self._reply
+
+    def close(self) -> None:
+        pass
+
+
+class Games:
+    """N ALE games split over `processes` child processes (0: stepped in this process)."""
+
+    def __init__(self, spec_kwargs: dict, n: int, processes: int):
+        bounds = np.linspace(0, n, max(processes, 1) + 1).astype(int)
+        self.slices = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+        make_part = GamesProcess if processes > 0 else LocalGames
+        self.parts = []
+        try:
+            for s in self.slices:
+                self.parts.append(make_part(spec_kwargs, s.stop - s.start))
+        except BaseException:
+            self.close()
+            raise
         self.n = n
+        self.frames = np.zeros((n, 80, 80), np.uint8)
+
+    def _ask(self, command: bytes, payloads: list[bytes]) -> list[bytes]:
+        for part, p in zip(self.parts, payloads):
+            part.send(command, p)
+        return [part.reply() for part in self.parts]
 
     def reseed(self, mask: np.ndarray, seeds: np.ndarray) -> np.ndarray:
-        if mask.all():
-            obs, _ = self.env.reset(seed=seeds.astype(np.int64))
-        else:
-            obs, _ = self.env.reset(seed=seeds.astype(np.int64), options={"reset_mask": mask})
-        return preprocess_gray(obs[:, 0])
+        full = np.full(self.n, -1, np.int64)
+        full[mask] = seeds
+        for s, r in zip(self.slices, self._ask(b"r", [full[s].tobytes() for s in self.slices])):
+            self.frames[s] = np.frombuffer(r, np.uint8).reshape(-1, 80, 80)
+        return self.frames.copy()
 
     def send(self, actions: np.ndarray) -> None:
-        """Start stepping; the emulator threads run while Python does other work."""
-        self.env.send(actions.astype(np.int32))
+        """Start stepping; the emulator processes run while Python does other work."""
+        a = np.asarray(actions).astype(np.int8)
+        for part, s in zip(self.parts, self.slices):
+            part.send(b"s", a[s].tobytes())
 
     def recv(self):
-        obs, r, term, trunc, _ = self.env.recv()
-        return preprocess_gray(obs[:, 0]), r.astype(np.float32), term | trunc
+        rewards, dones = np.zeros(self.n, np.float32), np.zeros(self.n, bool)
+        for part, s in zip(self.parts, self.slices):
+            r, k = part.reply(), s.stop - s.start
+            self.frames[s] = np.frombuffer(r[:k * FRAME], np.uint8).reshape(k, 80, 80)
+            rewards[s] = np.frombuffer(r[k * FRAME:k * FRAME + 4 * k], np.float32)
+            dones[s] = np.frombuffer(r[k * FRAME + 4 * k:], np.bool_)
+        return self.frames.copy(), rewards, dones
 
     def step(self, actions: np.ndarray):
         self.send(actions)
         return self.recv()
 
-    def close(self) -> None:
-        self.env.close()
+    def state(self) -> dict[str, np.ndarray]:
+        states = [st for r, s in zip(self._ask(b"g", [b""] * len(self.parts)), self.slices)
+                  for st in decode_states(r, s.stop - s.start)]
+        return states_to_arrays(states)
 
-
-class GymBackend:
-    """One gymnasium env per game, stepped in a Python loop (any Pong id)."""
-
-    def __init__(self, env_id: str, n: int):
-        self.envs = [make(env_id) for _ in range(n)]
-        self.frames = np.zeros((n, 80, 80), np.uint8)
-
-    def reseed(self, mask: np.ndarray, seeds: np.ndarray) -> np.ndarray:
-        for i, s in zip(np.flatnonzero(mask), seeds):
-            obs, _ = self.envs[i].reset(seed=int(s))
-            self.frames[i] = preprocess(obs)
-        return self.frames.copy()
-
-    def send(self, actions: np.ndarray) -> None:
-        self._actions = actions
-
-    def recv(self):
-        return self.step(self._actions)
-
-    def step(self, actions: np.ndarray):
-        n = len(self.envs)
-        rewards, dones = np.zeros(n, np.float32), np.zeros(n, bool)
-        for i, (env, a) in enumerate(zip(self.envs, actions)):
-            obs, r, term, trunc, _ = env.step(int(a))
-            rewards[i], dones[i] = r, term or trunc
-            if dones[i]:
-                obs, _ = env.reset()  # the game's RNG goes on: deterministic, and no ROM reload
-            self.frames[i] = preprocess(obs)
-        return self.frames.copy(), rewards, dones
+    def restore(self, state: dict[str, np.ndarray]) -> None:
+        states = arrays_to_states(state, self.n)
+        try:
+            self._ask(b"p", [encode_states(states[s]) for s in self.slices])
+        except (RuntimeError, ValueError) as e:  # RuntimeError: from a child process, or from ale-py here
+            raise ValueError(f"the saved games cannot be restored ({str(e).splitlines()[-1]})") from None
 
     def close(self) -> None:
-        for e in self.envs:
-            e.close()
+        for part in self.parts:
+            part.close()
 
 
-def uses_ale_vector(spec_kwargs: dict) -> bool:
-    return isinstance(spec_kwargs.get("frameskip", 4), int) and not spec_kwargs.get("full_action_space", False)
+def states_to_arrays(states: list[bytes]) -> dict[str, np.ndarray]:
+    """Emulator states as arrays: all bytes, and each game's size."""
+    return {"games": np.frombuffer(b"".join(states), np.uint8).copy(),
+            "game_sizes": np.array([len(s) for s in states], np.int64)}
+
+
+def arrays_to_states(state: dict[str, np.ndarray], n: int) -> list[bytes]:
+    sizes, data = np.asarray(state["game_sizes"]), np.asarray(state["games"])
+    if sizes.shape != (n,) or data.ndim != 1 or (sizes < 1).any() or sizes.sum() != len(data):
+        raise ValueError(f"the saved games do not add up to {n} emulator states")
+    ends = np.cumsum(sizes)
+    return [data[e - s:e].tobytes() for s, e in zip(sizes, ends)]

@@ -2,18 +2,13 @@
 
 `PongVecEnv` steps N Pong games at once and returns, for every game, the
 tutorial's input: the difference of two consecutive 80x80 binary frames, as
-int8. Two backends binarise the screen to the same frames (a test checks the
-grayscale rule against the tutorial's channel-0 rule), though their sticky-action
-random streams differ, so one seed gives different games on each:
+int8. The games run in child processes (pongrl.emulators) that step while the
+learner works, with the settings of the env id's gymnasium spec (frameskip,
+sticky actions); a test checks the grayscale binarisation against the
+tutorial's channel-0 rule.
 
-- "ale": ale-py's `AtariVectorEnv` (C++ threads, grayscale frames), used when
-  the env has a fixed frameskip (ALE/Pong-v5, PongNoFrameskip-v4, ...);
-- "gym": one `gymnasium.make` env per game, stepped in a loop; used for envs
-  such as the tutorial's Pong-v0, whose frameskip is random.
-
-Every episode is reset with its own seed, drawn from a counter, so a run can be
-restored exactly: `state()` records each game's episode seed and the actions
-taken since, and `restore()` resets and replays them.
+Each game is seeded once, from a counter, and `state()` saves every game's
+whole emulator state, so a run is restored exactly and at once.
 """
 
 from __future__ import annotations
@@ -23,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .emulators import AleBackend, GymBackend, gym_module, make, uses_ale_vector
+from .emulators import Games, gym_module, make
 from .errors import UserError
 from .preprocess import D, frame_diff
 
@@ -88,68 +83,40 @@ class Finished:
 class PongVecEnv:
     """N Pong games in lockstep, returning flat int8 difference frames (N, 6400).
 
-    Each game is seeded at an *anchor*: at the start, and then at the first
-    episode end after it has played `reseed_every` steps since its last anchor.
-    In between, finished games restart from their own RNG. The anchor schedule
-    depends only on step counts, so the games are a pure function of the run's
-    seed and the actions; `state()` keeps each game's anchor seed and actions
-    since, and `restore()` replays them (at most ~reseed_every steps per game).
+    Game i is seeded once, by `reset()`, with the run's episode seed number
+    i * streams + stream (several envs of one run draw disjoint seeds); its
+    later episodes continue the game's own random stream. So the games are a
+    pure function of the seed and the actions. `state()` keeps every game's
+    whole emulator state, random stream included, and `restore()` puts it back
+    as it was, in about the time it takes to start the games.
     """
 
     def __init__(self, env_id: str, num_envs: int, seed: int, split: int = TRAIN_SEEDS,
-                 backend: str = "auto", num_threads: int | None = None, reseed_every: int = 20_000,
-                 stream: int = 0, streams: int = 1):
+                 processes: int | None = None, stream: int = 0, streams: int = 1):
         check_env_id(env_id)
-        spec_kwargs = dict(gym_module().spec(env_id).kwargs)
-        if backend == "auto":
-            backend = "ale" if uses_ale_vector(spec_kwargs) else "gym"
-        if backend not in ("ale", "gym"):
-            raise ValueError(f"backend must be 'auto', 'ale' or 'gym', got {backend!r}")
-        threads = num_threads or min(num_envs, os.cpu_count() or 1)
-        self.backend_name = backend
-        self._be = AleBackend(spec_kwargs, num_envs, threads) if backend == "ale" else GymBackend(env_id, num_envs)
+        spec = {k: v for k, v in gym_module().spec(env_id).kwargs.items() if k != "obs_type"}
+        if processes is None:
+            processes = min(num_envs, os.cpu_count() or 1)  # 0: the games step in this process
+        self._games = Games(spec, num_envs, processes)
         self.env_id, self.num_envs, self.seed, self.split = env_id, num_envs, seed, split
-        self.reseed_every = reseed_every
-        self.stream, self.streams = stream, streams  # several envs of one run draw disjoint seeds
+        self.stream, self.streams = stream, streams
         self.pending: np.ndarray | None = None  # actions sent, results not yet received
+        self._ready: tuple | None = None  # results of the pending actions, if state() fetched them
         n = num_envs
-        self.anchors = 0  # anchors made so far: the k-th uses episode_seed(seed, k)
         self.cur = np.zeros((n, 80, 80), np.uint8)  # binary frame now on screen
         self.prev = np.zeros((n, 80, 80), np.uint8)
-        self.anchor_seed = np.zeros(n, np.int64)
         self.ep_return = np.zeros(n, np.float64)
         self.ep_len = np.zeros(n, np.int64)
-        self._log = np.zeros((1024, n), np.uint8)  # actions since each game's anchor
-        self._t = 0
-        self._anchor_t = np.zeros(n, np.int64)
 
-    # -- anchors and the action log
-    def _anchor(self, mask: np.ndarray) -> None:
-        ks = self.anchors + np.arange(int(mask.sum()))
-        self.anchors += len(ks)
-        seeds = np.array([episode_seed(self.seed, int(k) * self.streams + self.stream, self.split) for k in ks],
-                         np.int64)
-        frames = self._be.reseed(mask, seeds)
-        self.anchor_seed[mask] = seeds
-        self.cur[mask] = self.prev[mask] = frames[mask]
-        self._anchor_t[mask] = self._t
-
-    def _log_actions(self, actions: np.ndarray) -> None:
-        if self._t == len(self._log):
-            keep = int(self._anchor_t.min())
-            if keep < len(self._log) // 2:  # grow
-                self._log = np.concatenate([self._log, np.zeros_like(self._log)])
-            else:  # drop rows no game needs any more
-                self._log[: self._t - keep] = self._log[keep:self._t]
-                self._t -= keep
-                self._anchor_t -= keep
-        self._log[self._t] = actions
-        self._t += 1
+    def game_seeds(self) -> np.ndarray:
+        """The seed of every game: (N,) int64."""
+        ks = np.arange(self.num_envs) * self.streams + self.stream
+        return np.array([episode_seed(self.seed, int(k), self.split) for k in ks], np.int64)
 
     # -- the gymnasium-like API
     def reset(self) -> np.ndarray:
         """Start every game; returns zero inputs (N, 6400) int8."""
-        self._anchor(np.ones(self.num_envs, bool))
+        self.cur[:] = self.prev[:] = self._games.reseed(np.ones(self.num_envs, bool), self.game_seeds())
         self.ep_return[:] = 0.0
         self.ep_len[:] = 0
         return np.zeros((self.num_envs, D), np.int8)
@@ -157,26 +124,25 @@ class PongVecEnv:
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[Finished]]:
         """Act in every game. Returns inputs x (N, 6400) int8, rewards (N,) float32,
         dones (N,) bool and the finished episodes. A finished game restarts at once,
-        so its next input is zeros."""
+        so its next input is zeros. A game whose action id is -1 stands still."""
         self.send(actions)
         return self.recv()
 
     def send(self, actions: np.ndarray) -> None:
-        """First half of `step`: the games start stepping in the background (ALE backend)."""
+        """First half of `step`: the games start stepping in the background."""
         if self.pending is not None:
             raise RuntimeError("send() twice without recv()")
         self.pending = np.asarray(actions)
-        self._be.send(self.pending)
+        self._games.send(self.pending)
 
     def recv(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[Finished]]:
         """Second half of `step`: wait for the games and return what `step` returns."""
         if self.pending is None:
             raise RuntimeError("recv() without send()")
-        self._log_actions(self.pending)
-        self.pending = None
-        frames, rewards, dones = self._be.recv()
+        frames, rewards, dones = self._ready or self._games.recv()
         self.ep_return += rewards
-        self.ep_len += 1
+        self.ep_len += self.pending >= 0  # an action id of -1 left its game as it was
+        self.pending = self._ready = None
         self.prev, self.cur = self.cur, frames
         finished = []
         if dones.any():
@@ -184,97 +150,53 @@ class PongVecEnv:
             self.prev[dones] = self.cur[dones]  # first input of an episode is zeros
             self.ep_return[dones] = 0.0
             self.ep_len[dones] = 0
-            due = dones & (self._t - self._anchor_t >= self.reseed_every)
-            if due.any():
-                self._anchor(due)
         return frame_diff(self.cur, self.prev), rewards, dones, finished
 
     def close(self) -> None:
-        self._be.close()
+        self._games.close()
 
     # -- exact save and restore
     def state(self) -> dict[str, np.ndarray]:
-        """Arrays to rebuild this env exactly, actions in flight (sent, not received) included."""
-        lengths = self._t - self._anchor_t
-        logs = [self._log[s:self._t, i] for i, s in enumerate(self._anchor_t)]
-        return {
-            "anchors": np.int64(self.anchors),
-            "anchor_seed": self.anchor_seed.copy(),
-            "log_lengths": lengths.astype(np.int64),
-            "log_actions": np.concatenate(logs),
-            "ep_return": self.ep_return.copy(),
-            "ep_len": self.ep_len.copy(),
-            "pending": np.zeros(0, np.int64) if self.pending is None else self.pending.astype(np.int64),
-        }
+        """Arrays to rebuild this env exactly. Actions in flight are waited for, and
+        their results kept for `recv()`."""
+        out = {"cur": self.cur.copy(), "prev": self.prev.copy(), "ep_return": self.ep_return.copy(),
+               "ep_len": self.ep_len.copy()}
+        if self.pending is not None:
+            self._ready = self._ready or self._games.recv()
+            frames, rewards, dones = self._ready
+            out |= {"pending": self.pending.astype(np.int64), "ready/frames": frames.copy(),
+                    "ready/rewards": rewards.copy(), "ready/dones": dones.copy()}
+        return out | self._games.state()
 
-    def restore(self, state: dict[str, np.ndarray], report=None) -> np.ndarray:
-        """Put every game back where `state()` found it: reseed it from its anchor and
-        replay its actions. Returns the current inputs (N, 6400)."""
-        n = self.num_envs
-        check_state(state, n, self.reseed_every)
-        lengths = np.asarray(state["log_lengths"], np.int64)
-        seeds = np.asarray(state["anchor_seed"], np.int64)
-        logs = np.split(np.asarray(state["log_actions"], np.uint8), np.cumsum(lengths)[:-1])
-        longest = int(lengths.max(initial=0))
-        begin = longest - lengths  # replay step at which each game starts from its anchor
-        replay(self._be, seeds, logs, begin, self.cur, self.prev, report)
-        self.anchors = int(state["anchors"])
-        self.anchor_seed[:] = seeds
+    def restore(self, state: dict[str, np.ndarray]) -> np.ndarray:
+        """Put every game back where `state()` found it. Returns the current inputs (N, 6400)."""
+        check_state(state, self.num_envs)
+        self._games.restore(state)
+        self.cur[:], self.prev[:] = state["cur"], state["prev"]
         self.ep_return[:] = state["ep_return"]
         self.ep_len[:] = state["ep_len"]
-        self._log = np.zeros((max(1024, 2 * longest), n), np.uint8)
-        for i, log in enumerate(logs):
-            self._log[longest - len(log):longest, i] = log
-        self._t = longest
-        self._anchor_t = begin.copy()
-        pending = np.asarray(state.get("pending", np.zeros(0)), np.int64)
-        if len(pending):
-            self.send(pending)
+        self.pending = self._ready = None
+        if "pending" in state:
+            self.pending = np.asarray(state["pending"], np.int64)
+            self._ready = (np.array(state["ready/frames"], np.uint8), np.array(state["ready/rewards"], np.float32),
+                           np.array(state["ready/dones"], bool))
         return frame_diff(self.cur, self.prev)
 
 
 ACTIONS = 6  # Pong's minimal action set: ids 0-5
-MAX_EPISODE_STEPS = 27_000  # 108,000 frames at frameskip 4
 
 
-def check_state(state: dict[str, np.ndarray], n: int, reseed_every: int) -> None:
-    """An env state fits n games and can be replayed: ValueError saying what is wrong.
-    A game's log is never longer than reseed_every plus one episode."""
-    shapes = {"anchor_seed": (n,), "log_lengths": (n,), "ep_return": (n,), "ep_len": (n,), "anchors": ()}
+def check_state(state: dict[str, np.ndarray], n: int) -> None:
+    """An env state fits n games: ValueError saying what is wrong."""
+    shapes = {"cur": (n, 80, 80), "prev": (n, 80, 80), "ep_return": (n,), "ep_len": (n,)}
+    if "pending" in state:
+        shapes |= {"pending": (n,), "ready/frames": (n, 80, 80), "ready/rewards": (n,), "ready/dones": (n,)}
     for key, shape in shapes.items():
         if key not in state or np.shape(state[key]) != shape:
             raise ValueError(f"env state {key} is missing or not of shape {shape} ({n} games)")
-    lengths, log = np.asarray(state["log_lengths"]), np.asarray(state["log_actions"])
-    if lengths.min(initial=0) < 0 or lengths.max(initial=0) > reseed_every + MAX_EPISODE_STEPS:
-        raise ValueError(f"env state logs have lengths outside [0, {reseed_every + MAX_EPISODE_STEPS}]")
-    if log.ndim != 1 or len(log) != lengths.sum():
-        raise ValueError("env state log_actions do not add up to its log_lengths")
+    for key in ("cur", "prev", "ready/frames"):
+        if key in state and np.asarray(state[key]).max(initial=0) > 1:
+            raise ValueError(f"env state {key} is not a binary frame")
     pending = np.asarray(state.get("pending", np.zeros(0, np.int64)))
-    for key, a in (("log_actions", log), ("pending", pending)):
-        if len(a) and (a.min() < 0 or a.max() >= ACTIONS):
-            raise ValueError(f"env state {key} holds action ids outside 0-{ACTIONS - 1}")
-    if pending.shape not in ((0,), (n,)):
-        raise ValueError(f"env state pending actions are not for {n} games")
-
-
-def replay(backend, seeds: np.ndarray, logs: list[np.ndarray], begin: np.ndarray, cur: np.ndarray,
-           prev: np.ndarray, report=None) -> None:
-    """Reseed every game from its anchor seed and replay its logged actions, the
-    longest log first: game i starts at replay step begin[i], so all end together.
-    Fills cur and prev (N, 80, 80) with the frames where the games now are.
-    report(k), if given, hears every 1,000 replayed steps (a progress bar)."""
-    longest = max((b + len(log) for b, log in zip(begin, logs)), default=0)
-    cur[:] = prev[:] = backend.reseed(np.ones(len(seeds), bool), seeds)
-    for k in range(longest + 1):
-        starting = (begin == k) & (k > 0)
-        if starting.any():
-            cur[starting] = prev[starting] = backend.reseed(starting, seeds[starting])[starting]
-        if k == longest:
-            break
-        acts = np.array([log[k - b] if k >= b else 0 for log, b in zip(logs, begin)], np.int64)
-        frames, _, dones = backend.step(acts)
-        if report is not None and k % 1000 == 999:
-            report(1000)
-        going = begin <= k
-        prev[going], cur[going] = cur[going], frames[going]
-        prev[going & dones] = cur[going & dones]
+    if len(pending) and (pending.min() < -1 or pending.max() >= ACTIONS):
+        raise ValueError(f"env state pending holds action ids outside -1-{ACTIONS - 1}")

@@ -45,8 +45,10 @@ def _evaluate(agent: Agent, games: int, seed: int, greedy: bool, n: int, env_id:
     scores: list[list[float]] = [[] for _ in range(n)]
     try:
         x = env.reset()
-        while any(len(s) < q for s, q in zip(scores, quota)):
-            x, _, _, finished = env.step(agent.act_batch(x, env.cur, rng, greedy))
+        while (playing := np.array([len(s) < q for s, q in zip(scores, quota)])).any():
+            actions = agent.act_batch(x, env.cur, rng, greedy).astype(np.int64)
+            actions[~playing] = -1  # a game slot that has played its quota stands still
+            x, _, _, finished = env.step(actions)
             for f in finished:
                 if len(scores[f.env]) < quota[f.env]:
                     scores[f.env].append(f.ret)

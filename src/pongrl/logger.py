@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 import platform
 import time
+from contextlib import ExitStack
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -129,10 +131,20 @@ def record_system(path: str | Path, env_steps: int) -> None:
         write_json(path, {"systems": entries + [{"from_env_steps": env_steps, **info}]})
 
 
-def progress_bar(total: int | None, initial: int, unit: str, enabled: bool):
+def progress_bar(total: int | None, initial: int, unit: str, enabled: bool, before_s: float = 0.0):
+    """A tqdm bar whose clock shows the run's whole time: `before_s` seconds were
+    trained before this session (a resumed run). Its rate and ETA are this session's."""
     from tqdm import tqdm
 
-    return tqdm(total=total, initial=initial, unit=unit, disable=not enabled, dynamic_ncols=True, smoothing=0.05)
+    class RunBar(tqdm):
+        @property
+        def format_dict(self):
+            d = super().format_dict
+            if hasattr(self, "start_t"):  # not while tqdm is still being set up
+                d["elapsed"] = self._time() - self.start_t + before_s
+            return d
+
+    return RunBar(total=total, initial=initial, unit=unit, disable=not enabled, dynamic_ncols=True, smoothing=0.05)
 
 
 # ------------------------------------------------------------------ TensorBoard
@@ -186,7 +198,13 @@ class Logs:
         # the bar counts what the run's target counts: episodes, or env steps (--steps alone)
         self.by_steps = cfg.steps is not None and cfg.episodes is None
         self.bar = progress_bar(cfg.steps if self.by_steps else cfg.episodes,
-                                c.env_steps if self.by_steps else c.episodes, "step" if self.by_steps else "ep", progress)
+                                c.env_steps if self.by_steps else c.episodes, "step" if self.by_steps else "ep", progress,
+                                c.wall_s)
+        self.contexts = ExitStack()
+        if progress:
+            from tqdm.contrib.logging import logging_redirect_tqdm
+  # pongrl's log lines (a Ray worker died, ...) print above the bar, not glued to it
+            self.contexts.enter_context(logging_redirect_tqdm([logging.getLogger("pongrl")], tqdm_class=type(self.bar)))
         self.start, self.steps0 = time.perf_counter(), c.env_steps
 
     def sps(self, c) -> float:
@@ -222,6 +240,7 @@ class Logs:
             self.tb.write(values, step)
 
     def close(self) -> None:
+        self.contexts.close()
         for log in (self.bar, self.metrics, self.evals, self.tb):
             if log is not None:
                 log.close()

@@ -86,7 +86,7 @@ class Run:
 
 
 # ------------------------------------------------------------------ making, saving, loading
-def make_collector(cfg: Config, rng: np.random.Generator, state: dict | None = None, progress: bool = False):
+def make_collector(cfg: Config, rng: np.random.Generator, state: dict | None = None):
     """The collector of a run: its games in groups here, or on Ray workers (cfg.workers)."""
     algo = algos.get(cfg.algo)
     if cfg.workers:
@@ -98,21 +98,11 @@ def make_collector(cfg: Config, rng: np.random.Generator, state: dict | None = N
         if state is None:
             collector.reset()
         else:
-            with replay_bar(state, progress) as bar:
-                collector.restore(state, bar.update)
+            collector.restore(state)
     except BaseException:
         collector.close()
         raise
     return collector
-
-
-def replay_bar(state: dict, enabled: bool):
-    """A progress bar for replaying the games of a saved collector; shown only after a second."""
-    from tqdm import tqdm
-
-    total = sum(int(v.max(initial=0)) for k, v in state.items() if k.endswith("/log_lengths"))
-    return tqdm(total=total, desc="restoring the games", unit="step", disable=not enabled, delay=1.0,
-                dynamic_ncols=True)
 
 
 def new_run(cfg: Config, init: dict[str, np.ndarray] | None = None) -> Run:
@@ -132,11 +122,12 @@ def save_run(run: Run, path: Path) -> None:
     checkpoint.save(path, arrays, {"kind": "run", "config": run.cfg.to_dict(), "counters": vars(run.counters)})
 
 
-def load_run(path: Path, overrides: dict | None = None, progress: bool = False) -> Run:
+def load_run(path: Path, overrides: dict | None = None) -> Run:
     arrays, meta = checkpoint.load(path)
     if not meta.get("resumable", True):
-        raise RunError(f"{path} was saved by pongrl 0.1, whose runs this version cannot resume; evaluate it, "
-                       f"or start a new run from its weights with --init-from {path}")
+        raise RunError(f"{path} was saved by an older pongrl (checkpoint version {meta.get('saved_version')}), "
+                       f"whose runs this version cannot resume; evaluate it, or start a new run from its "
+                       f"weights with --init-from {path}")
     try:
         cfg = Config.from_saved({**meta["config"], **(overrides or {})})
         counters = checked_counters(meta["counters"])
@@ -151,7 +142,7 @@ def load_run(path: Path, overrides: dict | None = None, progress: bool = False) 
     learner = algo.learner(cfg, algo.init_params(cfg, rng))
     try:
         learner.restore(section(arrays, "learner/"))
-        collector = make_collector(cfg, rng, section(arrays, "collector/"), progress)
+        collector = make_collector(cfg, rng, section(arrays, "collector/"))
     except (KeyError, ValueError, TypeError) as e:
         raise checkpoint.CheckpointError(f"{path}: checkpoint does not fit its config ({e})") from None
     return Run(cfg, learner, collector, counters, section(arrays, "acting/") if cfg.overlap else None)
@@ -191,8 +182,7 @@ def init_weights(cfg: Config) -> dict[str, np.ndarray] | None:
     return agent.params
 
 
-def open_run(run_dir: Path, cfg: Config | None, resume: bool, targets: dict, tensorboard: bool = False,
-             progress: bool = False) -> Run:
+def open_run(run_dir: Path, cfg: Config | None, resume: bool, targets: dict, tensorboard: bool = False) -> Run:
     """A fresh run in an empty folder, or the run saved in `run_dir` with new targets."""
     if tensorboard:
         require_tensorboardx()  # before the run folder is made
@@ -200,7 +190,7 @@ def open_run(run_dir: Path, cfg: Config | None, resume: bool, targets: dict, ten
     if resume:
         if not ckpt.exists():
             raise RunError(f"nothing to resume: {ckpt} does not exist")
-        run = load_run(ckpt, targets, progress)
+        run = load_run(ckpt, targets)
         truncate_csv(run_dir / "metrics.csv", "episode", run.counters.episodes)
         truncate_csv(run_dir / "eval.csv", "env_steps", run.counters.env_steps)
     else:

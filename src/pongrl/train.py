@@ -61,7 +61,7 @@ def train(cfg: Config | None, run_dir: str | Path, resume: bool = False, targets
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(1):
-        run = open_run(Path(run_dir), cfg, resume, targets or {}, tensorboard, progress)
+        run = open_run(Path(run_dir), cfg, resume, targets or {}, tensorboard)
         try:
             return loop(run, Path(run_dir), Logs(Path(run_dir), run.cfg, run.counters, resume, progress, tensorboard))
         finally:

@@ -23,6 +23,10 @@ def record(agent: Agent, path: str | Path, seed: int = 0, greedy: bool = False, 
     if suffix not in VIDEO_SUFFIXES:
         raise UserError(f"video file must end in .mp4 or .gif, got {path.name!r}")
     tmp = path.with_name(path.stem + ".partial" + suffix)
+    try:
+        tmp.open("wb").close()  # an unwritable place fails here, in one line, before any game or writer
+    except OSError as e:
+        raise UserError(f"cannot write the video {path}: {e.strerror or e}") from None
     if suffix == ".mp4":
         # 2x upscale: 420x320 suits video players and codec block sizes
         writer = imageio.get_writer(tmp, format="FFMPEG", fps=fps, codec="libx264", quality=7, macro_block_size=4)
@@ -39,8 +43,12 @@ def record(agent: Agent, path: str | Path, seed: int = 0, greedy: bool = False, 
                 writer.append_data(frame)
             count[0] += 1
     try:
-        result = play_game(agent, add, seed=seed, greedy=greedy, max_steps=max_steps)
-    finally:
-        writer.close()
+        try:
+            result = play_game(agent, add, seed=seed, greedy=greedy, max_steps=max_steps)
+        finally:
+            writer.close()
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     tmp.replace(path)
     return result | {"video": str(path)}
