@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 
 import numpy as np
 import pytest
@@ -261,6 +262,9 @@ class RecordingAle:
     def reset_game(self):
         self.t, self.resets = 0, self.resets + 1
 
+    def getScreen(self, out):
+        out[...] = 0
+
     def getScreenGrayscale(self, out):
         out[...] = 0
 
@@ -270,7 +274,7 @@ def fake_games(spec, ales):
 
     games = AleGames(spec, len(ales))
     games.ales, games.action_set = ales, list(range(6))
-    games.rngs = [np.random.default_rng([i, 7]) for i in range(len(ales))]
+    games.rands = [random.Random(i) for i in range(len(ales))]
     return games
 
 
@@ -326,7 +330,8 @@ def test_emulator_process_errors_and_exits():
     games = Games(spec, 2, processes=1)
     child = games.parts[0].proc
     try:
-        assert os.getsid(child.pid) != os.getsid(0)  # its own session: Ctrl-C reaches only the parent
+        assert os.getpgid(child.pid) != os.getpgid(0)  # its own process group: Ctrl-C reaches only the parent
+        assert os.getsid(child.pid) == os.getsid(0)  # the same session: scheduled like the parent's threads
         games.reseed(np.ones(2, bool), np.array([1, 2]))
         games.send(np.array([9, 0]))  # no such action id: the child's error comes back
         with pytest.raises(RuntimeError, match="an emulator process failed"):

@@ -103,5 +103,8 @@ def test_one_game_of_pongrl_reinforce_is_the_tutorials_loop(tmp_path, batch_size
     for k in ("W1", "W2"):
         mine = arrays[f"learner/params/{k}"]
         assert np.abs(mine - initial[k]).max() > 1e-5  # the updates moved them
-        np.testing.assert_allclose(mine, reference[k], rtol=2e-4, atol=1e-7, err_msg=k)
+        # RMSProp divides by the root of a weight's mean squared gradient, so where a weight's
+        # gradients nearly cancel, float32 (pongrl) and float64 (here) can differ by a small
+        # part of one step: atol is a hundredth of one step (LR)
+        np.testing.assert_allclose(mine, reference[k], rtol=2e-4, atol=0.01 * LR, err_msg=k)
     assert int(arrays["learner/updates"]) == 3 // batch_size

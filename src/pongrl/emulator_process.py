@@ -2,7 +2,7 @@
 
 ale-py's emulator holds Python's GIL while it steps, so threads cannot run it
 beside the learner; processes can. `GamesProcess` starts a
-Python running `main` here, with two pipes, and speaks a small bytes
+Python running `emulators.serve_games` with two pipes, and speaks a small bytes
 protocol with it (nothing is pickled). Each message is one command byte and a
 payload; each reply is b"+" and a payload, or b"!" and the child's error.
 
@@ -12,8 +12,9 @@ payload; each reply is b"+" and a payload, or b"!" and the child's error.
   b"p" sizes (k,) int64, states      -> nothing
   b"q"                               -> the child exits
 
-The child runs in its own session, so Ctrl-C reaches only the parent (which then
-saves the games); it exits when the parent's pipe closes, even after kill -9.
+The child runs in its own process group and ignores SIGINT, so Ctrl-C reaches
+only the parent (which then saves the games); it exits when the parent's pipe
+closes, even after kill -9.
 """
 
 from __future__ import annotations
@@ -47,9 +48,12 @@ class GamesProcess:
     def __init__(self, spec: dict, k: int):
         child_reads, parent_writes = os.pipe()
         parent_reads, child_writes = os.pipe()
-        args = [sys.executable, "-c", "import sys, pongrl.emulator_process as p; p.main(sys.argv[1:])",
+        args = [sys.executable, "-c", "import sys, pongrl.emulators as e; e.serve_games(sys.argv[1:])",
                 str(child_reads), str(child_writes), json.dumps(spec), str(k)]
-        self.proc = subprocess.Popen(args, pass_fds=(child_reads, child_writes), start_new_session=True)
+        # its own process group, so Ctrl-C in a terminal reaches only the parent; the same
+        # session, so the scheduler shares the CPU with it as with threads of the parent
+        group = {"process_group": 0} if sys.version_info >= (3, 11) else {"preexec_fn": os.setpgrp}
+        self.proc = subprocess.Popen(args, pass_fds=(child_reads, child_writes), **group)
         os.close(child_reads)
         os.close(child_writes)
         self.out, self.inp = Connection(parent_writes, readable=False), Connection(parent_reads, writable=False)
@@ -112,11 +116,3 @@ def serve(inp: Connection, out: Connection, games) -> None:
         except Exception:
             reply = b"!" + traceback.format_exc().encode()
         out.send_bytes(reply)
-
-
-def main(argv: list[str]) -> None:
-    from .emulators import AleGames
-
-    fd_in, fd_out, spec, k = argv
-    games = AleGames(json.loads(spec), int(k))
-    serve(Connection(int(fd_in), writable=False), Connection(int(fd_out), readable=False), games)

@@ -18,8 +18,7 @@ from .logger import EVAL_COLUMNS, METRIC_COLUMNS, read_csv
 from .preprocess import D, H, W
 
 DPI = 100
-TILE_GAP = 1  # pixels between two units' images in the weights mosaic
-UNIT_GAP = 8  # the same, where each unit is several panels side by side: where a unit ends shows
+TILE_GAP, UNIT_GAP = 1, 8  # pixels between units' images in the weights mosaic: 8 where a unit has several panels
 TITLE_LINE_PX, TITLE_CHAR_PX = 18, 8  # title strip of the weights picture: per line of text, per character
 
 
@@ -107,8 +106,7 @@ def _eval_panel(ax, evals: list[dict], greedy: bool | None = False) -> None:
     win.plot(steps, [r["win_rate"] for r in evals], ":", color="C3", lw=1.5, label="win rate (right axis)")
     win.set_ylim(-0.02, 1.02)
     win.set_ylabel("win rate (dotted)", color="C3")
-    # One legend for both axes, under the panel, where it covers no line.
-    handles = [h for a in (ax, win) for h in a.get_legend_handles_labels()[0]]
+    handles = [h for a in (ax, win) for h in a.get_legend_handles_labels()[0]]  # one legend, under the panel
     win.legend(handles, [h.get_label() for h in handles], loc="upper center", bbox_to_anchor=(0.5, -0.16),
                ncol=3, fontsize=8, frameon=False)
 
@@ -160,9 +158,8 @@ def frames_figure(raw: np.ndarray, binary: np.ndarray, diff: np.ndarray):
     axes[0].set_title(f"raw frame {'×'.join(map(str, raw.shape))}")
     axes[1].imshow(binary, cmap="gray", vmin=0, vmax=1)
     axes[1].set_title("preprocessed 80×80 (0/1)")
-    image = axes[2].imshow(diff, cmap="bwr", vmin=-1, vmax=1)
     axes[2].set_title(f"difference frame ({int((diff != 0).sum())} nonzero)")
-    key = fig.colorbar(image, ax=axes[2], ticks=[-1, 0, 1], fraction=0.046, pad=0.04)
+    key = fig.colorbar(axes[2].imshow(diff, cmap="bwr", vmin=-1, vmax=1), ax=axes[2], ticks=[-1, 0, 1], fraction=0.05)
     key.ax.set_yticklabels(["−1 blue: was\nthere, now gone", "0", "+1 red: new\nhere now"], fontsize=8)
     for ax in axes:
         ax.set_xticks([])
@@ -244,15 +241,14 @@ def mosaic(tiles: np.ndarray, gap: int = TILE_GAP) -> np.ndarray:
 def weights_figure(params: dict[str, np.ndarray], algo: str, units: int | None = None, title: str = ""):
     """A grid of the hidden units' input weights (rows of W1), each drawn as an
     80x80 image (80x160 for 'frame+diff': frame | diff; then 80x160 more per level of blocks), red positive, blue
-    negative, each unit on its own scale, 8 white pixels between units of several
-    panels; most influential units first. One
+    negative, each unit on its own scale (8 px apart if it has several panels); most influential first. One
     weight is one pixel: the picture is the mosaic's size plus a title strip."""
     import textwrap
 
     import matplotlib
 
     order = unit_order(params, algo)[:units]
-    tiles = scale_blocks(unit_images(params["W1"][order].astype(np.float64)), params["W1"].shape[1])
+    tiles = scale_blocks(unit_images(params["W1"][order].astype(np.float64)), params["W1"].shape[1])  # (U, 80, 80 n)
     image = mosaic(tiles, TILE_GAP if tiles.shape[2] == W else UNIT_GAP)
     height, width = image.shape
     lines = textwrap.wrap(title or f"{len(order)} hidden units' W1 rows", max(10, width // TITLE_CHAR_PX))

@@ -8,6 +8,7 @@ with ppo_overlap), and the config and counters in its JSON header.
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,7 +93,9 @@ def make_collector(cfg: Config, rng: np.random.Generator, state: dict | None = N
     if cfg.workers:
         return RayCollector(cfg, state)
     g = cfg.num_groups
-    envs = [PongVecEnv(cfg.env_id, cfg.num_envs // g, cfg.seed, stream=i, streams=g) for i in range(g)]
+    processes = max(1, (os.cpu_count() or 1) // g)  # the groups step in turn: together, one process a core
+    envs = [PongVecEnv(cfg.env_id, cfg.num_envs // g, cfg.seed, processes=processes, stream=i, streams=g)
+            for i in range(g)]
     collector = Collector(envs, algo.act, algo.bootstrap, rng)
     try:
         if state is None:
