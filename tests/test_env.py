@@ -42,7 +42,7 @@ class SeedRecorder:
     def __init__(self, spec, n, processes):
         self.n = n
 
-    def reseed(self, mask, seeds):
+    def seed(self, seeds):
         SeedRecorder.seen += [int(v) for v in seeds]
         return np.zeros((self.n, 80, 80), np.uint8)
 
@@ -332,7 +332,7 @@ def test_emulator_process_errors_and_exits():
     try:
         assert os.getpgid(child.pid) != os.getpgid(0)  # its own process group: Ctrl-C reaches only the parent
         assert os.getsid(child.pid) == os.getsid(0)  # the same session: scheduled like the parent's threads
-        games.reseed(np.ones(2, bool), np.array([1, 2]))
+        games.seed(np.array([1, 2]))
         games.send(np.array([9, 0]))  # no such action id: the child's error comes back
         with pytest.raises(RuntimeError, match="an emulator process failed"):
             games.recv()

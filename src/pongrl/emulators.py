@@ -2,7 +2,7 @@
 
 Each game is one ale-py ALEInterface. `Games` splits N games over child
 processes (`emulator_process`), which step while the learner works: seeding
-(`reseed`: a seeded start reloads the ROM, ~0.2 s a game), stepping, and
+(`seed`: a seeded start reloads the ROM, ~0.2 s a game), stepping, and
 saving and restoring every game's whole state. A finished game is reset at
 once and goes on with its own random streams. Screens are read in grayscale
 and binarised to the tutorial's 80x80 frames (pongrl.preprocess).
@@ -202,19 +202,16 @@ class Games:
             self.close()
             raise
         self.n = n
-        self.frames = np.zeros((n, 80, 80), np.uint8)
 
     def _ask(self, command: bytes, payloads: list[bytes]) -> list[bytes]:
         for part, p in zip(self.parts, payloads):
             part.send(command, p)
         return [part.reply() for part in self.parts]
 
-    def reseed(self, mask: np.ndarray, seeds: np.ndarray) -> np.ndarray:
-        full = np.full(self.n, -1, np.int64)
-        full[mask] = seeds
-        for s, r in zip(self.slices, self._ask(b"r", [full[s].tobytes() for s in self.slices])):
-            self.frames[s] = np.frombuffer(r, np.uint8).reshape(-1, 80, 80)
-        return self.frames.copy()
+    def seed(self, seeds: np.ndarray) -> np.ndarray:
+        """Start every game from its seed (N,) -> frames (N, 80, 80)."""
+        replies = self._ask(b"r", [np.asarray(seeds, np.int64)[s].tobytes() for s in self.slices])
+        return np.concatenate([np.frombuffer(r, np.uint8).reshape(-1, 80, 80) for r in replies])
 
     def send(self, actions: np.ndarray) -> None:
         """Start stepping; the emulator processes run while Python does other work."""
@@ -223,13 +220,14 @@ class Games:
             part.send(b"s", a[s].tobytes())
 
     def recv(self):
-        rewards, dones = np.zeros(self.n, np.float32), np.zeros(self.n, bool)
+        frames = np.empty((self.n, 80, 80), np.uint8)
+        rewards, dones = np.empty(self.n, np.float32), np.empty(self.n, bool)
         for part, s in zip(self.parts, self.slices):
             r, k = part.reply(), s.stop - s.start
-            self.frames[s] = np.frombuffer(r[:k * FRAME], np.uint8).reshape(k, 80, 80)
+            frames[s] = np.frombuffer(r[:k * FRAME], np.uint8).reshape(k, 80, 80)
             rewards[s] = np.frombuffer(r[k * FRAME:k * FRAME + 4 * k], np.float32)
             dones[s] = np.frombuffer(r[k * FRAME + 4 * k:], np.bool_)
-        return self.frames.copy(), rewards, dones
+        return frames, rewards, dones
 
     def step(self, actions: np.ndarray):
         self.send(actions)

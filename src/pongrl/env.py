@@ -116,7 +116,7 @@ class PongVecEnv:
     # -- the gymnasium-like API
     def reset(self) -> np.ndarray:
         """Start every game; returns zero inputs (N, 6400) int8."""
-        self.cur[:] = self.prev[:] = self._games.reseed(np.ones(self.num_envs, bool), self.game_seeds())
+        self.cur[:] = self.prev[:] = self._games.seed(self.game_seeds())
         self.ep_return[:] = 0.0
         self.ep_len[:] = 0
         return np.zeros((self.num_envs, D), np.int8)
