@@ -33,6 +33,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from . import algos
+from .blas import one_thread
 from .checkpoint import section
 from .collector import Collector
 from .config import Config
@@ -105,9 +106,7 @@ class Worker:
     generator from [seed, i]. A plain class, made a Ray actor by `RayCollector`."""
 
     def __init__(self, cfg: dict, index: int):
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(1)  # its matrices are small; one BLAS thread per worker, one worker per CPU
+        one_thread()  # its matrices are small; one BLAS thread per worker, one worker per CPU
         c = Config.from_dict(cfg)
         algo = algos.get(c.algo)
         env = PongVecEnv(c.env_id, c.num_envs, c.seed, stream=index, streams=c.workers, processes=1)

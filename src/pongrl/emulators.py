@@ -23,7 +23,7 @@ import warnings
 
 import numpy as np
 
-from .emulator_process import FRAME, GamesProcess, decode_states, encode_states, handle, serve
+from .emulator_process import PACKED, GamesProcess, decode_states, encode_states, handle, serve, unpack_frames
 from .preprocess import preprocess_gray
 
 UNSEEN = 255  # a palette index whose class is not known yet
@@ -211,7 +211,7 @@ class Games:
     def seed(self, seeds: np.ndarray) -> np.ndarray:
         """Start every game from its seed (N,) -> frames (N, 80, 80)."""
         replies = self._ask(b"r", [np.asarray(seeds, np.int64)[s].tobytes() for s in self.slices])
-        return np.concatenate([np.frombuffer(r, np.uint8).reshape(-1, 80, 80) for r in replies])
+        return np.concatenate([unpack_frames(r, s.stop - s.start) for r, s in zip(replies, self.slices)])
 
     def send(self, actions: np.ndarray) -> None:
         """Start stepping; the emulator processes run while Python does other work."""
@@ -224,9 +224,9 @@ class Games:
         rewards, dones = np.empty(self.n, np.float32), np.empty(self.n, bool)
         for part, s in zip(self.parts, self.slices):
             r, k = part.reply(), s.stop - s.start
-            frames[s] = np.frombuffer(r[:k * FRAME], np.uint8).reshape(k, 80, 80)
-            rewards[s] = np.frombuffer(r[k * FRAME:k * FRAME + 4 * k], np.float32)
-            dones[s] = np.frombuffer(r[k * FRAME + 4 * k:], np.bool_)
+            frames[s] = unpack_frames(r, k)
+            rewards[s] = np.frombuffer(r, np.float32, k, k * PACKED)
+            dones[s] = np.frombuffer(r, np.bool_, k, k * PACKED + 4 * k)
         return frames, rewards, dones
 
     def step(self, actions: np.ndarray):

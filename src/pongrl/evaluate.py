@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .agent import Agent
+from .blas import one_thread
 from .env import EVAL_SEEDS, PongVecEnv, episode_seed, make_env
 from .errors import UserError
 from .preprocess import frame_diff, preprocess
@@ -32,9 +33,7 @@ def evaluate(agent: Agent, games: int, seed: int = 0, greedy: bool = False, num_
     """Play `games` full games; score = agent points minus opponent points."""
     if games < 1:
         raise UserError(f"games must be >= 1, got {games}")
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(1):
+    with one_thread():
         return _evaluate(agent, games, seed, greedy, min(games, num_envs), env_id)
 
 

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .blas import one_thread
 from .collector import finished_in_order
 from .config import Config
 from .logger import Logs
@@ -56,11 +57,9 @@ def train(cfg: Config | None, run_dir: str | Path, resume: bool = False, targets
 
     On Ctrl-C the run is checkpointed and the summary says interrupted. With
     `tensorboard`, scalars go to TensorBoard event files in run_dir too. BLAS
-    runs on one thread: its matrices are small, and its threads would fight
-    the emulator's for the cores."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(1):
+    runs on one thread (pongrl.blas): its matrices are small, and its threads
+    would fight the emulator's for the cores."""
+    with one_thread():
         run = open_run(Path(run_dir), cfg, resume, targets or {}, tensorboard)
         try:
             return loop(run, Path(run_dir), Logs(Path(run_dir), run.cfg, run.counters, resume, progress, tensorboard))
