@@ -21,11 +21,13 @@ frames on its stack:
   other            Python elsewhere in the loop (logging, checkpoints, the loop itself)
   idle             a thread that waits (for the games, for the learner thread)
 
-A sample is one thread's state at one instant, so rate samples of a busy thread
-are one CPU-second. The table divides each part by the env steps taken: CPU
-microseconds per agent step (per game step), and `idle` is wall time that
-threads spent waiting. py-spy's own sampling costs CPU too, so total steps/s is
-a little lower than without it. JSON on stdout, progress on stderr.
+py-spy cannot tell a running thread from one that waits for a core, so the
+samples only split each process kind's CPU time, which the OS reports (the
+trainer's own, and its children's once they have exited): CPU microseconds per
+agent step (per game step) of each part, start-up left out. `idle_core_us_per_step`
+is what the cores could have done and nobody did: cores x training time, less
+all the work, per step (py-spy's own sampling is in it). The output also has
+the peak RSS of the trainer and of the largest emulator process. JSON on stdout.
 """
 
 from __future__ import annotations
@@ -108,9 +110,10 @@ def read_samples(path: Path) -> Counter:
 WRAPPER = """import json, resource, sys
 from pongrl.cli import main
 rc = main(sys.argv[2:])
-cpu = {k: getattr(resource.getrusage(w), "ru_utime") + getattr(resource.getrusage(w), "ru_stime")
-       for k, w in (("trainer", resource.RUSAGE_SELF), ("emulator processes", resource.RUSAGE_CHILDREN))}
-open(sys.argv[1], "w").write(json.dumps(cpu))
+use = {k: resource.getrusage(w) for k, w in (("trainer", resource.RUSAGE_SELF),
+                                             ("emulator processes", resource.RUSAGE_CHILDREN))}
+open(sys.argv[1], "w").write(json.dumps({"cpu": {k: u.ru_utime + u.ru_stime for k, u in use.items()},
+                                         "peak_rss_mib": {k: u.ru_maxrss // 1024 for k, u in use.items()}}))
 sys.exit(rc)
 """
 
@@ -132,13 +135,13 @@ def budget(args) -> dict:
         if p.returncode != 0:
             raise SystemExit(f"the profiled run failed (rc {p.returncode}):\n{p.stderr[-3000:]}")
         steps, wall = read_counters(run_dir)
-        cpu = json.loads(cpu_file.read_text())
+        usage = json.loads(cpu_file.read_text())  # CPU s and peak RSS (the largest child's, for the children)
         parts = read_samples(raw)
         if args.raw:
             shutil.copy(raw, args.raw)
     return {"benchmark": "cpu_budget", "cpu_count": os.cpu_count(), "command": "pongrl " + " ".join(train),
             "env_steps": steps, "train_wall_s": round(wall, 2), "steps_per_s": round(steps / wall, 1),
-            "rate_hz": args.rate, **table(parts, cpu, steps, wall)}
+            "rate_hz": args.rate, "peak_rss_mib": usage["peak_rss_mib"], **table(parts, usage["cpu"], steps, wall)}
 
 
 def table(parts: Counter, cpu: dict, steps: int, wall: float) -> dict:
