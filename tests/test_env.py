@@ -383,3 +383,14 @@ def test_evaluation_steps_only_the_games_still_playing(monkeypatch):
     still = np.flatnonzero(sent[:, 1] == -1)
     assert len(still) > 100 and still[-1] == len(sent) - 1 and np.all(np.diff(still) == 1)
     assert (sent[:, 0] >= 0).all()
+
+
+def test_frames_cross_the_pipe_packed_and_come_back_equal():
+    from pongrl.emulator_process import PACKED, pack_frames, unpack_frames
+
+    frames = (np.random.default_rng(0).random((3, 80, 80)) < 0.05).astype(np.uint8)
+    packed = pack_frames(frames)
+    assert len(packed) == 3 * PACKED == 3 * 80 * 80 // 8
+    back = unpack_frames(packed + b"tail", 3)  # the reply's rewards and dones follow the frames
+    assert back.dtype == np.uint8 and back.shape == (3, 80, 80)
+    np.testing.assert_array_equal(back, frames)
