@@ -1,15 +1,18 @@
 """Time to win at Pong: PPO vs REINFORCE, from scratch, per seed.
 
     python bench/time_to_win.py [--seeds 0 1 2] [--minutes 45] [--config FILE.json] [--out DIR]
+    python bench/time_to_win.py --algos reinforce --minutes 60 --eval-games 20 --config FILE.json
 
-For every seed, PPO (the default Config(algo="ppo"), or its ppo_* fields taken
-from --config, e.g. bench/ppo_pyramid.json) trains for --minutes of training
+For every seed, PPO (the default Config(algo="ppo"), or with the fields that
+--config sets, e.g. bench/ppo_pyramid.json) trains for --minutes of training
 wall time, or until its learning rate has been annealed to 0; REINFORCE (the
-tutorial's defaults) then trains for the same number of env steps. Every
---eval-every env steps the train loop itself (Config.eval_every) plays 10 full
-games with the current policy on evaluation seeds, disjoint from the training
-seeds and from `pongrl eval`'s, the same 10 games at every evaluation, and logs
-them to RUN_DIR/eval.csv. A game's score is the sum of its rewards (agent
+tutorial's defaults, or with --config's fields) then trains for the same number
+of env steps (the first algorithm of --algos gets the minutes). Every
+--eval-every env steps the train loop itself (Config.eval_every) plays
+--eval-games full games with the current policy on evaluation seeds, disjoint
+from the training seeds and from `pongrl eval`'s, the same games at every
+evaluation, and logs them to RUN_DIR/eval.csv. Each threshold reached is
+reported with its env steps, training time and episodes played. A game's score is the sum of its rewards (agent
 points minus opponent points, -21..21); actions are sampled from the policy,
 as in training, or with --greedy the most likely action is played
 (Config.eval_greedy; training is the same either way).
@@ -45,7 +48,8 @@ from pongrl.logger import system_info  # noqa: E402
 from pongrl.train import train  # noqa: E402
 
 THRESHOLDS = (0.0, 18.0)
-EVAL_GAMES = 10
+BENCH_FIELDS = {"algo", "seed", "env_id", "steps", "episodes", "checkpoint_every", "eval_every", "eval_games",
+                "eval_greedy", "init_from"}  # set by the benchmark, never by --config
 
 
 # ---------------------------------------------------------------- training with evaluations
@@ -82,7 +86,7 @@ def train_and_evaluate(run_dir: Path, cfg: Config, args, max_steps: int | None, 
         if summary["interrupted"]:
             break
     return {"algo": cfg.algo, "seed": cfg.seed, "run_dir": str(run_dir), "evals": evals,
-            "reached": first_reached(evals, max_seconds), "env_steps": summary["env_steps"],
+            "reached": with_episodes(first_reached(evals, max_seconds), run_dir), "env_steps": summary["env_steps"],
             "wall_s": summary["wall_s"], "interrupted": summary["interrupted"]}
 
 
@@ -119,6 +123,14 @@ def first_reached(evals: list[dict], max_seconds: float | None = None) -> dict:
     return out
 
 
+def with_episodes(reached: dict, run_dir: Path) -> dict:
+    """Each threshold's first evaluation with the episodes played by then (from metrics.csv)."""
+    with open(run_dir / "metrics.csv", newline="") as f:
+        ends = np.array([int(r["env_steps"]) for r in csv.DictReader(f)], np.int64)  # env steps at each episode end
+    return {k: None if hit is None else hit | {"episodes": int((ends <= hit["env_steps"]).sum())}
+            for k, hit in reached.items()}
+
+
 def check_resumable(run_dir: Path, cfg: Config, resume: bool) -> None:
     """An existing run may be continued (--resume) only if it is a run of this config."""
     if not resume:
@@ -141,7 +153,7 @@ def write_csv(path: Path, runs: list[dict]) -> None:
 
 
 def plot(path: Path, runs: list[dict], title: str, budget_minutes: float | None = None,
-         greedy: bool = False) -> None:
+         greedy: bool = False, eval_games: int = 10) -> None:
     """Eval score against env steps and against training minutes (with the budget, if one, dotted)."""
     import matplotlib
 
@@ -168,7 +180,7 @@ def plot(path: Path, runs: list[dict], title: str, budget_minutes: float | None 
         ax.grid(alpha=0.3)
     if budget_minutes is not None:
         axes[1].axvline(budget_minutes, color="gray", lw=0.8, ls=":")
-    axes[0].set_ylabel(f"mean score of {EVAL_GAMES} eval games" + (" (greedy)" if greedy else ""))
+    axes[0].set_ylabel(f"mean score of {eval_games} eval games" + (" (greedy)" if greedy else ""))
     axes[1].legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
@@ -191,16 +203,18 @@ def summarize(runs: list[dict]) -> dict:
 
 
 # ---------------------------------------------------------------- main
-def ppo_fields(path: Path | None) -> dict:
-    """The ppo_* fields of a config file ({} without one); a bad file exits with its one-line error."""
+def config_fields(path: Path | None) -> dict:
+    """The fields a config file sets ({} without one), but those the benchmark sets;
+    a bad file exits with its one-line error."""
     if path is None:
         return {}
     try:
-        cfg = Config.from_json_file(path)
+        cfg = Config.from_json_file(path).to_dict()
+        keys = json.loads(path.read_text()).keys()
     except ConfigError as e:
         print(f"time_to_win: --config: {e}", file=sys.stderr)
         sys.exit(2)
-    return {k: v for k, v in cfg.to_dict().items() if k.startswith("ppo_")}
+    return {k: cfg[k] for k in keys if k not in BENCH_FIELDS}
 
 
 def parse_args(argv=None):
@@ -209,6 +223,7 @@ def parse_args(argv=None):
     ap.add_argument("--minutes", type=float, default=45.0, help="PPO training wall time per seed")
     ap.add_argument("--steps", type=int, default=None, help="env-step budget for both algorithms instead of --minutes")
     ap.add_argument("--eval-every", type=int, default=250_000, help="env steps between evaluations")
+    ap.add_argument("--eval-games", type=int, default=10, help="games per evaluation")
     ap.add_argument("--algos", nargs="+", default=["ppo", "reinforce"], choices=["ppo", "reinforce"])
     ap.add_argument("--env-id", default="ALE/Pong-v5")
     ap.add_argument("--greedy", action="store_true",
@@ -216,7 +231,8 @@ def parse_args(argv=None):
     ap.add_argument("--stop-at-win", action="store_true",
                     help=f"stop a run once an evaluation reaches {THRESHOLDS[-1]:+g} (saves hours)")
     ap.add_argument("--config", type=Path, default=None, metavar="FILE.json",
-                    help="PPO hyperparameters: the ppo_* fields of this config file (a run's config.json works)")
+                    help="hyperparameters for every algorithm: the fields this config file sets "
+                         "(a run's config.json works), but the benchmark's own (seed, env, steps, evaluations)")
     ap.add_argument("--out", type=Path, default=Path("bench_out/time_to_win"))
     ap.add_argument("--resume", action="store_true",
                     help="continue the runs already in --out (from an interrupted or shorter invocation)")
@@ -225,15 +241,15 @@ def parse_args(argv=None):
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    ppo = ppo_fields(args.config)  # before anything is written
+    fields = config_fields(args.config)  # before anything is written
     args.out.mkdir(parents=True, exist_ok=True)
     runs, started = [], time.time()
     for seed in args.seeds:
         budget = args.steps
         for algo in args.algos:
             cfg = Config(algo=algo, seed=seed, env_id=args.env_id, checkpoint_every=0,
-                         eval_every=args.eval_every, eval_games=EVAL_GAMES, eval_greedy=args.greedy,
-                         **ppo).validate()
+                         eval_every=args.eval_every, eval_games=args.eval_games, eval_greedy=args.greedy,
+                         **fields).validate()
             run_dir = args.out / f"{algo}_seed{seed}"
             if (run_dir / "checkpoint.npz").exists():
                 check_resumable(run_dir, cfg, args.resume)
@@ -251,7 +267,7 @@ def main(argv=None) -> dict:
     (args.out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
     write_csv(args.out / "evals.csv", runs)
     plot(args.out / "curves.png", runs, title="Pong: " + " vs ".join(a.upper() for a in args.algos),
-         budget_minutes=args.minutes if args.steps is None else None, greedy=args.greedy)
+         budget_minutes=args.minutes if args.steps is None else None, greedy=args.greedy, eval_games=args.eval_games)
     print(json.dumps(result, indent=2))
     return result
 

@@ -110,6 +110,7 @@ def test_time_to_win_smoke(tmp_path):
         steps = [e["env_steps"] for e in r["evals"]]
         assert len(steps) == 2 and 2048 <= steps[0] < 2048 + 16 and 4096 <= steps[1] < 4096 + 16, steps
         assert r["env_steps"] >= 4096 and set(r["reached"]) == {"+0", "+18"}
+        assert all(hit is None or hit["episodes"] >= 0 for hit in r["reached"].values())
         assert all(-21 <= e["score"] <= 21 for e in r["evals"])
     saved = json.loads((out / "results.json").read_text())
     assert saved["summary"] == res["summary"] and saved["system"]["packages"]["numpy"] == np.__version__
@@ -144,6 +145,26 @@ def test_time_to_win_counts_only_evaluations_within_the_time_budget():
     assert time_to_win.first_reached(evals, max_seconds=99.0) == {"+0": None, "+18": None}
 
 
+def test_time_to_win_config_sets_any_algorithm_but_not_the_benchmarks_fields(tmp_path):
+    import time_to_win
+
+    f = tmp_path / "fast.json"
+    f.write_text(json.dumps({"lr": 1e-3, "batch_size": 5, "seed": 9, "eval_games": 3, "steps": 10}))
+    assert time_to_win.config_fields(f) == {"lr": 1e-3, "batch_size": 5}
+    f.write_text(json.dumps({"lr": "fast"}))
+    with pytest.raises(SystemExit):
+        time_to_win.config_fields(f)
+
+
+def test_time_to_win_reports_the_episodes_played_by_each_threshold(tmp_path):
+    import time_to_win
+
+    (tmp_path / "metrics.csv").write_text("episode,env_steps,return\n1,900,-21\n2,1800,-20\n3,2900,-19\n")
+    reached = {"+0": {"env_steps": 2048, "wall_s": 5.0}, "+18": None}
+    assert time_to_win.with_episodes(reached, tmp_path) == {"+0": {"env_steps": 2048, "wall_s": 5.0, "episodes": 2},
+                                                             "+18": None}
+
+
 def test_time_to_win_stops_ppo_where_its_learning_rate_reaches_0():
     import time_to_win
 
@@ -159,7 +180,8 @@ def test_time_to_win_stops_ppo_where_its_learning_rate_reaches_0():
 def test_bench_config_files_are_valid_ppo_configs(name):
     import time_to_win
 
-    fields = time_to_win.ppo_fields(BENCH / name)
+    fields = time_to_win.config_fields(BENCH / name)
+    assert set(fields) == {"ppo_obs", "ppo_anneal_entropy", "ppo_anneal_steps"}  # only what the file sets
     assert fields["ppo_obs"] == "frame+diff+pyramid" and fields["ppo_anneal_entropy"] is True
     anneal = {"ppo_pyramid.json": 9_000_000, "ppo_pyramid_45min.json": 8_000_000,
               "ppo_pyramid_45min_2core.json": 4_500_000}  # TIME_TO_WIN.md: which machine each is sized for
@@ -180,7 +202,7 @@ def test_time_to_win_resume_of_a_finished_run_trains_nothing(tmp_path):
 
 
 @pytest.mark.slow
-def test_time_to_win_takes_ppo_hyperparameters_from_a_config_file(tmp_path):
+def test_time_to_win_takes_hyperparameters_from_a_config_file(tmp_path):
     import time_to_win
 
     cfg = tmp_path / "c.json"
@@ -188,9 +210,9 @@ def test_time_to_win_takes_ppo_hyperparameters_from_a_config_file(tmp_path):
     out = tmp_path / "ttw"
     time_to_win.main(["--seeds", "0", "--steps", "2048", "--eval-every", "2048", "--config", str(cfg), "--out", str(out)])
     ppo = json.loads((out / "ppo_seed0" / "config.json").read_text())
-    assert (ppo["ppo_obs"], ppo["ppo_hidden"], ppo["seed"], ppo["hidden"]) == ("frame+diff+pyramid", 16, 0, 200)
+    assert (ppo["ppo_obs"], ppo["ppo_hidden"], ppo["seed"]) == ("frame+diff+pyramid", 16, 0)  # not the file's seed
     reinforce = json.loads((out / "reinforce_seed0" / "config.json").read_text())
-    assert (reinforce["algo"], reinforce["hidden"]) == ("reinforce", 200)  # only the ppo_* fields are taken
+    assert (reinforce["algo"], reinforce["hidden"], reinforce["seed"]) == ("reinforce", 7, 0)  # REINFORCE's field too
 
 
 @pytest.mark.parametrize("text, says", [("{nope", "is not valid JSON"), ('{"ppo_obs": "pixels"}', "ppo_obs must be one of")])
