@@ -352,3 +352,25 @@ def test_resume_time_benchmark_prints_json(tmp_path):
     out = json.loads(p.stdout)
     assert out["benchmark"] == "resume_time" and out["runs"][0]["env_steps"] == 2000
     assert out["runs"][0]["this_resume_s"] > 0
+
+
+def test_reinforce_curves_reports_levels_by_episode_and_draws(tmp_path, capsys):
+    import reinforce_curves
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps(Config(algo="reinforce", lr=1e-3, steps=100).to_dict()))
+    rows = ["episode,env_steps,return,running_reward,length,wall_s"]
+    rows += [f"{k},{900 * k},-15,{-21 + k},900,{k}" for k in range(1, 8)]  # running reward -20 .. -14
+    (run / "metrics.csv").write_text("\n".join(rows) + "\n")
+    (run / "eval.csv").write_text("env_steps,wall_s,mean,std,win_rate\n5000,5,-16.5,1,0\n")
+    assert reinforce_curves.main([str(run), "-o", str(tmp_path / "c.png")]) == 0
+    [r] = json.loads(capsys.readouterr().out)["runs"]
+    assert r["differs_from_tutorial"] == {"lr": 1e-3}
+    assert (r["episodes"], r["env_steps"], r["running_reward"]) == (7, 6300, -14.0)
+    assert r["first_running_reward_at"]["-18"] == {"episode": 3, "env_steps": 2700}
+    assert r["first_running_reward_at"]["-15"] == {"episode": 6, "env_steps": 5400}
+    assert r["first_running_reward_at"]["+0"] is None and r["evals"] == [{"env_steps": 5000, "mean": -16.5}]
+    assert (tmp_path / "c.png").stat().st_size > 10_000
+    with pytest.raises(SystemExit):
+        reinforce_curves.main([str(tmp_path / "nothing")])
