@@ -46,9 +46,9 @@ from pathlib import Path
 WAITS = re.compile(r"^(_recv|_poll|poll|wait|_wait|acquire|select|_wait_for_tstate_lock|join|_try_wait) ")
 LEARNING = [  # (part, function names), checked in order on a learner's stack
     ("learning: optimizer", {"rmsprop_step", "adam_step", "adam_update", "_adam_apply", "clip_grad_norm"}),
-    ("learning: gradients", {"backward", "backward_sparse", "backprop", "matmul_t", "policy_term", "value_term",
+    ("learning: gradients", {"backward", "backward_sparse", "backprop", "policy_term", "value_term",
                              "entropy_term", "dlogit_of"}),
-    ("learning: products", {"forward", "forward_sparse", "forward_active", "matmul", "matmul_active"}),
+    ("learning: products", {"forward", "forward_sparse", "forward_active", "matmul_active"}),
 ]
 
 

@@ -11,6 +11,7 @@ import pytest
 from conftest import random_actions, random_diff_frames
 from pongrl import policy, reinforce, sparse
 from pongrl.env import UP
+from pongrl.inputs import compact
 from pongrl.optim import rmsprop_step
 from pongrl.preprocess import D
 from pongrl.reinforce import Episodes, policy_gradient
@@ -50,11 +51,8 @@ def test_all_zero_batch():
     s = SparseRows.from_dense(x)
     assert s.rows == 4 and len(s.cols) == 0 and s.indptr.tolist() == [0, 0, 0, 0, 0]
     np.testing.assert_array_equal(s.to_dense(D), x)
-    WT = np.random.default_rng(0).standard_normal((D, 3))
-    np.testing.assert_array_equal(sparse.matmul(s, WT), np.zeros((4, 3)))
-    out = np.ones((D, 3))
-    sparse.matmul_t(s, np.ones((4, 3)), out)
-    assert np.all(out == 1)
+    c = compact(s)
+    assert c.X.shape == (4, 0) and len(c.cols) == 0  # no pixel occurs: products with it are zeros
     np.testing.assert_array_equal(s.take(np.array([3, 1])).to_dense(D), np.zeros((2, D)))
 
 
@@ -83,27 +81,12 @@ def test_concat_of_parts_and_slices(batch):
     assert empty.rows == 0 and empty.to_dense(D).shape == (0, D)
 
 
-def test_matmul_and_matmul_t_equal_dense(batch):
-    rng = np.random.default_rng(1)
-    WT = rng.standard_normal((D, 5))
-    g = rng.standard_normal((9, 5))
-    s = SparseRows.from_dense(batch)
-    for rows in (slice(None), np.array([4, 1, 1, 8])):
-        sub = s if isinstance(rows, slice) else s.take(rows)
-        x = batch[rows].astype(np.float64)
-        assert_close(sparse.matmul(sub, WT), x @ WT, 1e-12)
-        out = np.full((D, 5), 0.5)
-        sparse.matmul_t(sub, g[: sub.rows], out)  # adds into out
-        assert_close(out, 0.5 + x.T @ g[: sub.rows], 1e-12)
-    assert_close(sparse.matmul(s.slice(2, 7), WT), batch[2:7] @ WT, 1e-12)
-
-
 # ------------------------------------------------------------------ policy: sparse vs dense
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_forward_sparse_equals_dense(dtype, batch):
     params = policy.init_params(16, np.random.default_rng(2), dtype=dtype)
     p_ref, h_ref = policy.forward({k: v.astype(np.float64) for k, v in params.items()}, batch)
-    p, h = policy.forward_sparse(params, SparseRows.from_dense(batch))
+    p, h = policy.forward_sparse(params, compact(SparseRows.from_dense(batch), dtype))
     assert p.dtype == dtype and h.dtype == dtype
     assert_close(p, p_ref, TOL[dtype])
     assert_close(h, h_ref, TOL[dtype])
@@ -119,7 +102,7 @@ def test_backward_sparse_equals_dense(dtype, batch):
     p64 = {k: v.astype(np.float64) for k, v in params.items()}
     _, h_ref = policy.forward(p64, batch)
     ref = policy.backward(p64, batch, h_ref, dlogit.astype(np.float64))
-    x = SparseRows.from_dense(batch)
+    x = compact(SparseRows.from_dense(batch), dtype)
     _, h = policy.forward_sparse(params, x)
     grads = policy.zeros_like(params)
     policy.backward_sparse(params, x, h, dlogit, grads)

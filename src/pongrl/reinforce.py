@@ -14,6 +14,7 @@ import numpy as np
 from . import policy
 from .collector import finished_in_order
 from .config import Config
+from .inputs import compact
 from .optim import rmsprop_step
 from .returns import discount_rewards, normalize
 from .rollouts import EpisodeBuffer, Episodes, Rollout, concat_episodes
@@ -54,7 +55,7 @@ def policy_gradient(params: policy.Params, eps: Episodes, gamma: float) -> tuple
     grads = policy.zeros_like(params)
     objective, entropy = 0.0, 0.0
     for a in range(0, eps.x.rows, CHUNK):
-        x = eps.x.slice(a, min(a + CHUNK, eps.x.rows))
+        x = compact(eps.x.slice(a, min(a + CHUNK, eps.x.rows)), params["W1"].dtype)  # (B, U) occurring pixels
         p, h = policy.forward_sparse(params, x)
         dlogit = policy.dlogit_of(eps.actions[a:a + CHUNK], p)
         policy.backward_sparse(params, x, h, adv[a:a + CHUNK] * dlogit, grads)

@@ -2,8 +2,8 @@
 
 A difference frame has about 26 nonzero pixels out of 6400 (0.4%). Stored as
 CSR (row pointers, int16 column indices, int8 values in {-1, 1}) a transition
-costs ~80 bytes instead of the 51,200 of a float64 vector, and W1 @ x costs
-O(nnz * H) instead of O(6400 * H).
+costs ~80 bytes instead of the 51,200 of a float64 vector. The networks
+multiply only the pixels that occur (pongrl.inputs.compact, `matmul_active`).
 """
 
 from __future__ import annotations
@@ -79,18 +79,6 @@ class SparseRows:
         return out
 
 
-def matmul(x: SparseRows, WT: np.ndarray) -> np.ndarray:
-    """x @ WT for sparse x (B, D) and dense WT (D, H) -> (B, H), in O(nnz * H)."""
-    out = np.zeros((x.rows, WT.shape[1]), WT.dtype)
-    if len(x.cols) == 0:
-        return out
-    contrib = WT[x.cols] * x.vals[:, None].astype(WT.dtype)  # (nnz, H)
-    starts = x.indptr[:-1]
-    nonempty = starts < x.indptr[1:]
-    out[nonempty] = np.add.reduceat(contrib, starts[nonempty], axis=0)
-    return out
-
-
 def active_columns(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Columns of x (B, D) with any nonzero, and x restricted to them (B, k)."""
     active = np.flatnonzero(x.any(axis=0))
@@ -103,14 +91,3 @@ def matmul_active(sub: np.ndarray, active: np.ndarray, WT: np.ndarray) -> np.nda
     For a small batch (the N games of one step, k <= nnz) one small BLAS call beats
     a scatter-add; it costs O(B * nnz * H) with no Python loop."""
     return sub.astype(WT.dtype) @ WT[active]
-
-
-def matmul_t(x: SparseRows, g: np.ndarray, out: np.ndarray) -> None:
-    """out += x.T @ g for sparse x (B, D), dense g (B, H) and out (D, H), in O(nnz * H)."""
-    if len(x.cols) == 0:
-        return
-    order = np.argsort(x.cols, kind="stable")
-    cols = x.cols[order].astype(np.int64)
-    contrib = g[x.row_ids()[order]] * x.vals[order, None].astype(g.dtype)  # (nnz, H)
-    first = np.flatnonzero(np.r_[True, cols[1:] != cols[:-1]])
-    out[cols[first]] += np.add.reduceat(contrib, first, axis=0)
