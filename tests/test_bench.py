@@ -374,3 +374,36 @@ def test_reinforce_curves_reports_levels_by_episode_and_draws(tmp_path, capsys):
     assert (tmp_path / "c.png").stat().st_size > 10_000
     with pytest.raises(SystemExit):
         reinforce_curves.main([str(tmp_path / "nothing")])
+
+
+def test_cpu_budget_sorts_py_spy_samples_into_parts_and_scales_them_by_cpu_time(tmp_path):
+    import cpu_budget
+
+    child = 'process 1:"python";process 2:"python -c import pongrl.emulators as e; e.serve_games(...)";thread (2): Main'
+    main = 'process 1:"python pongrl_cpu.py";thread (1): MainThread'
+    lines = [
+        f"{child};serve (pongrl/emulator_process.py:125);AleGames.step (pongrl/emulators.py:104);"
+        "AleGames._step_one (pongrl/emulators.py:116) 80",
+        f"{child};serve (pongrl/emulator_process.py:125);AleGames.frames (pongrl/emulators.py:129) 10",
+        f"{child};serve (pongrl/emulator_process.py:109);_ConnectionBase.recv_bytes (multiprocessing/connection.py:216);"
+        "Connection._recv (multiprocessing/connection.py:395) 50",
+        f"{main};loop (pongrl/train.py:79);Collector._send (pongrl/collector.py:93);act (pongrl/reinforce.py:29) 6",
+        f"{main};loop (pongrl/train.py:80);Reinforce.learn (pongrl/reinforce.py:90);"
+        "policy_gradient (pongrl/reinforce.py:58);forward_sparse (pongrl/policy.py:59) 3",
+        f"{main};loop (pongrl/train.py:80);Reinforce.learn (pongrl/reinforce.py:95);"
+        "rmsprop_step (pongrl/optim.py:19) 1",
+        f"{main};loop (pongrl/train.py:79);Collector._receive (pongrl/collector.py:102);"
+        "PongVecEnv.recv (pongrl/env.py:142);Games.recv (pongrl/emulators.py:226);"
+        "GamesProcess.reply (pongrl/emulator_process.py:70);Connection._recv (multiprocessing/connection.py:395) 40",
+    ]
+    raw = tmp_path / "raw.txt"
+    raw.write_text("\n".join(lines) + "\n")
+    parts = cpu_budget.read_samples(raw)
+    assert parts == {("emulator processes", "emulation"): 80, ("emulator processes", "screens"): 10,
+                     ("emulator processes", "idle"): 50, ("trainer", "acting"): 6,
+                     ("trainer", "learning: products"): 3, ("trainer", "learning: optimizer"): 1,
+                     ("trainer", "idle"): 40}
+    t = cpu_budget.table(parts, {"emulator processes": 0.9, "trainer": 0.1}, steps=1000, wall=1.0)
+    assert t["cpu_us_per_step"]["emulator processes"] == {"emulation": 800.0, "screens": 100.0}  # 0.9 s split 80:10
+    assert t["cpu_us_per_step"]["trainer"] == {"acting": 60.0, "learning: products": 30.0, "learning: optimizer": 10.0}
+    assert t["work_us_per_step"] == 1000.0
