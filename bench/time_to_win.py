@@ -12,7 +12,8 @@ of env steps (the first algorithm of --algos gets the minutes). Every
 --eval-games full games with the current policy on evaluation seeds, disjoint
 from the training seeds and from `pongrl eval`'s, the same games at every
 evaluation, and logs them to RUN_DIR/eval.csv. Each threshold reached is
-reported with its env steps, training time and episodes played. A game's score is the sum of its rewards (agent
+reported with its env steps, training time and episodes played. A game's
+score is the sum of its rewards (agent
 points minus opponent points, -21..21); actions are sampled from the policy,
 as in training, or with --greedy the most likely action is played
 (Config.eval_greedy; training is the same either way).
