@@ -2,8 +2,8 @@
 
 Parameters live in a plain dict {"W1": (H, 6400), "W2": (H,)}. W1 is kept in
 Fortran order so that W1.T, the (6400, H) matrix the sparse code gathers rows
-from (and adds gradient rows to), is C-contiguous. Every function is pure: it takes what it needs as
-arguments and returns what it computes.
+from (and adds gradient rows to), is C-contiguous. Every function is pure: it
+takes what it needs as arguments and returns what it computes.
 """
 
 from __future__ import annotations
@@ -67,7 +67,8 @@ def forward_active(params: Params, sub: np.ndarray, active: np.ndarray) -> tuple
 
 
 def backward_sparse(params: Params, x: Inputs, h: np.ndarray, dlogit: np.ndarray, grads: Params) -> None:
-    """Same as `backward` for compacted sparse inputs, but adds into `grads` (W1: the occurring pixels' rows only)."""
+    """Same as `backward` for compacted sparse inputs, but adds into `grads`
+    (W1: the occurring pixels' rows only)."""
     grads["W2"] += h.T @ dlogit
     dh = np.outer(dlogit, params["W2"])
     dh[h <= 0] = 0
