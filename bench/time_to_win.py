@@ -1,7 +1,8 @@
 """Time to win at Pong: PPO vs REINFORCE, from scratch, per seed.
 
     python bench/time_to_win.py [--seeds 0 1 2] [--minutes 45] [--config FILE.json] [--out DIR]
-    python bench/time_to_win.py --algos reinforce --minutes 60 --eval-games 20 --config FILE.json
+    python bench/time_to_win.py --algos reinforce --minutes 60 --eval-games 20 --eval-every 500000 \
+        --config reinforce_fast --stop-above 0      # the tutorial's agent: until it beats the built-in AI
 
 For every seed, PPO (the default Config(algo="ppo"), or with the fields that
 --config sets, e.g. bench/ppo_pyramid.json) trains for --minutes of training
@@ -44,7 +45,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # see TIME_TO_WIN.md; before
 import numpy as np  # noqa: E402
 
 from pongrl import checkpoint  # noqa: E402
-from pongrl.config import Config, ConfigError  # noqa: E402
+from pongrl.config import Config, ConfigError, config_file  # noqa: E402
 from pongrl.logger import system_info  # noqa: E402
 from pongrl.train import train  # noqa: E402
 
@@ -62,8 +63,8 @@ def read_evals(run_dir: Path) -> list[dict]:
 
 
 def train_and_evaluate(run_dir: Path, cfg: Config, args, max_steps: int | None, max_seconds: float | None) -> dict:
-    """Train until max_steps env steps or max_seconds of training (or, with args.stop_at_win,
-    until an evaluation reaches the last threshold). The train loop evaluates every
+    """Train until max_steps env steps or max_seconds of training (or, with --stop-at-win or
+    --stop-above, until an evaluation wins). The train loop evaluates every
     args.eval_every env steps; training runs in chunks of that size so that the time
     budget is checked between chunks (every chunk after the first resumes the run).
     The last chunk may end past max_seconds; its evaluation is shown but reaches nothing."""
@@ -86,8 +87,11 @@ def train_and_evaluate(run_dir: Path, cfg: Config, args, max_steps: int | None, 
                   file=sys.stderr, flush=True)
         if summary["interrupted"]:
             break
+    reached = first_reached(evals, max_seconds)
+    if args.stop_above is not None:
+        reached[f">{args.stop_above:+g}"] = first_above(evals, args.stop_above, max_seconds)
     return {"algo": cfg.algo, "seed": cfg.seed, "run_dir": str(run_dir), "evals": evals,
-            "reached": with_episodes(first_reached(evals, max_seconds), run_dir), "env_steps": summary["env_steps"],
+            "reached": with_episodes(reached, run_dir), "env_steps": summary["env_steps"],
             "wall_s": summary["wall_s"], "interrupted": summary["interrupted"]}
 
 
@@ -98,11 +102,18 @@ def saved_summary(run_dir: Path) -> dict:
 
 
 def budget_spent(summary: dict, evals: list[dict], args, max_steps: int | None, max_seconds: float | None) -> bool:
-    """Whether a run is done: its steps or seconds are used up, or (--stop-at-win) it has won."""
+    """Whether a run is done: its steps or seconds are used up, or it has won: an evaluation
+    within the time budget reached the last threshold (--stop-at-win) or scored above --stop-above."""
     done_steps = max_steps is not None and summary["env_steps"] >= max_steps
     done_time = max_seconds is not None and summary["wall_s"] >= max_seconds
     won = args.stop_at_win and first_reached(evals, max_seconds)[f"{THRESHOLDS[-1]:+g}"] is not None
-    return done_steps or done_time or won
+    return done_steps or done_time or won or first_above(evals, args.stop_above, max_seconds) is not None
+
+
+def first_above(evals: list[dict], score: float | None, max_seconds: float | None = None) -> dict | None:
+    """The first evaluation within max_seconds of training whose mean is above score (None if none, or no score)."""
+    inside = [e for e in evals if max_seconds is None or e["wall_s"] <= max_seconds]
+    return None if score is None else next((e for e in inside if e["score"] > score), None)
 
 
 def learning_steps(cfg: Config, budget: int | None) -> int | None:
@@ -211,7 +222,7 @@ def config_fields(path: Path | None) -> dict:
         return {}
     try:
         cfg = Config.from_json_file(path).to_dict()
-        keys = json.loads(path.read_text()).keys()
+        keys = json.loads(config_file(path).read_text()).keys()
     except ConfigError as e:
         print(f"time_to_win: --config: {e}", file=sys.stderr)
         sys.exit(2)
@@ -231,7 +242,10 @@ def parse_args(argv=None):
                     help="evaluate with the policy's most likely action instead of a sampled one (Config.eval_greedy)")
     ap.add_argument("--stop-at-win", action="store_true",
                     help=f"stop a run once an evaluation reaches {THRESHOLDS[-1]:+g} (saves hours)")
-    ap.add_argument("--config", type=Path, default=None, metavar="FILE.json",
+    ap.add_argument("--stop-above", type=float, default=None, metavar="SCORE",
+                    help="stop a run once an evaluation's mean is above SCORE (0: it beats the built-in AI), "
+                         "and report when it first was")
+    ap.add_argument("--config", type=Path, default=None, metavar="FILE.json|NAME",
                     help="hyperparameters for every algorithm: the fields this config file sets "
                          "(a run's config.json works), but the benchmark's own (seed, env, steps, evaluations)")
     ap.add_argument("--out", type=Path, default=Path("bench_out/time_to_win"))

@@ -174,3 +174,9 @@ def test_log_lines_print_above_the_progress_bar_not_glued_to_it(tmp_path):
     finally:
         logs.close()
     assert not any(isinstance(h, _TqdmLoggingHandler) for h in pongrl_log.handlers)
+
+
+def test_an_unknown_config_name_lists_the_shipped_ones(tmp_path, capsys):
+    err = one_line_exit_2(capsys, ["train", "--config", "reinforce_fastest", "--out", str(tmp_path / "run")])
+    assert "config file not found: reinforce_fastest" in err and "reinforce_fast" in err
+    assert not (tmp_path / "run").exists()

@@ -145,6 +145,29 @@ def test_time_to_win_counts_only_evaluations_within_the_time_budget():
     assert time_to_win.first_reached(evals, max_seconds=99.0) == {"+0": None, "+18": None}
 
 
+def test_time_to_win_stop_above_is_strict_and_within_the_time_budget():
+    import argparse
+
+    import time_to_win
+
+    evals = [{"env_steps": 1, "wall_s": 50.0, "score": 0.0}, {"env_steps": 2, "wall_s": 100.0, "score": 0.5}]
+    assert time_to_win.first_above(evals, 0.0) == evals[1]  # a mean of exactly 0 does not beat the AI
+    assert time_to_win.first_above(evals, 0.0, max_seconds=99.0) is None
+    assert time_to_win.first_above(evals, None) is None
+    args = argparse.Namespace(stop_at_win=False, stop_above=0.0)
+    summary = {"env_steps": 2, "wall_s": 100.0}
+    assert time_to_win.budget_spent(summary, evals, args, max_steps=10, max_seconds=3600)
+    assert not time_to_win.budget_spent(summary, evals[:1], args, max_steps=10, max_seconds=3600)
+    assert not time_to_win.budget_spent(summary, evals, argparse.Namespace(stop_at_win=False, stop_above=None),
+                                        max_steps=10, max_seconds=3600)
+
+
+def test_time_to_win_takes_a_shipped_config_by_name():
+    import time_to_win
+
+    assert time_to_win.config_fields(Path("reinforce_fast")) == {"lr": 3e-3}  # its algo is the benchmark's
+
+
 def test_time_to_win_config_sets_any_algorithm_but_not_the_benchmarks_fields(tmp_path):
     import time_to_win
 

@@ -20,7 +20,7 @@ from .config import Config
 from .errors import UserError
 from .preprocess import frame_diff, preprocess
 
-PRETRAINED = {"ppo": "pong_ppo.npz"}  # the shipped agents, in pongrl/pretrained/
+PRETRAINED = {"ppo": "pong_ppo.npz", "reinforce": "pong_reinforce.npz"}  # the shipped agents, in pongrl/pretrained/
 DEFAULT_PRETRAINED = "ppo"  # the strongest
 
 

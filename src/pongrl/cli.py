@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from . import __version__
-from .config import Config
+from .config import Config, shipped_configs
 from .errors import UserError
 
 TARGET_FIELDS = ("episodes", "steps", "checkpoint_every", "eval_every", "eval_games")  # what --resume may change
@@ -197,7 +197,9 @@ def build_parser() -> Parser:
 def add_train(t: argparse.ArgumentParser) -> None:
     t.add_argument("--out", metavar="RUN_DIR", help="new run folder (default: runs/ALGO-sSEED-TIME)")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue the run saved in RUN_DIR")
-    t.add_argument("--config", metavar="FILE.json", help="config file (the run folder's config.json works)")
+    t.add_argument("--config", metavar="FILE.json|NAME",
+                   help="config file (a run folder's config.json works), or the name of a config that ships "
+                        f"with pongrl: {', '.join(shipped_configs())}")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.add_argument("--ray", metavar="ADDRESS",
                    help="play the games on --workers W Ray actors (needs pongrl[ray]): 'local' starts a Ray "
@@ -212,7 +214,8 @@ def add_train(t: argparse.ArgumentParser) -> None:
 def add_agent_source(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", nargs="?", help="agent file, checkpoint .npz or run folder")
     p.add_argument("--pretrained", nargs="?", const="ppo", metavar="NAME",
-                   help="an agent that ships with pongrl (default: ppo, the strongest)")
+                   help="an agent that ships with pongrl: ppo (the default, the strongest) or reinforce "
+                        "(the tutorial's network, trained by its REINFORCE)")
 
 
 def add_eval(e: argparse.ArgumentParser) -> None:

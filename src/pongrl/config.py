@@ -6,6 +6,7 @@ import dataclasses
 import json
 import math
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 
 from .errors import UserError
@@ -182,8 +183,10 @@ class Config:
 
     @classmethod
     def from_json_file(cls, path: str | Path) -> "Config":
+        """The config in a JSON file, or in a config that ships with pongrl, by name (config_file)."""
+        path = config_file(path)
         try:
-            d = json.loads(Path(path).read_text())
+            d = json.loads(path.read_text())
         except FileNotFoundError:
             raise ConfigError(f"config file not found: {path}") from None
         except json.JSONDecodeError as e:
@@ -194,6 +197,24 @@ class Config:
         if missing and missing <= set(SAVED_BEFORE):  # a run folder's config.json from before those fields
             return cls.from_saved(d)
         return cls.from_dict(d)  # a partial file: the fields it omits take the defaults
+
+
+def shipped_configs() -> dict[str, Path]:
+    """The configs that ship with pongrl (pongrl/configs/NAME.json), by name."""
+    folder = Path(str(files("pongrl") / "configs"))
+    return {p.stem: p for p in sorted(folder.glob("*.json"))}
+
+
+def config_file(name_or_path: str | Path) -> Path:
+    """A config file's path: the path given, or, for a bare name that is not a file
+    here (no folder, no suffix), the shipped config of that name."""
+    path = Path(name_or_path)
+    if path.exists() or path.suffix or len(path.parts) != 1:
+        return path
+    shipped = shipped_configs()
+    if str(path) not in shipped:
+        raise ConfigError(f"config file not found: {path} (pongrl ships the configs: {', '.join(shipped)})")
+    return shipped[str(path)]
 
 
 TYPE_WORDS = {"int": "an integer", "float": "a finite number", "bool": "true or false", "str": "a string",
