@@ -67,6 +67,8 @@ def test_load_agent_takes_the_pretrained_names_a_file_and_a_run_folder(tmp_path)
     (tmp_path / "run").mkdir()
     save_agent(tmp_path / "run" / "checkpoint.npz", a, {})
     assert pongrl.load_agent(tmp_path / "run").cfg == a.cfg  # a folder: its checkpoint.npz
+    tutorial = pongrl.load_agent("pretrained:reinforce")  # the tutorial's network, trained by its REINFORCE
+    assert tutorial.cfg.algo == "reinforce" and tutorial.params["W1"].shape == (200, 6400)
     with pytest.raises(CheckpointError, match="no pretrained agent 'chess'"):
         pongrl.load_agent("pretrained:chess")
     with pytest.raises(pongrl.UserError, match="checkpoint not found"):

@@ -203,7 +203,7 @@ def test_version(capsys):
 def test_an_unknown_pretrained_agent_is_one_line_exit_2(capsys):
     rc = main(["eval", "--pretrained", "chess"])
     err = capsys.readouterr().err
-    assert rc == 2 and "no pretrained agent 'chess'; pongrl ships: ppo" in err and len(err.splitlines()) == 1
+    assert rc == 2 and "no pretrained agent 'chess'; pongrl ships: ppo, reinforce" in err and len(err.splitlines()) == 1
 
 
 def test_a_bug_is_not_a_user_error(monkeypatch):

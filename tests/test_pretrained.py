@@ -24,11 +24,33 @@ def test_pretrained_agent_ships_small_with_config_and_eval():
     assert meta["eval_during_training"]["seed"] >= USER_EVAL_SEEDS > meta["eval"]["seed"] >= 0
 
 
+def test_the_tutorial_agent_ships_too_trained_with_the_shipped_fast_config():
+    from pongrl.config import Config
+
+    path = pretrained_path("reinforce")
+    assert path.stat().st_size <= 10 * 2**20
+    agent, (_, meta) = load_agent("pretrained:reinforce"), checkpoint.load(path)
+    assert agent.params["W1"].shape == (200, 6400) and agent.params["W2"].shape == (200,)
+    assert all(np.isfinite(v).all() for v in agent.params.values())
+    fast = Config.from_json_file("reinforce_fast").to_dict()
+    run_fields = ("seed", "steps", "episodes", "checkpoint_every", "eval_every", "eval_games", "eval_greedy")
+    assert {k: v for k, v in agent.cfg.to_dict().items() if k not in run_fields and not k.startswith("ppo_")} == \
+        {k: v for k, v in fast.items() if k not in run_fields and not k.startswith("ppo_")}
+    assert meta["eval_during_training"]["seed"] >= USER_EVAL_SEEDS > meta["eval"]["seed"] >= 0
+
+
 @pytest.mark.slow
 def test_pretrained_agent_beats_the_builtin_ai_by_playing():
     """Four whole games, on seeds its training and its selection never saw: it wins them all, by far."""
     res = evaluate(load_agent("pretrained"), games=4, seed=11, greedy=True)
     assert res["games"] == 4 and res["win_rate"] == 1.0 and res["mean"] >= 12, res
+
+
+@pytest.mark.slow
+def test_the_tutorial_agent_plays_far_above_an_untrained_one():
+    """It is level with the built-in AI (50 games: -2.0 sampled, +1.0 greedy); an untrained one loses 21-0 or so."""
+    res = evaluate(load_agent("pretrained:reinforce"), games=4, seed=11)
+    assert res["games"] == 4 and res["mean"] >= -14, res
 
 
 @pytest.mark.slow

@@ -206,11 +206,12 @@ def test_show_weights_minus_init_shows_only_what_changed(tmp_path):
     assert [tuple(p) for p in changed] == [(40, 10)]  # that weight, nothing else
 
 
-def test_show_weights_of_the_pretrained_agent(tmp_path, capsys):
+@pytest.mark.parametrize("name", [[], ["reinforce"]])
+def test_show_weights_of_the_pretrained_agents(tmp_path, capsys, name):
     png = tmp_path / "w.png"
-    rc = main(["show", "weights", "--pretrained", "--units", "16", "-o", str(png)])
+    rc = main(["show", "weights", "--pretrained", *name, "--units", "16", "-o", str(png)])
     try:
-        pretrained_path()
+        pretrained_path(*name)
     except checkpoint.CheckpointError:  # not shipped in this install: one clear line
         one_line_error(rc, capsys.readouterr().err)
         return
@@ -281,13 +282,14 @@ def test_agent_curves_beside_an_agent_file_or_in_its_run_folder(tmp_path):
         plots.agent_curves(tmp_path / "elsewhere.npz")
 
 
-def test_the_pretrained_agent_ships_its_learning_curve():
+@pytest.mark.parametrize("name", ["ppo", "reinforce"])
+def test_the_pretrained_agents_ship_their_learning_curves(name):
     try:
-        path = pretrained_path()
+        path = pretrained_path(name)
     except checkpoint.CheckpointError:
         pytest.skip("this install has no pretrained agent")
-    metrics, evals = plots.agent_curves(path)  # pong_ppo_metrics.csv / pong_ppo_eval.csv beside it
-    assert metrics and evals, "ship pong_ppo_metrics.csv and pong_ppo_eval.csv (the run's CSVs) beside pong_ppo.npz"
+    metrics, evals = plots.agent_curves(path)  # pong_NAME_metrics.csv / pong_NAME_eval.csv beside it
+    assert metrics and evals, f"ship {path.stem}_metrics.csv and {path.stem}_eval.csv (the run's CSVs) beside it"
 
 
 @pytest.mark.parametrize("inputs, says", [(6400, "80×80 difference-frame weights"),
