@@ -221,8 +221,9 @@ def config_fields(path: Path | None) -> dict:
     if path is None:
         return {}
     try:
+        path = config_file(path)  # a file, or a config that ships with pongrl by name
         cfg = Config.from_json_file(path).to_dict()
-        keys = json.loads(config_file(path).read_text()).keys()
+        keys = json.loads(path.read_text()).keys()
     except ConfigError as e:
         print(f"time_to_win: --config: {e}", file=sys.stderr)
         sys.exit(2)
