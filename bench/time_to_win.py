@@ -15,8 +15,8 @@ from the training seeds and from `pongrl eval`'s, the same games at every
 evaluation, and logs them to RUN_DIR/eval.csv. Each threshold reached is
 reported with its env steps, training time and episodes played. A game's
 score is the sum of its rewards (agent
-points minus opponent points, -21..21); actions are sampled from the policy,
-as in training, or with --greedy the most likely action is played
+points minus opponent points, -21..21); the policy's most likely action is
+played, as `pongrl eval` does, or with --sample it is sampled as in training
 (Config.eval_greedy; training is the same either way).
 
 Wall times are training time only (the train loop's wall_s: evaluations are
@@ -192,7 +192,7 @@ def plot(path: Path, runs: list[dict], title: str, budget_minutes: float | None 
         ax.grid(alpha=0.3)
     if budget_minutes is not None:
         axes[1].axvline(budget_minutes, color="gray", lw=0.8, ls=":")
-    axes[0].set_ylabel(f"mean score of {eval_games} eval games" + (" (greedy)" if greedy else ""))
+    axes[0].set_ylabel(f"mean score of {eval_games} eval games" + (" (greedy)" if greedy else " (sampled)"))
     axes[1].legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
@@ -239,8 +239,11 @@ def parse_args(argv=None):
     ap.add_argument("--eval-games", type=int, default=10, help="games per evaluation")
     ap.add_argument("--algos", nargs="+", default=["ppo", "reinforce"], choices=["ppo", "reinforce"])
     ap.add_argument("--env-id", default="ALE/Pong-v5")
-    ap.add_argument("--greedy", action="store_true",
-                    help="evaluate with the policy's most likely action instead of a sampled one (Config.eval_greedy)")
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument("--greedy", dest="greedy", action="store_true", default=True,
+                      help="evaluate with the policy's most likely action (the default, as pongrl eval)")
+    mode.add_argument("--sample", dest="greedy", action="store_false",
+                      help="evaluate with actions sampled from the policy, as in training (Config.eval_greedy false)")
     ap.add_argument("--stop-at-win", action="store_true",
                     help=f"stop a run once an evaluation reaches {THRESHOLDS[-1]:+g} (saves hours)")
     ap.add_argument("--stop-above", type=float, default=None, metavar="SCORE",

@@ -56,7 +56,8 @@ def main(argv=None) -> dict:
     new = args.out.with_name(args.out.stem + ".new.npz")  # the agent at args.out stays until this one passes
     save_agent(new, small, info, compress=True)
     fresh = evaluate(load_agent(new), args.games, seed=args.seed)  # the file as users get it
-    info["eval"] = {"seed": args.seed, **{k: fresh[k] for k in ("games", "mean", "std", "win_rate", "scores")}}
+    info["eval"] = {"seed": args.seed, "greedy": True,  # as pongrl eval's default
+                    **{k: fresh[k] for k in ("games", "mean", "std", "win_rate", "scores")}}
     save_agent(new, small, info, compress=True)
     size = new.stat().st_size
     if size > MAX_BYTES:

@@ -165,7 +165,7 @@ def test_time_to_win_stop_above_is_strict_and_within_the_time_budget():
 def test_time_to_win_takes_a_shipped_config_by_name():
     import time_to_win
 
-    assert time_to_win.config_fields(Path("reinforce_fast")) == {"lr": 3e-3}  # its algo is the benchmark's
+    assert time_to_win.config_fields(Path("reinforce_fast")) == {"lr": 1e-3}  # its algo is the benchmark's
 
 
 def test_time_to_win_config_sets_any_algorithm_but_not_the_benchmarks_fields(tmp_path):
@@ -268,20 +268,24 @@ def test_time_to_win_resume_check_reads_old_configs_as_they_ran(tmp_path):
                 time_to_win.check_resumable(run_dir, Config(algo=algo), resume=True)
 
 
-def test_time_to_win_greedy_evaluates_greedily_and_keeps_runs_apart(tmp_path):
-    """--greedy sets Config.eval_greedy; a sampled run is another config, so it is not resumed as greedy."""
+def test_time_to_win_evaluates_greedily_unless_sample_and_keeps_runs_apart(tmp_path):
+    """Greedy by default (as pongrl eval), --sample samples; a sampled run is another config, so it is
+    not resumed as greedy, and a run saved before eval_greedy existed was sampled."""
     import time_to_win
 
-    assert time_to_win.parse_args(["--greedy"]).greedy and not time_to_win.parse_args([]).greedy
+    assert time_to_win.parse_args([]).greedy and time_to_win.parse_args(["--greedy"]).greedy
+    assert not time_to_win.parse_args(["--sample"]).greedy
+    with pytest.raises(SystemExit):
+        time_to_win.parse_args(["--greedy", "--sample"])
     run_dir = tmp_path / "ppo_seed0"
     run_dir.mkdir()
-    (run_dir / "config.json").write_text(Config(algo="ppo").to_json())
+    (run_dir / "config.json").write_text(Config(algo="ppo", eval_greedy=False).to_json())
     with pytest.raises(SystemExit, match=r"another config \(eval_greedy differ\)"):
         time_to_win.check_resumable(run_dir, Config(algo="ppo", eval_greedy=True), resume=True)
     old = Config(algo="ppo").to_dict()
     del old["eval_greedy"]  # a run saved before the field existed evaluated by sampling
     (run_dir / "config.json").write_text(json.dumps(old))
-    time_to_win.check_resumable(run_dir, Config(algo="ppo"), resume=True)
+    time_to_win.check_resumable(run_dir, Config(algo="ppo", eval_greedy=False), resume=True)
 
 
 @pytest.mark.slow

@@ -51,8 +51,8 @@ def test_eval_prints_json_last_line(trained):
     rc, out, err = pongrl("eval", trained / "checkpoint.npz", "--games", 1, "--json")
     assert rc == 0, err
     res = json.loads(out.strip().splitlines()[-1])
-    assert set(res) == {"games", "mean", "std", "min", "max", "win_rate"}
-    assert res["games"] == 1 and -21 <= res["mean"] <= 21
+    assert set(res) == {"games", "mean", "std", "min", "max", "win_rate", "greedy"}
+    assert res["games"] == 1 and -21 <= res["mean"] <= 21 and res["greedy"] is True  # greedy by default
 
 
 @pytest.mark.slow
@@ -113,6 +113,8 @@ def test_info_lists_action_meanings(capsys):
     ["play", "--video", "x.mp4"],
     ["eval", "x.npz", "--seed", "-1"],
     ["eval", "x.npz", "--seed", str(2**20)],
+    ["eval", "x.npz", "--greedy", "--sample"],
+    ["play", "x.npz", "--video", "x.mp4", "--sample", "--greedy"],
     ["train", "--eval-every", "-1"],
     [],
 ])
@@ -120,6 +122,16 @@ def test_user_errors_are_one_line_exit_2(args, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     rc = main(args)
     one_line_error(rc, capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("command", [["eval", "x.npz"], ["play", "x.npz", "--video", "x.mp4"]])
+def test_eval_and_play_are_greedy_unless_sample(command):
+    """The README's "Evaluating: greedy by default": --greedy is the default, --sample samples."""
+    from pongrl.cli import build_parser
+
+    parse = build_parser().parse_args
+    assert parse(command).greedy is True and parse([*command, "--greedy"]).greedy is True
+    assert parse([*command, "--sample"]).greedy is False
 
 
 def test_unknown_env_lists_pong_ids(capsys):

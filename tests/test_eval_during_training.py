@@ -108,9 +108,10 @@ def test_ctrl_c_during_an_evaluation_abandons_it_and_the_resumed_run_plays_it_fi
 
 @pytest.mark.slow
 def test_greedy_evaluations_score_the_most_likely_actions_and_leave_training_alone(evaluated_run, tmp_path):
-    run_dir, _ = evaluated_run
-    greedy = tmp_path / "greedy"
-    train(tiny_config(**(EVAL_CFG | {"eval_greedy": True})), greedy, progress=False)
+    """Evaluations are greedy by default (evaluated_run); sampled ones train the same numbers."""
+    greedy, _ = evaluated_run
+    run_dir = tmp_path / "sampled"
+    train(tiny_config(**(EVAL_CFG | {"eval_greedy": False})), run_dir, progress=False)
     a, _ = checkpoint.load(run_dir / "checkpoint.npz")
     b, _ = checkpoint.load(greedy / "checkpoint.npz")
     for k in b:

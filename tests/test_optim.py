@@ -8,7 +8,7 @@ import pytest
 from conftest import random_actions, random_diff_frames
 from pongrl import policy
 from pongrl.env import UP
-from pongrl.optim import rmsprop_step
+from pongrl.optim import linear_decay, rmsprop_step
 from pongrl.reinforce import Episodes, episode_advantages, policy_gradient
 from pongrl.sparse import SparseRows
 
@@ -77,3 +77,8 @@ def test_one_update_raises_log_prob_of_good_actions_and_lowers_bad(seed):
     assert after[pos].sum() > before[pos].sum()
     assert after[neg].sum() < before[neg].sum()
     assert adv @ after > adv @ before  # the objective REINFORCE ascends went up
+
+
+def test_linear_decay_by_hand():
+    assert [linear_decay(s, 400) for s in (0, 100, 300, 400, 900)] == [1.0, 0.75, 0.25, 0.0, 0.0]
+    assert linear_decay(10**9, 0) == 1.0  # 0: a constant rate

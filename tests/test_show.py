@@ -166,9 +166,9 @@ def test_initial_params_are_those_a_run_starts_from(tmp_path):
 # ------------------------------------------------------------------ weights: the picture
 @pytest.mark.parametrize("cfg, units, halves", [
     (dict(algo="reinforce", hidden=12), 12, 1),
-    (dict(algo="ppo", ppo_hidden=10), 10, 1),
+    (dict(algo="ppo", ppo_hidden=10, ppo_obs="diff"), 10, 1),
     (dict(algo="ppo", ppo_hidden=6, ppo_obs="frame+diff", ppo_actions="noop+updown"), 6, 2),
-    (dict(algo="ppo", ppo_hidden=7, ppo_hidden2=5), 7, 1),
+    (dict(algo="ppo", ppo_hidden=7, ppo_hidden2=5, ppo_obs="diff"), 7, 1),
     (dict(algo="ppo", ppo_hidden=5, ppo_obs="frame+diff+coarse"), 5, 4),
     (dict(algo="ppo", ppo_hidden=9, ppo_obs="frame+diff+pyramid"), 9, 6),
 ])
@@ -194,7 +194,7 @@ def test_show_weights_units_limits_the_grid(tmp_path):
 
 
 def test_show_weights_minus_init_shows_only_what_changed(tmp_path):
-    _, agent = agent_file(tmp_path, algo="ppo", ppo_hidden=4)
+    _, agent = agent_file(tmp_path, algo="ppo", ppo_hidden=4, ppo_obs="diff")
     agent.params["W1"][0, 40 * 80 + 10] += 1.0  # "training" moved one weight of unit 0
     agent.params["Wpi"][:, 0] = 10.0  # and made unit 0 the most influential: drawn first, top left
     save_agent(tmp_path / "trained.npz", agent, {})

@@ -117,10 +117,12 @@ def cmd_eval(args) -> int:
     agent = agent_of(args)
     res = evaluate(agent, args.games, seed=args.seed, greedy=args.greedy, env_id=args.env)
     if not args.json:
-        print(f"{res['games']} games on {args.env or agent.cfg.env_id}: score {res['mean']:+.2f} ± {res['std']:.2f} "
+        mode = "greedy" if args.greedy else "sampled"
+        print(f"{res['games']} games on {args.env or agent.cfg.env_id}, {mode} actions: score {res['mean']:+.2f} ± {res['std']:.2f} "
               f"(min {res['min']:+.0f}, max {res['max']:+.0f}), win rate {res['win_rate']:.0%}")
     else:
-        print(json.dumps({k: res[k] for k in ("games", "mean", "std", "min", "max", "win_rate")}))
+        print(json.dumps({**{k: res[k] for k in ("games", "mean", "std", "min", "max", "win_rate")},
+                          "greedy": args.greedy}))
     return 0
 
 
@@ -218,11 +220,20 @@ def add_agent_source(p: argparse.ArgumentParser) -> None:
                         "(the tutorial's network, trained by its REINFORCE)")
 
 
+def add_action_mode(p: argparse.ArgumentParser) -> None:
+    """--greedy (the default) or --sample: how the agent picks its action from the policy."""
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--greedy", dest="greedy", action="store_true", default=True,
+                      help="play the policy's most likely action (the default; see the README's 'Evaluating')")
+    mode.add_argument("--sample", dest="greedy", action="store_false",
+                      help="sample the action from the policy, as in training")
+
+
 def add_eval(e: argparse.ArgumentParser) -> None:
     add_agent_source(e)
     e.add_argument("--games", type=positive_int, default=10, help="games to play (default: 10)")
     e.add_argument("--seed", type=int, default=0, help="evaluation seed (disjoint from training seeds)")
-    e.add_argument("--greedy", action="store_true", help="take the most likely action instead of sampling")
+    add_action_mode(e)
     e.add_argument("--env", help="env id (default: the one trained on)")
     e.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     e.set_defaults(func=cmd_eval)
@@ -232,7 +243,7 @@ def add_play(pl: argparse.ArgumentParser) -> None:
     add_agent_source(pl)
     pl.add_argument("--video", required=True, metavar="FILE", help="output .mp4 or .gif")
     pl.add_argument("--seed", type=int, default=0, help="game seed")
-    pl.add_argument("--greedy", action="store_true", help="take the most likely action")
+    add_action_mode(pl)
     pl.add_argument("--max-steps", type=positive_int, default=None, help="stop early after this many steps")
     pl.set_defaults(func=cmd_play)
 

@@ -15,7 +15,8 @@ ALGOS = ("reinforce", "ppo")
 PPO_OBS = ("diff", "frame+diff", "frame+diff+coarse", "frame+diff+pyramid")
 PPO_ACTIONS = ("updown", "noop+updown")
 # Fields added after runs had been saved without them, with the value those runs used.
-SAVED_BEFORE = {"ppo_overlap": False, "eval_greedy": False}
+SAVED_BEFORE = {"ppo_overlap": False, "eval_greedy": False, "ppo_obs": "diff", "ppo_anneal_entropy": False,
+                "lr_anneal_steps": 0}
 
 
 class ConfigError(UserError):
@@ -56,9 +57,9 @@ class Config:
     best policy so far in RUN_DIR/best.npz (0: never)."""
     eval_games: int = 10
     """Full games per evaluation during training (see eval_every)."""
-    eval_greedy: bool = False
-    """Evaluations during training play the policy's most likely action instead of
-    sampling it as in training (as SB3's EvalCallback with deterministic=True).
+    eval_greedy: bool = True
+    """Evaluations during training play the policy's most likely action, as
+    `pongrl eval` does (and SB3's EvalCallback); false samples it as in training.
     The evaluation's own random stream is separate: training is the same either way."""
     # --- Ray (pongrl[ray]; see pongrl.distributed) ----------------------------
     workers: int = 0
@@ -75,7 +76,10 @@ class Config:
     batch_size: int = 10
     """Episodes whose gradients are summed before one RMSProp step."""
     lr: float = 1e-4
-    """RMSProp learning rate."""
+    """RMSProp learning rate (at the start, if lr_anneal_steps)."""
+    lr_anneal_steps: int = 0
+    """The learning rate decays linearly to 0 over this many env steps, then stays 0
+    (0: constant, the tutorial's)."""
     gamma: float = 0.99
     """Discount factor; the discounted sum restarts at every point."""
     decay_rate: float = 0.99
@@ -83,10 +87,11 @@ class Config:
     rms_eps: float = 1e-5
     """RMSProp epsilon added to the root of that mean."""
     # --- PPO (algo="ppo"; also uses gamma, seed and num_envs above) ---------------
-    ppo_obs: str = "diff"
-    """Network input: 'diff' (the tutorial's difference frame), 'frame+diff' (current frame too, 12800 inputs),
-    'frame+diff+coarse' (plus both at 4x4-block resolution: 13600 inputs) or
-    'frame+diff+pyramid' (plus both at 8x8-block resolution too: 13800 inputs; the shipped agent's)."""
+    ppo_obs: str = "frame+diff+pyramid"
+    """Network input: 'frame+diff+pyramid' (the current frame and the difference frame, each also
+    at 4x4- and 8x8-block resolution: 13800 inputs; learns fastest, see bench/TIME_TO_WIN.md),
+    'diff' (the tutorial's difference frame), 'frame+diff' (12800 inputs) or
+    'frame+diff+coarse' (plus both at 4x4-block resolution: 13600 inputs)."""
     ppo_actions: str = "updown"
     """Action set: 'updown' (UP, DOWN) or 'noop+updown' (NOOP, UP, DOWN)."""
     ppo_hidden: int = 256
@@ -103,8 +108,9 @@ class Config:
     """Adam learning rate at the start."""
     ppo_anneal_steps: int = 10_000_000
     """The learning rate decays linearly to 0 over this many env steps, then stays 0 (0: constant)."""
-    ppo_anneal_entropy: bool = False
-    """Anneal the entropy coefficient on the same schedule as the learning rate."""
+    ppo_anneal_entropy: bool = True
+    """Anneal the entropy coefficient on the same schedule as the learning rate
+    (it lets the final policy settle on its moves; see bench/TIME_TO_WIN.md)."""
     ppo_adam_eps: float = 1e-5
     """Adam epsilon."""
     ppo_lazy_adam: bool = False
@@ -223,6 +229,7 @@ RANGES = {  # "lo <= v", "lo < v" or an interval; floats must also be finite (_h
     "seed": "in [0, 1048576)", "num_envs": "in [1, 256]", "groups": "in [0, 256]", "episodes": ">= 0",
     "steps": ">= 0", "checkpoint_every": ">= 0", "eval_every": ">= 0", "eval_games": ">= 1",
     "workers": "in [0, 100000]", "worker_steps": ">= 1", "hidden": ">= 1", "batch_size": ">= 1", "lr": "> 0",
+    "lr_anneal_steps": ">= 0",
     "gamma": "in [0, 1]", "decay_rate": "in [0, 1)", "rms_eps": "> 0", "ppo_hidden": ">= 1", "ppo_hidden2": ">= 0",
     "ppo_num_steps": ">= 1", "ppo_epochs": ">= 1", "ppo_minibatches": ">= 1", "ppo_lr": "> 0",
     "ppo_anneal_steps": ">= 0", "ppo_adam_eps": "> 0", "ppo_gae_lambda": "in [0, 1]", "ppo_clip": "> 0",

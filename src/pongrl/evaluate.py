@@ -28,9 +28,11 @@ def _quotas(games: int, n: int) -> np.ndarray:
     return np.array([games // n + (i < games % n) for i in range(n)])
 
 
-def evaluate(agent: Agent, games: int, seed: int = 0, greedy: bool = False, num_envs: int = 16,
+def evaluate(agent: Agent, games: int, seed: int = 0, greedy: bool = True, num_envs: int = 16,
              env_id: str | None = None) -> dict:
-    """Play `games` full games; score = agent points minus opponent points."""
+    """Play `games` full games; score = agent points minus opponent points. `greedy`
+    plays the policy's most likely action (the default, as SB3's evaluate_policy);
+    False samples it, as in training."""
     if games < 1:
         raise UserError(f"games must be >= 1, got {games}")
     with one_thread():
@@ -62,7 +64,7 @@ def summarize(scores: list[float]) -> dict:
             "max": float(s.max()), "win_rate": float((s > 0).mean()), "scores": [float(v) for v in s]}
 
 
-def play_game(agent: Agent, on_frame, seed: int = 0, greedy: bool = False, max_steps: int | None = None,
+def play_game(agent: Agent, on_frame, seed: int = 0, greedy: bool = True, max_steps: int | None = None,
               env_id: str | None = None) -> dict:
     """Play one whole game, calling on_frame(rgb (210, 160, 3)) for every frame. Returns the score."""
     env = make_env(env_id or agent.cfg.env_id)

@@ -12,6 +12,14 @@ Params = dict[str, np.ndarray]
 ADAM_BETAS = (0.9, 0.999)
 
 
+def linear_decay(env_steps: int, anneal_steps: int) -> float:
+    """Fraction of a learning rate left after env_steps: 1 falling linearly to 0 at
+    anneal_steps, then 0 (anneal_steps 0: always 1, a constant rate)."""
+    if anneal_steps == 0:
+        return 1.0
+    return max(1.0 - env_steps / anneal_steps, 0.0)
+
+
 def rmsprop_step(params: Params, grads: Params, cache: Params, lr: float, decay: float, eps: float) -> None:
     """cache <- decay * cache + (1 - decay) * g^2 ; param <- param + lr * g / (sqrt(cache) + eps)."""
     for k, g in grads.items():

@@ -33,7 +33,7 @@ import numpy as np
 from .config import Config
 from .env import DOWN, UP
 from .inputs import WIDTHS, Inputs, compact, encode, kind_of_width
-from .optim import adam_step, clip_grad_norm
+from .optim import adam_step, clip_grad_norm, linear_decay
 from .rollouts import Batch, Rollout, RolloutBuffer
 from .sparse import SparseRows
 
@@ -227,9 +227,7 @@ def loss_and_grads(params: Params, b: Batch, c: Coefs) -> tuple[float, dict, Par
 # ---------------------------------------------------------------- the learner
 def schedule(cfg: Config, env_steps: int) -> float:
     """Fraction of the initial learning rate (and entropy coef, if annealed) after env_steps."""
-    if cfg.ppo_anneal_steps == 0:
-        return 1.0
-    return max(1.0 - env_steps / cfg.ppo_anneal_steps, 0.0)
+    return linear_decay(env_steps, cfg.ppo_anneal_steps)
 
 
 def explained_variance(pred: np.ndarray, target: np.ndarray) -> float:

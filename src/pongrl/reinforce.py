@@ -15,7 +15,7 @@ from . import policy
 from .collector import finished_in_order
 from .config import Config
 from .inputs import compact
-from .optim import rmsprop_step
+from .optim import linear_decay, rmsprop_step
 from .returns import discount_rewards, normalize
 from .rollouts import EpisodeBuffer, Episodes, Rollout, concat_episodes
 from .sparse import SparseRows
@@ -91,18 +91,19 @@ class Reinforce:
             self.buffers.setdefault(r.source, EpisodeBuffer(r.rewards.shape[1])).add(r)
         self.order += [source for source, _ in finished_in_order(rollouts)]
         stats = None
+        lr = self.cfg.lr * linear_decay(env_steps, self.cfg.lr_anneal_steps)  # env_steps: taken before the rollouts
         while len(self.order) >= self.cfg.batch_size:
-            stats = self.update()
+            stats = self.update(lr)
         return stats
 
-    def update(self) -> dict:
+    def update(self, lr: float) -> dict:
         take, self.order = self.order[:self.cfg.batch_size], self.order[self.cfg.batch_size:]
         eps = concat_episodes([b.pop_finished(take.count(s)) for s, b in sorted(self.buffers.items()) if s in take])
         grads, stats = policy_gradient(self.params, eps, self.cfg.gamma)
-        rmsprop_step(self.params, grads, self.cache, self.cfg.lr, self.cfg.decay_rate, self.cfg.rms_eps)
+        rmsprop_step(self.params, grads, self.cache, lr, self.cfg.decay_rate, self.cfg.rms_eps)
         self.updates += 1
         stats["charts/grad_norm"] = float(np.sqrt(sum((g.astype(np.float64) ** 2).sum() for g in grads.values())))
-        return stats
+        return stats | {"charts/learning_rate": lr}
 
     # -- checkpointing
     def state(self) -> dict[str, np.ndarray]:

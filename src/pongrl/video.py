@@ -13,7 +13,7 @@ from .evaluate import play_game
 VIDEO_SUFFIXES = (".mp4", ".gif")
 
 
-def record(agent: Agent, path: str | Path, seed: int = 0, greedy: bool = False, max_steps: int | None = None,
+def record(agent: Agent, path: str | Path, seed: int = 0, greedy: bool = True, max_steps: int | None = None,
            fps: int = 30) -> dict:
     """Play one game and write it to `path` (.mp4 or .gif). Returns the game's result."""
     import imageio.v2 as imageio
