@@ -13,7 +13,8 @@ from pongrl.errors import RunError
 from pongrl.runs import init_weights, new_run
 from pongrl.train import train
 
-PPO = dict(algo="ppo", ppo_hidden=8, ppo_num_steps=16, ppo_minibatches=2, ppo_epochs=1, episodes=None, steps=64, ppo_obs="diff")
+PPO = dict(algo="ppo", ppo_hidden=8, ppo_num_steps=16, ppo_minibatches=2, ppo_epochs=1, episodes=None, steps=64,
+           ppo_obs="diff")
 
 
 pytestmark = pytest.mark.slow  # every test here trains, or uses the module's trained run

@@ -118,8 +118,9 @@ def cmd_eval(args) -> int:
     res = evaluate(agent, args.games, seed=args.seed, greedy=args.greedy, env_id=args.env)
     if not args.json:
         mode = "greedy" if args.greedy else "sampled"
-        print(f"{res['games']} games on {args.env or agent.cfg.env_id}, {mode} actions: score {res['mean']:+.2f} ± {res['std']:.2f} "
-              f"(min {res['min']:+.0f}, max {res['max']:+.0f}), win rate {res['win_rate']:.0%}")
+        print(f"{res['games']} games on {args.env or agent.cfg.env_id}, {mode} actions: "
+              f"score {res['mean']:+.2f} ± {res['std']:.2f} (min {res['min']:+.0f}, max {res['max']:+.0f}), "
+              f"win rate {res['win_rate']:.0%}")
     else:
         print(json.dumps({**{k: res[k] for k in ("games", "mean", "std", "min", "max", "win_rate")},
                           "greedy": args.greedy}))
