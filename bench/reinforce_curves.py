@@ -51,6 +51,12 @@ def summary(run_dir: Path) -> dict:
             "evals": [{"env_steps": int(e["env_steps"]), "mean": e["mean"]} for e in evals]}
 
 
+def labels(runs: list[Path]) -> list[str]:
+    """Each run's folder name, or parent/name where two runs share a name."""
+    names = [r.name for r in runs]
+    return [n if names.count(n) == 1 else f"{r.parent.name}/{n}" for r, n in zip(runs, names)]
+
+
 def plot(runs: list[Path], out: Path) -> None:
     import matplotlib
 
@@ -58,10 +64,10 @@ def plot(runs: list[Path], out: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (by_ep, by_steps) = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
-    for i, run_dir in enumerate(runs):
+    for i, (run_dir, label) in enumerate(zip(runs, labels(runs))):
         rows, evals = read(run_dir / "metrics.csv"), read(run_dir / "eval.csv")
         color = f"C{i}"
-        by_ep.plot([r["episode"] for r in rows], [r["running_reward"] for r in rows], color=color, label=run_dir.name)
+        by_ep.plot([r["episode"] for r in rows], [r["running_reward"] for r in rows], color=color, label=label)
         by_steps.plot([r["env_steps"] / 1e6 for r in rows], [r["running_reward"] for r in rows], color=color)
         by_steps.plot([e["env_steps"] / 1e6 for e in evals], [e["mean"] for e in evals], "o", color=color, ms=4)
     by_ep.axvline(KARPATHY_EPISODES, color="gray", ls=":", lw=1)

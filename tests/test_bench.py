@@ -434,3 +434,10 @@ def test_cpu_budget_sorts_py_spy_samples_into_parts_and_scales_them_by_cpu_time(
     assert t["cpu_us_per_step"]["emulator processes"] == {"emulation": 800.0, "screens": 100.0}  # 0.9 s split 80:10
     assert t["cpu_us_per_step"]["trainer"] == {"acting": 60.0, "learning: products": 30.0, "learning: optimizer": 10.0}
     assert t["work_us_per_step"] == 1000.0
+
+
+def test_reinforce_curves_labels_runs_that_share_a_folder_name_by_their_parent():
+    import reinforce_curves
+
+    runs = [Path("a/seed2"), Path("b/seed2"), Path("b/seed1")]
+    assert reinforce_curves.labels(runs) == ["a/seed2", "b/seed2", "seed1"]
