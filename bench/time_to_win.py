@@ -117,11 +117,12 @@ def first_above(evals: list[dict], score: float | None, max_seconds: float | Non
 
 
 def learning_steps(cfg: Config, budget: int | None) -> int | None:
-    """The env-step budget, capped where PPO's schedule ends: its learning rate is
-    annealed to 0 at ppo_anneal_steps, so further steps would not change the policy."""
-    if cfg.algo != "ppo" or not cfg.ppo_anneal_steps:
+    """The env-step budget, capped where the learning rate's schedule ends (PPO's
+    ppo_anneal_steps, REINFORCE's lr_anneal_steps): further steps would not change the policy."""
+    end = cfg.ppo_anneal_steps if cfg.algo == "ppo" else cfg.lr_anneal_steps
+    if not end:
         return budget
-    return cfg.ppo_anneal_steps if budget is None else min(budget, cfg.ppo_anneal_steps)
+    return end if budget is None else min(budget, end)
 
 
 def first_reached(evals: list[dict], max_seconds: float | None = None) -> dict:
