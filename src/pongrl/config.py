@@ -14,9 +14,10 @@ from .errors import UserError
 ALGOS = ("reinforce", "ppo")
 PPO_OBS = ("diff", "frame+diff", "frame+diff+coarse", "frame+diff+pyramid")
 PPO_ACTIONS = ("updown", "noop+updown")
+ADV_NORMS = ("episode", "batch")
 # Fields added after runs had been saved without them, with the value those runs used.
 SAVED_BEFORE = {"ppo_overlap": False, "eval_greedy": False, "ppo_obs": "diff", "ppo_anneal_entropy": False,
-                "lr_anneal_steps": 0}
+                "lr_anneal_steps": 0, "adv_norm": "episode"}
 
 
 class ConfigError(UserError):
@@ -82,6 +83,9 @@ class Config:
     (0: constant, the tutorial's)."""
     gamma: float = 0.99
     """Discount factor; the discounted sum restarts at every point."""
+    adv_norm: str = "episode"
+    """Standardise the discounted returns within each 'episode' (the tutorial's) or
+    over the whole 'batch' of episodes, so that better episodes weigh more."""
     decay_rate: float = 0.99
     """RMSProp decay of the running mean of squared gradients."""
     rms_eps: float = 1e-5
@@ -145,7 +149,8 @@ class Config:
             rule = RANGES.get(f.name)
             if rule is not None and value is not None and not _in_range(value, rule):
                 raise ConfigError(f"{f.name} must be {rule}, got {value!r}")
-        for name, choices in (("algo", ALGOS), ("ppo_obs", PPO_OBS), ("ppo_actions", PPO_ACTIONS)):
+        for name, choices in (("algo", ALGOS), ("adv_norm", ADV_NORMS), ("ppo_obs", PPO_OBS),
+                              ("ppo_actions", PPO_ACTIONS)):
             if getattr(self, name) not in choices:
                 raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
         if self.init_from == "":

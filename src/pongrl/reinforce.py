@@ -43,15 +43,19 @@ def bootstrap(params: policy.Params, x: np.ndarray, frames: np.ndarray) -> dict:
 
 
 # ------------------------------------------------------------------ the gradient
-def episode_advantages(rewards: np.ndarray, lengths: np.ndarray, gamma: float) -> np.ndarray:
-    """Discounted returns of each episode, normalised within that episode."""
+def episode_advantages(rewards: np.ndarray, lengths: np.ndarray, gamma: float, norm: str = "episode") -> np.ndarray:
+    """Discounted returns of each episode, normalised within that episode (norm 'episode')
+    or over all the episodes together ('batch')."""
     parts = np.split(rewards, np.cumsum(lengths)[:-1])
+    if norm == "batch":
+        return normalize(np.concatenate([discount_rewards(r, gamma) for r in parts]))
     return np.concatenate([normalize(discount_rewards(r, gamma)) for r in parts])
 
 
-def policy_gradient(params: policy.Params, eps: Episodes, gamma: float) -> tuple[policy.Params, dict]:
+def policy_gradient(params: policy.Params, eps: Episodes, gamma: float,
+                    norm: str = "episode") -> tuple[policy.Params, dict]:
     """Gradient of sum_t A_t log pi(a_t | x_t) over the episodes (sparse, chunked)."""
-    adv = episode_advantages(eps.rewards, eps.lengths, gamma).astype(params["W2"].dtype)
+    adv = episode_advantages(eps.rewards, eps.lengths, gamma, norm).astype(params["W2"].dtype)
     grads = policy.zeros_like(params)
     objective, entropy = 0.0, 0.0
     for a in range(0, eps.x.rows, CHUNK):
@@ -99,7 +103,7 @@ class Reinforce:
     def update(self, lr: float) -> dict:
         take, self.order = self.order[:self.cfg.batch_size], self.order[self.cfg.batch_size:]
         eps = concat_episodes([b.pop_finished(take.count(s)) for s, b in sorted(self.buffers.items()) if s in take])
-        grads, stats = policy_gradient(self.params, eps, self.cfg.gamma)
+        grads, stats = policy_gradient(self.params, eps, self.cfg.gamma, self.cfg.adv_norm)
         rmsprop_step(self.params, grads, self.cache, lr, self.cfg.decay_rate, self.cfg.rms_eps)
         self.updates += 1
         stats["charts/grad_norm"] = float(np.sqrt(sum((g.astype(np.float64) ** 2).sum() for g in grads.values())))
