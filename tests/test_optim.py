@@ -97,7 +97,7 @@ def test_advantages_by_hand_per_episode_and_over_the_batch():
 
 
 def test_batch_normalised_advantages_are_the_learners_when_configured():
-    from pongrl.config import Config
+    from pongrl.config import Config, ConfigError
 
     rng = np.random.default_rng(0)
     lengths = np.array([20, 30])
@@ -111,7 +111,7 @@ def test_batch_normalised_advantages_are_the_learners_when_configured():
     per_batch, _ = policy_gradient(params, eps, 0.99, "batch")
     assert not np.allclose(per_ep["W2"], per_batch["W2"])
     assert Config().adv_norm == "episode" and Config(adv_norm="batch").validate().adv_norm == "batch"
-    with pytest.raises(Exception, match="adv_norm must be one of episode, batch, got 'run'"):
+    with pytest.raises(ConfigError, match="adv_norm must be one of episode, batch, got 'run'"):
         Config(adv_norm="run").validate()
 
 
