@@ -180,3 +180,8 @@ def test_an_unknown_config_name_lists_the_shipped_ones(tmp_path, capsys):
     err = one_line_exit_2(capsys, ["train", "--config", "reinforce_fastest", "--out", str(tmp_path / "run")])
     assert "config file not found: reinforce_fastest" in err and "reinforce_fast" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_rate_below_the_configs_floor_is_one_line(tmp_path, capsys):
+    err = one_line_exit_2(capsys, ["train", "--config", "reinforce_fast", "--lr", "1e-3", "--out", str(tmp_path / "r")])
+    assert "lr_floor must be in [0, lr] (lr is 0.001), got 0.002" in err and not (tmp_path / "r").exists()

@@ -166,7 +166,7 @@ def test_time_to_win_takes_a_shipped_config_by_name():
     import time_to_win
 
     # its algo and its steps are the benchmark's
-    assert time_to_win.config_fields(Path("reinforce_fast")) == {"lr": 3e-3, "lr_anneal_steps": 8_000_000}
+    assert time_to_win.config_fields(Path("reinforce_fast")) == {"lr": 3e-3, "lr_anneal_steps": 8_000_000, "lr_floor": 2e-3}
 
 
 def test_time_to_win_config_sets_any_algorithm_but_not_the_benchmarks_fields(tmp_path):
@@ -198,18 +198,20 @@ def test_time_to_win_stops_ppo_where_its_learning_rate_reaches_0():
     assert time_to_win.learning_steps(ppo, 9_000_000) == 8_000_000
     assert time_to_win.learning_steps(Config(algo="ppo", ppo_anneal_steps=0), None) is None  # never annealed
     assert time_to_win.learning_steps(Config(algo="reinforce"), 9_000_000) == 9_000_000
-    fast = Config.from_json_file("reinforce_fast")
-    assert time_to_win.learning_steps(fast, 9_000_000) == time_to_win.learning_steps(fast, None) == 8_000_000
-    assert time_to_win.learning_steps(fast, 60) == 60
+    to_zero = Config.from_json_file(BENCH / "reinforce_lr3e-3_anneal.json")
+    assert time_to_win.learning_steps(to_zero, 9_000_000) == time_to_win.learning_steps(to_zero, None) == 8_000_000
+    assert time_to_win.learning_steps(to_zero, 60) == 60
+    fast = Config.from_json_file("reinforce_fast")  # 3e-3 falling to 2e-3, held: learning never ends
+    assert time_to_win.learning_steps(fast, None) is None and time_to_win.learning_steps(fast, 9_000_000) == 9_000_000
 
 
 @pytest.mark.parametrize("name", ["reinforce_lr1e-3.json", "reinforce_lr3e-3.json", "reinforce_lr2e-3_anneal.json",
-                                  "reinforce_lr3e-3_anneal.json"])
+                                  "reinforce_lr3e-3_anneal.json", "reinforce_lr3e-3_anneal_floor2e-3.json"])
 def test_bench_reinforce_configs_are_the_tutorial_agent_with_another_learning_rate(name):
     import time_to_win
 
     fields = time_to_win.config_fields(BENCH / name)
-    assert set(fields) <= {"lr", "lr_anneal_steps"} and fields["lr"] > Config().lr  # TIME_TO_WIN.md's runs
+    assert set(fields) <= {"lr", "lr_anneal_steps", "lr_floor"} and fields["lr"] > Config().lr  # TIME_TO_WIN.md's
 
 
 @pytest.mark.parametrize("name", ["ppo_pyramid.json", "ppo_pyramid_45min.json", "ppo_pyramid_45min_2core.json"])

@@ -84,6 +84,16 @@ def test_linear_decay_by_hand():
     assert linear_decay(10**9, 0) == 1.0  # 0: a constant rate
 
 
+def test_lr_floor_is_checked_against_lr():
+    from pongrl.config import Config, ConfigError
+
+    assert Config().lr_floor == 0.0 and Config(lr=3e-3, lr_floor=3e-3).validate().lr_floor == 3e-3
+    with pytest.raises(ConfigError, match=r"lr_floor must be in \[0, lr\] \(lr is 0.001\), got 0.002"):
+        Config(lr=1e-3, lr_floor=2e-3).validate()
+    with pytest.raises(ConfigError, match="lr_floor must be >= 0, got -1"):
+        Config(lr_floor=-1.0).validate()
+
+
 def test_advantages_by_hand_per_episode_and_over_the_batch():
     """Two episodes, gamma 0.5: a lost point after 2 steps, a won point after 1 step."""
     rewards, lengths = np.array([0.0, -1.0, 1.0], np.float32), np.array([2, 1])

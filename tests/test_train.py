@@ -213,8 +213,10 @@ def test_resume_mid_round_with_steps_target_equals_uninterrupted(tmp_path):
     assert np.array_equal(arr_a["collector/rng"], arr_b["collector/rng"]) and "collector/pending1/x/cols" in arr_a
 
 
-def test_reinforce_learning_rate_anneals_with_the_env_steps_taken(tmp_path, monkeypatch):
-    """Every RMSProp step uses lr * (1 - env_steps / lr_anneal_steps), env_steps taken before its rollout."""
+@pytest.mark.parametrize("floor", [0.0, 4e-3])
+def test_reinforce_learning_rate_anneals_with_the_env_steps_taken(tmp_path, monkeypatch, floor):
+    """Every RMSProp step uses lr * (1 - env_steps / lr_anneal_steps), env_steps taken before its rollout,
+    never below lr_floor."""
     from pongrl import reinforce
 
     steps_seen, lrs_used = [], []
@@ -228,7 +230,8 @@ def test_reinforce_learning_rate_anneals_with_the_env_steps_taken(tmp_path, monk
 
     monkeypatch.setattr(reinforce.Reinforce, "learn", spy_learn)
     monkeypatch.setattr(reinforce, "rmsprop_step", lambda *a: (lrs_used.append(a[3]), step(*a)))
-    train(tiny_config(episodes=4, lr=1e-2, lr_anneal_steps=2000), tmp_path / "r", progress=False)
-    assert len(lrs_used) >= 4 and steps_seen[0] == 0 and steps_seen[-1] > 2000  # the last ones at 0
-    assert lrs_used == [1e-2 * max(1 - s / 2000, 0.0) for s in steps_seen]
-    assert lrs_used[0] == 1e-2 and lrs_used[-1] == 0.0
+    train(tiny_config(episodes=4, lr=1e-2, lr_anneal_steps=2000, lr_floor=floor), tmp_path / "r", progress=False)
+    assert len(lrs_used) >= 4 and steps_seen[0] == 0 and steps_seen[-1] > 2000  # the last ones at the floor
+    assert lrs_used == [max(floor, 1e-2 * max(1 - s / 2000, 0.0)) for s in steps_seen]
+    assert lrs_used[0] == 1e-2 and lrs_used[-1] == floor
+

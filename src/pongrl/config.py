@@ -17,7 +17,7 @@ PPO_ACTIONS = ("updown", "noop+updown")
 ADV_NORMS = ("episode", "batch")
 # Fields added after runs had been saved without them, with the value those runs used.
 SAVED_BEFORE = {"ppo_overlap": False, "eval_greedy": False, "ppo_obs": "diff", "ppo_anneal_entropy": False,
-                "lr_anneal_steps": 0, "adv_norm": "episode"}
+                "lr_anneal_steps": 0, "lr_floor": 0.0, "adv_norm": "episode"}
 
 
 class ConfigError(UserError):
@@ -81,6 +81,9 @@ class Config:
     lr_anneal_steps: int = 0
     """The learning rate decays linearly to 0 over this many env steps, then stays 0
     (0: constant, the tutorial's)."""
+    lr_floor: float = 0.0
+    """With lr_anneal_steps, the decaying rate is held here once it falls to it:
+    lr * max(1 - env_steps / lr_anneal_steps, 0), never below lr_floor."""
     gamma: float = 0.99
     """Discount factor; the discounted sum restarts at every point."""
     adv_norm: str = "episode"
@@ -153,6 +156,8 @@ class Config:
                               ("ppo_actions", PPO_ACTIONS)):
             if getattr(self, name) not in choices:
                 raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
+        if self.lr_floor > self.lr:
+            raise ConfigError(f"lr_floor must be in [0, lr] (lr is {self.lr!r}), got {self.lr_floor!r}")
         if self.init_from == "":
             raise ConfigError("init_from must be a file path, got ''")
         if self.groups and self.num_envs % self.groups:
@@ -234,7 +239,7 @@ RANGES = {  # "lo <= v", "lo < v" or an interval; floats must also be finite (_h
     "seed": "in [0, 1048576)", "num_envs": "in [1, 256]", "groups": "in [0, 256]", "episodes": ">= 0",
     "steps": ">= 0", "checkpoint_every": ">= 0", "eval_every": ">= 0", "eval_games": ">= 1",
     "workers": "in [0, 100000]", "worker_steps": ">= 1", "hidden": ">= 1", "batch_size": ">= 1", "lr": "> 0",
-    "lr_anneal_steps": ">= 0",
+    "lr_anneal_steps": ">= 0", "lr_floor": ">= 0",
     "gamma": "in [0, 1]", "decay_rate": "in [0, 1)", "rms_eps": "> 0", "ppo_hidden": ">= 1", "ppo_hidden2": ">= 0",
     "ppo_num_steps": ">= 1", "ppo_epochs": ">= 1", "ppo_minibatches": ">= 1", "ppo_lr": "> 0",
     "ppo_anneal_steps": ">= 0", "ppo_adam_eps": "> 0", "ppo_gae_lambda": "in [0, 1]", "ppo_clip": "> 0",
