@@ -120,7 +120,10 @@ def learning_steps(cfg: Config, budget: int | None) -> int | None:
     """The env-step budget, capped where the learning rate's schedule ends (PPO's
     ppo_anneal_steps, REINFORCE's lr_anneal_steps unless lr_floor holds it above 0): further
     steps would not change the policy."""
-    end = cfg.ppo_anneal_steps if cfg.algo == "ppo" else cfg.lr_anneal_steps * (cfg.lr_floor == 0)
+    if cfg.algo == "ppo":
+        end = cfg.ppo_anneal_steps
+    else:
+        end = 0 if cfg.lr_floor > 0 else cfg.lr_anneal_steps
     if not end:
         return budget
     return end if budget is None else min(budget, end)

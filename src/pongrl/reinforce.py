@@ -95,7 +95,8 @@ class Reinforce:
             self.buffers.setdefault(r.source, EpisodeBuffer(r.rewards.shape[1])).add(r)
         self.order += [source for source, _ in finished_in_order(rollouts)]
         stats = None
-        lr = max(self.cfg.lr_floor, self.cfg.lr * linear_decay(env_steps, self.cfg.lr_anneal_steps))  # steps before the rollouts
+        decayed = self.cfg.lr * linear_decay(env_steps, self.cfg.lr_anneal_steps)  # env_steps: before the rollouts
+        lr = max(self.cfg.lr_floor, decayed)
         while len(self.order) >= self.cfg.batch_size:
             stats = self.update(lr)
         return stats
