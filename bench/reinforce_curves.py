@@ -57,6 +57,12 @@ def labels(runs: list[Path]) -> list[str]:
     return [n if names.count(n) == 1 else f"{r.parent.name}/{n}" for r, n in zip(runs, names)]
 
 
+def title(runs: list[Path]) -> str:
+    """The figure's title, naming the envs the runs were trained on."""
+    envs = sorted({json.loads((r / "config.json").read_text())["env_id"] for r in runs})
+    return f"REINFORCE on {' and '.join(envs)}: the tutorial's network"
+
+
 def plot(runs: list[Path], out: Path) -> None:
     import matplotlib
 
@@ -80,7 +86,7 @@ def plot(runs: list[Path], out: Path) -> None:
         ax.set_ylim(-21.5, 21.5)
         ax.grid(alpha=0.3)
     by_ep.legend(fontsize=8, loc="upper left")
-    fig.suptitle("REINFORCE on ALE/Pong-v5: the tutorial's network")
+    fig.suptitle(title(runs))
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     plt.close(fig)

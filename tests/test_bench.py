@@ -451,6 +451,18 @@ def test_cpu_budget_sorts_py_spy_samples_into_parts_and_scales_them_by_cpu_time(
     assert t["work_us_per_step"] == 1000.0
 
 
+def test_reinforce_curves_title_names_every_env_once(tmp_path):
+    import reinforce_curves
+
+    runs = []
+    for name, env in (("a", "ALE/Pong-v5"), ("b", "Pong-v0"), ("c", "ALE/Pong-v5")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text(json.dumps(Config(algo="reinforce", env_id=env).to_dict()))
+        runs.append(tmp_path / name)
+    assert reinforce_curves.title(runs[:1]) == "REINFORCE on ALE/Pong-v5: the tutorial's network"
+    assert reinforce_curves.title(runs) == "REINFORCE on ALE/Pong-v5 and Pong-v0: the tutorial's network"
+
+
 def test_reinforce_curves_labels_runs_that_share_a_folder_name_by_their_parent():
     import reinforce_curves
 
