@@ -4,6 +4,7 @@ the games play), or this checkout vs an earlier commit.
     python bench/ppo_speed.py [--steps 204800] [--rounds 3] [--obs diff] [--hidden 256] > ppo_speed.json
     python bench/ppo_speed.py --baseline REV [options]   # overlap here vs overlap at git revision REV
     python bench/ppo_speed.py --ceiling 30 [options]     # ... and the emulator alone, 30 s a round
+    python bench/ppo_speed.py --vs '{"ppo_minibatches": 8}' [options]   # overlap vs overlap with a config change
 
 Each measurement is `pongrl.train.train` with --algo ppo in a fresh subprocess
 (start-up and env creation are not timed; learning is). The two variants run in
@@ -13,6 +14,9 @@ headline is the median over rounds of overlap / serial steps per second.
 With --baseline, the variants are "baseline" (the package source of REV, taken
 with `git archive` into a temporary folder and put first on PYTHONPATH) and
 "overlap" (this checkout), and the headline is overlap / baseline.
+With --vs JSON, the variants are "overlap" and "changed" (overlap with the
+config fields of the JSON object set), and the headline is changed / overlap:
+what a learning change costs in wall time.
 With --ceiling SECONDS, every round also measures the ceiling: the same 16
 games in ale-py's AtariVectorEnv on all cores, random UP/DOWN, no
 preprocessing and no learning (`bench/speed.py --one ceiling --kind vec`), and
@@ -41,7 +45,7 @@ from pathlib import Path
 
 from pongrl.config import PPO_OBS
 
-VARIANTS = {"serial": False, "overlap": True, "baseline": True}  # -> ppo_overlap
+VARIANTS = {"serial": False, "overlap": True, "baseline": True, "changed": True}  # -> ppo_overlap
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -49,15 +53,18 @@ def log(msg: str) -> None:
     print(f"[ppo_speed {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def one(variant: str, steps: int, obs: str, hidden: int, seed: int, algo: str = "ppo") -> dict:
+def one(variant: str, steps: int, obs: str, hidden: int, seed: int, algo: str = "ppo",
+        vs: dict | None = None) -> dict:
     """Train for `steps` env steps in a temporary folder; its steps per second. PPO
-    with the given input, width and overlap; REINFORCE (--algo reinforce) at its
-    defaults, where the variants differ only by their source (--baseline)."""
+    with the given input, width and overlap (and, for the variant "changed", the
+    config fields `vs`); REINFORCE (--algo reinforce) at its defaults, where the
+    variants differ only by their source (--baseline)."""
     from pongrl.config import Config
     from pongrl.train import train
 
     ppo = dict(ppo_obs=obs, ppo_hidden=hidden, ppo_overlap=VARIANTS[variant]) if algo == "ppo" else {}
-    cfg = Config(algo=algo, steps=steps, seed=seed, **ppo)
+    changed = (vs or {}) if variant == "changed" else {}
+    cfg = Config.from_dict(Config(algo=algo, steps=steps, seed=seed, **ppo).to_dict() | changed)
     with tempfile.TemporaryDirectory(prefix="pongrl-ppo-speed-") as d:
         # pongrl 0.2 takes (cfg, run_dir); a --baseline revision before it took (run_dir, cfg)
         first = next(iter(inspect.signature(train).parameters))
@@ -88,6 +95,8 @@ def child(variant: str, args, src: Path | None = None) -> dict:
     """One measurement in a fresh process; with src, that package source comes first on PYTHONPATH."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--one", variant, "--steps", str(args.steps),
            "--obs", args.obs, "--hidden", str(args.hidden), "--seed", str(args.seed), "--algo", args.algo]
+    if args.vs:
+        cmd += ["--vs", json.dumps(args.vs)]
     env = os.environ.copy()
     if src is not None:
         env["PYTHONPATH"] = os.pathsep.join([str(src)] + [x for x in [env.get("PYTHONPATH")] if x])
@@ -120,7 +129,7 @@ def ratio_summary(rounds: list[dict], num: str, den: str) -> dict:
 def run_all(args) -> dict:
     with tempfile.TemporaryDirectory(prefix="pongrl-ppo-speed-base-") as d:
         src = export_src(args.baseline, Path(d)) if args.baseline else None
-        names = ("baseline", "overlap") if src else ("serial", "overlap")
+        names = ("baseline", "overlap") if src else ("overlap", "changed") if args.vs else ("serial", "overlap")
         rounds = []
         for r in range(args.rounds):
             log(f"round {r + 1}/{args.rounds}")
@@ -131,10 +140,31 @@ def run_all(args) -> dict:
     med = {v: statistics.median(x[v]["steps_per_s"] for x in rounds) for v in rounds[0]}
     return {"benchmark": "ppo_speed", "cpu_count": os.cpu_count(),
             "config": {"algo": args.algo, "steps": args.steps, "obs": args.obs, "hidden": args.hidden, "seed": args.seed,
-                       "baseline": args.baseline, "ceiling_s": args.ceiling},
+                       "baseline": args.baseline, "vs": args.vs, "ceiling_s": args.ceiling},
             "median_steps_per_s": {v: round(s, 1) for v, s in med.items()},
             **ratio_summary(rounds, new, base), **(ratio_summary(rounds, new, "ceiling") if args.ceiling else {}),
             "rounds": rounds}
+
+
+def json_object(s: str) -> dict:
+    """argparse type: a JSON object (config fields and their values)."""
+    try:
+        d = json.loads(s)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({e}): {s!r}") from None
+    if not isinstance(d, dict) or not d:
+        raise argparse.ArgumentTypeError(f"must be a non-empty JSON object of config fields, got {s!r}")
+    return d
+
+
+def check_vs(ap: argparse.ArgumentParser, vs: dict) -> None:
+    """Exit 2 with the config's own message if the --vs fields make no valid PPO config."""
+    from pongrl.config import Config, ConfigError
+
+    try:
+        Config.from_dict(Config(algo="ppo").to_dict() | vs)
+    except ConfigError as e:
+        ap.error(f"--vs: {e}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -149,15 +179,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--baseline", metavar="REV", help="compare with overlap at this git revision (a commit, tag, ...)")
     ap.add_argument("--ceiling", type=float, default=0, metavar="SECONDS",
                     help="also time the bare emulator for SECONDS a round (0: off)")
+    ap.add_argument("--vs", type=json_object, metavar="JSON",
+                    help='compare overlap with overlap and these config fields, e.g. \'{"ppo_minibatches": 8}\'')
     ap.add_argument("--one", choices=tuple(VARIANTS), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.steps < 1 or args.rounds < 1 or args.hidden < 1:
         ap.error("--steps, --rounds and --hidden must be >= 1")
     if not 0 <= args.ceiling <= 3600:
         ap.error(f"--ceiling must be in [0, 3600] seconds, got {args.ceiling!r}")
+    if args.vs and args.baseline:
+        ap.error("--vs and --baseline compare different things: give one of them")
+    if args.vs:
+        check_vs(ap, args.vs)
     if args.baseline and not args.one and not is_revision(args.baseline):
         ap.error(f"--baseline: {args.baseline!r} is not a commit of the git repository {ROOT}")
-    out = one(args.one, args.steps, args.obs, args.hidden, args.seed, args.algo) if args.one else run_all(args)
+    out = one(args.one, args.steps, args.obs, args.hidden, args.seed, args.algo, args.vs) if args.one else run_all(args)
     print(json.dumps(out, indent=None if args.one else 2))
     return 0
 

@@ -328,6 +328,33 @@ def test_ppo_speed_rejects_a_bad_ceiling_in_one_line(bad):
     assert p.stderr.strip().splitlines()[-1].endswith(f"--ceiling must be in [0, 3600] seconds, got {float(bad)!r}")
 
 
+@pytest.mark.parametrize("bad, says", [
+    ('{"ppo_minibatches": 0}', "--vs: ppo_minibatches must be >= 1, got 0"),
+    ('{"no_such_field": 1}', "--vs: unknown config keys: no_such_field"),
+    ('[8]', "must be a non-empty JSON object of config fields, got '[8]'"),
+    ('{"ppo_minibatches": 8', "not valid JSON"),
+])
+def test_ppo_speed_rejects_a_bad_vs_in_one_line(bad, says):
+    p = subprocess.run([sys.executable, str(BENCH / "ppo_speed.py"), "--vs", bad],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and p.stdout == ""
+    assert says in p.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.slow
+def test_ppo_speed_vs_trains_the_changed_config_beside_the_default():
+    p = subprocess.run([sys.executable, str(BENCH / "ppo_speed.py"), "--steps", "4096", "--rounds", "1",
+                        "--vs", '{"ppo_minibatches": 8, "ppo_num_steps": 64}'], capture_output=True, text=True,
+                       timeout=600)
+    assert p.returncode == 0, p.stderr[-2000:]
+    out = json.loads(p.stdout)
+    [r] = out["rounds"]
+    assert set(r) == {"overlap", "changed"} and out["config"]["vs"] == {"ppo_minibatches": 8, "ppo_num_steps": 64}
+    assert r["overlap"]["updates"] == 2 and r["changed"]["updates"] == 4  # 64 steps a game: twice the updates
+    assert out["changed_over_overlap"] == pytest.approx(r["changed"]["steps_per_s"] / r["overlap"]["steps_per_s"],
+                                                        abs=1e-3)
+
+
 def in_git_clone() -> bool:
     import ppo_speed
 
