@@ -21,7 +21,9 @@ played, as `pongrl eval` does, or with --sample it is sampled as in training
 
 Wall times are training time only (the train loop's wall_s: evaluations are
 not counted). The time budget is checked between evaluations, so a run's last
-one may come after --minutes; it is plotted, but reaches no threshold. Writes
+one may come after --minutes; it is plotted, but reaches no threshold, and
+RUN_DIR/within_budget.npz keeps the last checkpoint inside the budget, for
+`pongrl eval RUN_DIR/within_budget.npz --games 50`. Writes
 DIR/results.json (with the machine's software and CPU: `system`), DIR/evals.csv
 and DIR/curves.png (eval score vs env steps and vs wall time), and prints the
 JSON. With --resume, runs already in DIR (of the same config) are continued
@@ -36,6 +38,7 @@ import csv
 import dataclasses
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -81,6 +84,8 @@ def train_and_evaluate(run_dir: Path, cfg: Config, args, max_steps: int | None, 
         else:
             summary = train(None, run_dir, resume=True, targets={"steps": target}, progress=False)
         evals = read_evals(run_dir)
+        if max_seconds is not None and summary["wall_s"] <= max_seconds:
+            keep_within_budget(run_dir)
         if evals:
             e = evals[-1]
             print(f"{cfg.algo} seed {cfg.seed}: {e['env_steps']} steps, {e['wall_s']:.0f} s, eval {e['score']:+.1f}",
@@ -93,6 +98,14 @@ def train_and_evaluate(run_dir: Path, cfg: Config, args, max_steps: int | None, 
     return {"algo": cfg.algo, "seed": cfg.seed, "run_dir": str(run_dir), "evals": evals,
             "reached": with_episodes(reached, run_dir), "env_steps": summary["env_steps"],
             "wall_s": summary["wall_s"], "interrupted": summary["interrupted"]}
+
+
+def keep_within_budget(run_dir: Path) -> None:
+    """Copy the run's checkpoint to within_budget.npz (temporary file, then rename): the last
+    one inside the time budget, since the last chunk may end past it. `pongrl eval` scores it."""
+    tmp = run_dir / "within_budget.npz.tmp"
+    shutil.copyfile(run_dir / "checkpoint.npz", tmp)
+    os.replace(tmp, run_dir / "within_budget.npz")
 
 
 def saved_summary(run_dir: Path) -> dict:

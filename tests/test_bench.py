@@ -145,6 +145,31 @@ def test_time_to_win_counts_only_evaluations_within_the_time_budget():
     assert time_to_win.first_reached(evals, max_seconds=99.0) == {"+0": None, "+18": None}
 
 
+def test_time_to_win_keeps_the_last_checkpoint_inside_the_time_budget(tmp_path, monkeypatch):
+    """Chunks of 100 steps at 10 s each, a 25 s budget: the run ends at 300 steps (30 s), past the
+    budget, and within_budget.npz holds the 200-step checkpoint (20 s) for a 50-game evaluation."""
+    import argparse
+
+    import time_to_win
+
+    def fake_train(cfg, run_dir, resume=False, targets=None, progress=False):
+        steps = cfg.steps if cfg is not None else targets["steps"]
+        run_dir.mkdir(exist_ok=True)
+        (run_dir / "checkpoint.npz").write_text(f"the state at {steps} steps")
+        with open(run_dir / "eval.csv", "a") as f:
+            f.write("" if resume else "env_steps,wall_s,mean,win_rate\n")
+            f.write(f"{steps},{steps / 10},1.0,0.5\n")
+        (run_dir / "metrics.csv").write_text("env_steps\n50\n")
+        return {"env_steps": steps, "wall_s": steps / 10, "interrupted": False}
+
+    monkeypatch.setattr(time_to_win, "train", fake_train)
+    args = argparse.Namespace(eval_every=100, stop_at_win=False, stop_above=None)
+    run = time_to_win.train_and_evaluate(tmp_path / "run", Config(algo="ppo"), args, None, 25.0)
+    assert [e["env_steps"] for e in run["evals"]] == [100, 200, 300] and run["wall_s"] == 30
+    assert (tmp_path / "run" / "within_budget.npz").read_text() == "the state at 200 steps"
+    assert not list((tmp_path / "run").glob("*.tmp"))
+
+
 def test_time_to_win_stop_above_is_strict_and_within_the_time_budget():
     import argparse
 
@@ -219,8 +244,9 @@ def test_bench_config_files_are_valid_ppo_configs(name):
     import time_to_win
 
     fields = time_to_win.config_fields(BENCH / name)
-    assert set(fields) == {"ppo_obs", "ppo_anneal_entropy", "ppo_anneal_steps"}  # only what the file sets
+    assert set(fields) == {"ppo_obs", "ppo_anneal_entropy", "ppo_anneal_steps", "ppo_minibatches"}  # only these
     assert fields["ppo_obs"] == "frame+diff+pyramid" and fields["ppo_anneal_entropy"] is True
+    assert fields["ppo_minibatches"] == 4  # the default when these runs were made (8 since 0.5.0)
     anneal = {"ppo_pyramid.json": 9_000_000, "ppo_pyramid_45min.json": 8_000_000,
               "ppo_pyramid_45min_2core.json": 4_500_000}  # TIME_TO_WIN.md: which machine each is sized for
     assert fields["ppo_anneal_steps"] == anneal[name]

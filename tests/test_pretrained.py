@@ -101,3 +101,19 @@ def test_make_pretrained_packages_best_npz_and_never_loses_the_old_agent(tmp_pat
     train(None, run, resume=True, targets={"steps": 96, "eval_every": 64}, progress=False)  # no eval at its end
     with pytest.raises(SystemExit, match="last evaluation, at 64 env steps, is not of its final weights"):
         make_pretrained.main([str(run), "--agent", "final", "--games", "1", "--out", str(out)])
+
+
+@pytest.mark.parametrize("doc", ["docs/pretrained.md", "src/pongrl/pretrained/README.md"])
+def test_the_documented_command_gives_the_shipped_ppo_agents_config(doc):
+    """The command printed beside the agent, read by the CLI's own parser, is the config it was trained with,
+    whatever the defaults have become since (e.g. ppo_minibatches 8 in 0.5.0, against the agent's 4)."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    from pongrl.cli import build_parser, config_from_args
+
+    text = (Path(__file__).parents[1] / doc).read_text()
+    command = re.search(r"^pongrl train --algo ppo .*?--out \S+$", text, re.M | re.S).group(0).replace("\\\n", " ")
+    cfg, _ = config_from_args(build_parser().parse_args(shlex.split(command)[1:]))
+    assert cfg.to_dict() == load_agent("pretrained").cfg.to_dict()

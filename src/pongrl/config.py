@@ -109,8 +109,9 @@ class Config:
     """Steps per game in one rollout; a rollout holds num_envs * ppo_num_steps transitions."""
     ppo_epochs: int = 4
     """Passes over each rollout."""
-    ppo_minibatches: int = 4
-    """Minibatches per pass (Adam steps per pass)."""
+    ppo_minibatches: int = 8
+    """Minibatches per pass (Adam steps per pass). 8 since 0.5.0 (4 before): twice the Adam steps
+    per rollout learn more per env step for ~10% fewer steps a second (bench/TIME_TO_WIN.md)."""
     ppo_lr: float = 2.5e-4
     """Adam learning rate at the start."""
     ppo_anneal_steps: int = 10_000_000
