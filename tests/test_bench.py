@@ -3,6 +3,7 @@ dense maths, and the benchmark runs end to end with tiny budgets."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -237,6 +238,17 @@ def test_bench_reinforce_configs_are_the_tutorial_agent_with_another_learning_ra
 
     fields = time_to_win.config_fields(BENCH / name)
     assert set(fields) <= {"lr", "lr_anneal_steps", "lr_floor"} and fields["lr"] > Config().lr  # TIME_TO_WIN.md's
+
+
+@pytest.mark.parametrize("name, changed", [("ppo_mb8_25min.json", {}), ("ppo_epochs6_25min.json", {"ppo_epochs": 6}),
+                                           ("ppo_ns64_25min.json", {"ppo_num_steps": 64, "ppo_minibatches": 4})])
+def test_bench_25_minute_configs_are_the_defaults_annealed_over_3m_steps_and_one_change(name, changed):
+    """TIME_TO_WIN.md's 25-minute runs: the defaults (0.5.0) with a 3M-step schedule, and the screens' one change."""
+    import time_to_win
+
+    cfg = Config.from_dict(Config(algo="ppo").to_dict() | time_to_win.config_fields(BENCH / name))
+    expected = dataclasses.replace(Config(algo="ppo"), ppo_anneal_steps=3_000_000, **changed)
+    assert cfg == expected
 
 
 @pytest.mark.parametrize("name", ["ppo_pyramid.json", "ppo_pyramid_45min.json", "ppo_pyramid_45min_2core.json"])
