@@ -204,6 +204,16 @@ def test_ctrl_c_saves_checkpoint_and_resumes(tmp_path):
     assert json.loads(out.strip().splitlines()[-1])["episodes"] >= done + 1
 
 
+@pytest.mark.parametrize("command", [[], ["train"], ["eval"], ["play"], ["plot"], ["show"], ["show", "frames"],
+                                     ["show", "weights"], ["info"]])
+def test_every_help_page_prints(command, capsys):
+    """`--help` formats every flag's help with argparse's %-formatting: a stray % in a docstring broke it."""
+    with pytest.raises(SystemExit) as e:
+        main([*command, "--help"])
+    assert e.value.code == 0
+    assert "usage:" in capsys.readouterr().out
+
+
 def test_version(capsys):
     import pongrl
 

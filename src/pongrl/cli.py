@@ -65,7 +65,7 @@ def add_config_flags(p: argparse.ArgumentParser) -> None:
                 "str | None": _parse_optional_str}.get(str(f.type), str)
         default = f.default if f.default is not dataclasses.MISSING else None
         group.add_argument(*flags, dest=f.name, type=kind, default=argparse.SUPPRESS, metavar=f.name.upper(),
-                           help=f"{docs.get(f.name, '')} (default: {default})")
+                           help=f"{docs.get(f.name, '')} (default: {default})".replace("%", "%%"))
 
 
 def config_from_args(args: argparse.Namespace) -> tuple[Config, dict]:
