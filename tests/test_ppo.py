@@ -243,7 +243,8 @@ def test_clip_grad_norm():
 
 # ---------------------------------------------------------------- inputs, actions, evaluation helpers
 @pytest.mark.parametrize("obs,actions", [("diff", "updown"), ("frame+diff", "noop+updown"),
-                                         ("frame+diff+coarse", "updown"), ("frame+diff+pyramid", "updown")])
+                                         ("frame+diff+coarse", "updown"), ("frame+diff+pyramid", "updown"),
+                                         ("frame+diff+pyramid3", "updown")])
 def test_probabilities_and_greedy_actions(obs, actions):
     rng = np.random.default_rng(3)
     params = ppo.init_params(inputs.WIDTHS[obs], 8, len(ppo.ACTION_SETS[actions]), rng)
@@ -294,6 +295,20 @@ def test_pyramid_encoding_adds_the_8x8_blocks_of_both_frames():
     cur, change = dense[0, 13600:13700], dense[0, 13700:]
     assert set(np.flatnonzero(cur)) == {0 * 10 + 1, 8 * 10 + 0} and cur.max() == 1
     assert dict(zip(np.flatnonzero(change), change[change != 0])) == {0 * 10 + 1: 1, 1 * 10 + 1: -1}
+
+
+def test_pyramid3_encoding_adds_the_16x16_blocks_of_both_frames():
+    frames = np.zeros((1, 80, 80), np.uint8)
+    frames[0, 5, 9] = 1  # the ball arrived at (5, 9): 16x16 block (0, 0) ...
+    x = np.zeros((1, 6400), np.int8)
+    x[0, 5 * 80 + 9] = 1
+    x[0, 20 * 80 + 14] = -1  # ... from (20, 14): 16x16 block (1, 0)
+    frames[0, 70, 79] = 1  # a pixel in both frames, alone in 16x16 block (4, 4)
+    dense = inputs.encode(x, frames, "frame+diff+pyramid3").to_dense(13850)
+    np.testing.assert_array_equal(dense[0, :13800], inputs.encode(x, frames, "frame+diff+pyramid").to_dense(13800)[0])
+    cur, change = dense[0, 13800:13825], dense[0, 13825:]
+    assert set(np.flatnonzero(cur)) == {0, 4 * 5 + 4} and cur.max() == 1
+    assert dict(zip(np.flatnonzero(change), change[change != 0])) == {0: 1, 1 * 5 + 0: -1}
 
 
 @pytest.mark.parametrize("side,k", [(80, 4), (20, 2), (80, 8), (6, 3)])

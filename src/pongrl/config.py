@@ -12,7 +12,7 @@ from pathlib import Path
 from .errors import UserError
 
 ALGOS = ("reinforce", "ppo")
-PPO_OBS = ("diff", "frame+diff", "frame+diff+coarse", "frame+diff+pyramid")
+PPO_OBS = ("diff", "frame+diff", "frame+diff+coarse", "frame+diff+pyramid", "frame+diff+pyramid3")
 PPO_ACTIONS = ("updown", "noop+updown")
 ADV_NORMS = ("episode", "batch")
 # Fields added after runs had been saved without them, with the value those runs used.
@@ -98,7 +98,8 @@ class Config:
     """Network input: 'frame+diff+pyramid' (the current frame and the difference frame, each also
     at 4x4- and 8x8-block resolution: 13800 inputs; learns fastest, see bench/TIME_TO_WIN.md),
     'diff' (the tutorial's difference frame), 'frame+diff' (12800 inputs) or
-    'frame+diff+coarse' (plus both at 4x4-block resolution: 13600 inputs)."""
+    'frame+diff+coarse' (plus both at 4x4-block resolution: 13600 inputs) or 'frame+diff+pyramid3'
+    (the pyramid plus 16x16 blocks: 13850 inputs)."""
     ppo_actions: str = "updown"
     """Action set: 'updown' (UP, DOWN) or 'noop+updown' (NOOP, UP, DOWN)."""
     ppo_hidden: int = 256

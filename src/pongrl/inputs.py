@@ -7,6 +7,7 @@ Every kind starts from the tutorial's difference frame x (6400 int8 in
     "frame+diff"          f, x                               12800
     "frame+diff+coarse"   f, x, then both at 4x4 blocks      13600
     "frame+diff+pyramid"  ... and both at 8x8 blocks too     13800
+    "frame+diff+pyramid3" ... and at 16x16 blocks too        13850
 
 A block cell is 1 if its pixel block holds anything; its difference is the
 change of that cell. A weight on a block is shared by all of its pixels, so
@@ -23,10 +24,11 @@ import numpy as np
 from .preprocess import D, H
 from .sparse import SparseRows, indptr_of
 
-POOLS = {"diff": (), "frame+diff": (), "frame+diff+coarse": (4,), "frame+diff+pyramid": (4, 8)}
+POOLS = {"diff": (), "frame+diff": (), "frame+diff+coarse": (4,), "frame+diff+pyramid": (4, 8),
+         "frame+diff+pyramid3": (4, 8, 16)}
 """Sides of the pixel blocks each kind max-pools, finest first (after its 80x80 panels)."""
 WIDTHS = {kind: (1 if kind == "diff" else 2) * D + sum(2 * D // p**2 for p in pools)
-          for kind, pools in POOLS.items()}  # 6400, 12800, 13600, 13800
+          for kind, pools in POOLS.items()}  # 6400, 12800, 13600, 13800, 13850
 KINDS = tuple(POOLS)
 
 
