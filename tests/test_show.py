@@ -129,6 +129,15 @@ def test_unit_images_draw_both_pyramid_levels_each_on_its_own_scale():
         np.testing.assert_allclose(np.abs(scaled[:, :, level]).max(axis=(1, 2)), top_fine)
 
 
+def test_unit_images_draw_the_16x16_blocks_of_pyramid3():
+    W1 = np.random.default_rng(4).standard_normal((2, 13850))
+    imgs = plots.unit_images(W1)
+    assert imgs.shape == (2, 80, 640)  # ... then 16x16 frame | 16x16 diff
+    assert np.array_equal(imgs[0][:, :480], plots.unit_images(W1[:, :13800])[0])  # as frame+diff+pyramid
+    assert np.all(imgs[1][32:48, 480 + 16:480 + 32] == W1[1, 13800 + 2 * 5 + 1])  # 16x16 frame, row 2, col 1
+    assert imgs[1][79, 639] == W1[1, -1]  # last 16x16 diff block, bottom right
+
+
 def test_mosaic_places_and_scales_each_tile():
     tiles = np.stack([np.full((2, 3), v, float) for v in (1.0, -4.0, 0.0, 2.0, 0.5)])
     tiles[3, 0, 0] = -8.0  # largest |value| of tile 3: it scales that tile
