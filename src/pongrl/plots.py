@@ -183,8 +183,7 @@ def unit_images(W1: np.ndarray) -> np.ndarray:
     the difference frame's on the right. 'frame+diff+coarse' adds two panels of
     20x20 block weights (frame, then difference), each block drawn as the 4x4
     pixels it covers; 'frame+diff+pyramid' two more of 10x10 blocks (8x8 pixels),
-    and 'frame+diff+pyramid3' two more again of 5x5 blocks (16x16 pixels).
-    """
+    and 'frame+diff+pyramid3' two more again of 5x5 blocks (16x16 pixels)."""
     units, d = W1.shape
     kind = kind_of_width(d)
     W1 = np.asarray(W1)
