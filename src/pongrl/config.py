@@ -95,11 +95,10 @@ class Config:
     """RMSProp epsilon added to the root of that mean."""
     # --- PPO (algo="ppo"; also uses gamma, seed and num_envs above) ---------------
     ppo_obs: str = "frame+diff+pyramid"
-    """Network input: 'frame+diff+pyramid' (the current frame and the difference frame, each also
-    at 4x4- and 8x8-block resolution: 13800 inputs; learns fastest, see bench/TIME_TO_WIN.md),
-    'diff' (the tutorial's difference frame), 'frame+diff' (12800 inputs) or
-    'frame+diff+coarse' (plus both at 4x4-block resolution: 13600 inputs) or 'frame+diff+pyramid3'
-    (the pyramid plus 16x16 blocks: 13850 inputs)."""
+    """Network input (pongrl.inputs): 'frame+diff+pyramid' (the current and the difference frame, each
+    also at 4x4- and 8x8-block resolution: 13800 inputs; learns fastest, see bench/TIME_TO_WIN.md),
+    'diff' (the tutorial's), 'frame+diff' (12800), 'frame+diff+coarse' (4x4 blocks only: 13600) or
+    'frame+diff+pyramid3' (16x16 blocks too: 13850)."""
     ppo_actions: str = "updown"
     """Action set: 'updown' (UP, DOWN) or 'noop+updown' (NOOP, UP, DOWN)."""
     ppo_hidden: int = 256
