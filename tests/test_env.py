@@ -349,6 +349,24 @@ def test_emulator_process_errors_and_exits():
     assert orphan.proc.wait(timeout=30) == 0
 
 
+def test_emulator_process_leaves_quietly_when_the_parent_goes_mid_command():
+    """Ctrl-C stops the parent while the child steps: the reply finds no reader. The
+    child returns, without a BrokenPipeError traceback on the user's terminal."""
+    from multiprocessing import Pipe
+
+    from pongrl.emulator_process import serve
+
+    class Seeded:
+        def seed(self, seeds):
+            return np.zeros((len(seeds), 80, 80), np.uint8)
+
+    cmd_r, cmd_w = Pipe(duplex=False)
+    reply_r, reply_w = Pipe(duplex=False)
+    cmd_w.send_bytes(b"r" + np.array([1, 2], np.int64).tobytes())
+    reply_r.close()  # the parent has gone
+    serve(cmd_r, reply_w, Seeded())  # returns; raised BrokenPipeError before
+
+
 def test_a_game_given_minus_one_stands_still():
     env = PongVecEnv("ALE/Pong-v5", 2, seed=4, processes=0)
     try:

@@ -125,4 +125,7 @@ def serve(inp: Connection, out: Connection, games) -> None:
             reply = b"+" + handle(games, msg[:1], msg[1:])
         except Exception:
             reply = b"!" + traceback.format_exc().encode()
-        out.send_bytes(reply)
+        try:
+            out.send_bytes(reply)
+        except OSError:
+            return  # the parent has gone while we worked: it was stopped mid-command
