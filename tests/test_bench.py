@@ -461,6 +461,16 @@ def test_resume_time_benchmark_prints_json(tmp_path):
     assert out["runs"][0]["this_resume_s"] > 0
 
 
+def test_conv_cost_checks_the_sparse_convolution_against_im2col_and_prints_json():
+    p = subprocess.run([sys.executable, str(BENCH / "conv_cost.py"), "--rounds", "1", "--reps", "1",
+                        "--minibatch", "32", "--filters", "4"], capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    out = json.loads(p.stdout)
+    assert out["benchmark"] == "conv_cost" and out["check"]["max_rel_diff_to_dense"] < 1e-3
+    assert set(out["ratio_to_mlp"]) == {"mlp", "conv", "conv+pyramid", "conv_dense"} and out["ratio_to_mlp"]["mlp"] == 1
+    assert all(v > 0 for v in out["learner_alone_steps_per_s"].values())
+
+
 def test_reinforce_curves_reports_levels_by_episode_and_draws(tmp_path, capsys):
     import reinforce_curves
 

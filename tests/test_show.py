@@ -180,6 +180,7 @@ def test_initial_params_are_those_a_run_starts_from(tmp_path):
     (dict(algo="ppo", ppo_hidden=7, ppo_hidden2=5, ppo_obs="diff"), 7, 1),
     (dict(algo="ppo", ppo_hidden=5, ppo_obs="frame+diff+coarse"), 5, 4),
     (dict(algo="ppo", ppo_hidden=9, ppo_obs="frame+diff+pyramid"), 9, 6),
+    (dict(algo="ppo", ppo_hidden=4, ppo_conv=3), 3, 2),  # the 3 filters: 8x8 taps on frame | difference, 10 px each
 ])
 def test_show_weights_draws_every_unit(tmp_path, cfg, units, halves):
     path, _ = agent_file(tmp_path, **cfg)

@@ -256,7 +256,8 @@ def add_show(s: argparse.ArgumentParser) -> None:
     f.add_argument("--seed", type=int, default=0, help="seed of the game and of the random moves before the frame")
     f.add_argument("-o", "--output", default="frames.png", help="PNG file (default: frames.png)")
     f.set_defaults(func=cmd_show_frames)
-    w = pictures.add_parser("weights", help="the hidden units' first-layer weights (W1 rows), each as an 80x80 image")
+    w = pictures.add_parser("weights", help="the hidden units' first-layer weights (W1 rows), each as an "
+                                  "80x80 image; with a convolution (--ppo-conv), its filters")
     add_agent_source(w)
     w.add_argument("--units", type=positive_int, default=None,
                    help="draw only this many units, the most influential on the policy (default: all)")

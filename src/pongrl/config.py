@@ -105,6 +105,10 @@ class Config:
     """Hidden ReLU units of the shared first layer (sparse inputs -> these units)."""
     ppo_hidden2: int = 0
     """Units of an optional second, dense hidden ReLU layer; 0: none, the heads sit on the first layer."""
+    ppo_conv: int = 0
+    """Filters of a convolution (8x8, stride 4, pongrl.conv) over the frame and the difference
+    frame, whose 361 features per filter replace those pixels before the first layer; block
+    inputs pass beside it. 0: none. Needs an input kind with the frame (not 'diff')."""
     ppo_num_steps: int = 128
     """Steps per game in one rollout; a rollout holds num_envs * ppo_num_steps transitions."""
     ppo_epochs: int = 4
@@ -163,6 +167,9 @@ class Config:
             raise ConfigError("init_from must be a file path, got ''")
         if self.groups and self.num_envs % self.groups:
             raise ConfigError(f"groups must be 0 (auto) or divide num_envs ({self.num_envs}), got {self.groups!r}")
+        if self.ppo_conv and self.ppo_obs == "diff":
+            raise ConfigError(f"ppo_conv needs the frame in the input: ppo_obs must not be 'diff' with "
+                              f"ppo_conv {self.ppo_conv!r}")
         if self.ppo_minibatches > self.num_envs * self.ppo_num_steps:
             raise ConfigError(f"ppo_minibatches must be in [1, num_envs * ppo_num_steps], got {self.ppo_minibatches!r}")
         return self
@@ -241,7 +248,7 @@ RANGES = {  # "lo <= v", "lo < v" or an interval; floats must also be finite (_h
     "steps": ">= 0", "checkpoint_every": ">= 0", "eval_every": ">= 0", "eval_games": ">= 1",
     "workers": "in [0, 100000]", "worker_steps": ">= 1", "hidden": ">= 1", "batch_size": ">= 1", "lr": "> 0",
     "lr_anneal_steps": ">= 0", "lr_floor": ">= 0",
-    "gamma": "in [0, 1]", "decay_rate": "in [0, 1)", "rms_eps": "> 0", "ppo_hidden": ">= 1", "ppo_hidden2": ">= 0",
+    "gamma": "in [0, 1]", "decay_rate": "in [0, 1)", "rms_eps": "> 0", "ppo_hidden": ">= 1", "ppo_hidden2": ">= 0", "ppo_conv": ">= 0",
     "ppo_num_steps": ">= 1", "ppo_epochs": ">= 1", "ppo_minibatches": ">= 1", "ppo_lr": "> 0",
     "ppo_anneal_steps": ">= 0", "ppo_adam_eps": "> 0", "ppo_gae_lambda": "in [0, 1]", "ppo_clip": "> 0",
     "ppo_ent_coef": ">= 0", "ppo_vf_coef": ">= 0", "ppo_max_grad_norm": "> 0",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import algos
+from . import algos, conv
 from .errors import UserError
 from .inputs import POOLS, kind_of_width
 from .logger import EVAL_COLUMNS, METRIC_COLUMNS, read_csv
@@ -20,6 +20,7 @@ from .preprocess import D, H, W
 DPI = 100
 TILE_GAP, UNIT_GAP = 1, 8  # pixels between units' images in the weights mosaic: 8 where a unit has several panels
 TITLE_LINE_PX, TITLE_CHAR_PX = 18, 8  # title strip of the weights picture: per line of text, per character
+FILTER_TAP_PX = 10  # a convolution filter's tap, drawn as a square of this side
 
 
 def _figure(width_in: float, height_in: float):
@@ -238,6 +239,17 @@ def mosaic(tiles: np.ndarray, gap: int = TILE_GAP) -> np.ndarray:
     return out
 
 
+def weights_image(params: dict[str, np.ndarray], algo: str, units: int | None = None) -> np.ndarray:
+    """The mosaic of weights_figure. A network with a convolution (Wc) draws its
+    filters instead: each 8x8 tap on the frame | the difference, 10 px a tap."""
+    if "Wc" in params:
+        filters = conv.filter_images(params["Wc"][:, :units].astype(np.float64))  # (F, 8, 16)
+        return mosaic(filters.repeat(FILTER_TAP_PX, axis=1).repeat(FILTER_TAP_PX, axis=2), UNIT_GAP)
+    order = unit_order(params, algo)[:units]
+    tiles = scale_blocks(unit_images(params["W1"][order].astype(np.float64)), params["W1"].shape[1])  # (U, 80, 80 n)
+    return mosaic(tiles, TILE_GAP if tiles.shape[2] == W else UNIT_GAP)
+
+
 def weights_figure(params: dict[str, np.ndarray], algo: str, units: int | None = None, title: str = ""):
     """A grid of the hidden units' input weights (rows of W1), each drawn as an
     80x80 image (80x160 for 'frame+diff': frame | diff; then 80x160 more per level of blocks), red positive, blue
@@ -247,11 +259,11 @@ def weights_figure(params: dict[str, np.ndarray], algo: str, units: int | None =
 
     import matplotlib
 
-    order = unit_order(params, algo)[:units]
-    tiles = scale_blocks(unit_images(params["W1"][order].astype(np.float64)), params["W1"].shape[1])  # (U, 80, 80 n)
-    image = mosaic(tiles, TILE_GAP if tiles.shape[2] == W else UNIT_GAP)
+    image = weights_image(params, algo, units)
     height, width = image.shape
-    lines = textwrap.wrap(title or f"{len(order)} hidden units' W1 rows", max(10, width // TITLE_CHAR_PX))
+    total = params["Wc"].shape[1] if "Wc" in params else params["W1"].shape[0]
+    title = title or weights_title(params, algo, min(units or total, total))
+    lines = textwrap.wrap(title, max(10, width // TITLE_CHAR_PX))
     strip = TITLE_LINE_PX * (len(lines) + 1)  # px
     fig = _figure(width / DPI, (height + strip) / DPI)
     ax = fig.add_axes((0, 0, 1, height / (height + strip)))
@@ -275,13 +287,16 @@ def initial_params(cfg) -> dict[str, np.ndarray]:
 
 
 def weights_title(params: dict[str, np.ndarray], algo: str, units: int, minus_init: bool = False) -> str:
+    change = " (minus their initial values)" if minus_init else ""
+    if "Wc" in params:
+        return (f"{algo}: {units} of {params['Wc'].shape[1]} convolution filters, 8×8 taps on the frame (left) "
+                f"and the difference frame (right){change}")
     d = params["W1"].shape[1]
     blocks = " and ".join(f"{p}×{p}" for p in POOLS[kind_of_width(d)])
     what = {D: "80×80 difference-frame weights",
             2 * D: "weights on the frame (left) and difference frame (right)"}.get(
         d, f"weights on the frame, the difference frame, and the {blocks} blocks of each (left to right; "
            "the blocks on their own scale)")
-    change = " (minus their initial values)" if minus_init else ""
     return f"{algo}: {units} of {params['W1'].shape[0]} hidden units, most influential first; {what}{change}"
 
 
@@ -289,9 +304,11 @@ def agent_weights_figure(agent, units: int | None = None, minus_init: bool = Fal
     """The weights mosaic of an Agent (pongrl.evaluate.Agent). With `minus_init`,
     draw what training changed: W1 minus the run's initial W1."""
     params = dict(agent.params)
+    drawn = "Wc" if "Wc" in params else "W1"  # filters (columns of Wc) or hidden units (rows of W1)
     if minus_init:
-        params["W1"] = params["W1"].astype(np.float64) - initial_params(agent.cfg)["W1"]
-    n = min(units or params["W1"].shape[0], params["W1"].shape[0])
+        params[drawn] = params[drawn].astype(np.float64) - initial_params(agent.cfg)[drawn]
+    total = params["Wc"].shape[1] if drawn == "Wc" else params["W1"].shape[0]
+    n = min(units or total, total)
     return weights_figure(params, agent.cfg.algo, n, weights_title(params, agent.cfg.algo, n, minus_init))
 
 

@@ -1,16 +1,19 @@
 """PPO with a clipped surrogate objective (Schulman et al. 2017), actor-critic,
 in NumPy, with a sparse first layer: the network, its losses, acting, and the learner.
 
-Network: sparse inputs (D,) -> H ReLU units (shared) [-> H2 ReLU units] -> a
-softmax policy head over the action set and a scalar value head. Parameters
-live in a plain dict:
+Network: sparse inputs (D,) [-> F convolution filters] -> H ReLU units (shared)
+[-> H2 ReLU units] -> a softmax policy head over the action set and a scalar
+value head. Parameters live in a plain dict:
 
-    W1 (H, D) Fortran order, so that W1.T (D, H) is C-contiguous
+    W1 (H, D') Fortran order, so that W1.T (D', H) is C-contiguous
     b1 (H,)   Wpi (A, T)   bpi (A,)   Wv (T,)   bv (1,)
     W2 (H2, H)   b2 (H2,)   only with a second layer (`ppo_hidden2`)
+    Wc (128, F)             only with a convolution (`ppo_conv`, pongrl.conv)
 
-where T is H2 with a second layer, else H. The input kind (pongrl.inputs) and
-the action set are read off the shapes: a params dict is all acting needs.
+where T is H2 with a second layer, else H, and D' is D, or with a convolution
+D with its 12800 frame and difference pixels replaced by the 361 F features.
+The input kind (pongrl.inputs) and the action set are read off the shapes: a
+params dict is all acting needs.
 
 Loss of a minibatch of B samples (minimised):
 
@@ -30,6 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import conv
 from .config import Config
 from .env import DOWN, UP
 from .inputs import WIDTHS, Inputs, compact, encode, kind_of_width
@@ -46,16 +50,16 @@ Params = dict[str, np.ndarray]
 # ---------------------------------------------------------------- the network
 def param_shapes(cfg: Config) -> dict[str, tuple]:
     """Shapes of the network's parameters for a config."""
-    h, h2, a = cfg.ppo_hidden, cfg.ppo_hidden2, len(ACTION_SETS[cfg.ppo_actions])
-    top = h2 or h
-    shapes = {"W1": (h, WIDTHS[cfg.ppo_obs]), "b1": (h,), "Wpi": (a, top), "bpi": (a,), "Wv": (top,), "bv": (1,)}
-    return shapes | ({"W2": (h2, h), "b2": (h2,)} if h2 else {})
+    h, h2, f, a = cfg.ppo_hidden, cfg.ppo_hidden2, cfg.ppo_conv, len(ACTION_SETS[cfg.ppo_actions])
+    top, width = h2 or h, WIDTHS[cfg.ppo_obs] + (conv.P * f - conv.PIXELS if f else 0)
+    shapes = {"W1": (h, width), "b1": (h,), "Wpi": (a, top), "bpi": (a,), "Wv": (top,), "bv": (1,)}
+    return shapes | ({"W2": (h2, h), "b2": (h2,)} if h2 else {}) | ({"Wc": (conv.TAPS, f)} if f else {})
 
 
 def init_for(cfg: Config, rng: np.random.Generator) -> Params:
     """A config's initial parameters, drawn from rng."""
-    return init_params(WIDTHS[cfg.ppo_obs], cfg.ppo_hidden, len(ACTION_SETS[cfg.ppo_actions]), rng,
-                       hidden2=cfg.ppo_hidden2)
+    return init_params(param_shapes(cfg)["W1"][1], cfg.ppo_hidden, len(ACTION_SETS[cfg.ppo_actions]), rng,
+                       hidden2=cfg.ppo_hidden2, filters=cfg.ppo_conv)
 
 
 def action_set(params: Params) -> np.ndarray:
@@ -63,10 +67,11 @@ def action_set(params: Params) -> np.ndarray:
     return np.array({len(v): v for v in ACTION_SETS.values()}[params["Wpi"].shape[0]])
 
 def init_params(inputs: int, hidden: int, n_actions: int, rng: np.random.Generator, dtype=np.float32,
-                hidden2: int = 0) -> Params:
+                hidden2: int = 0, filters: int = 0) -> Params:
     """W1 ~ N(0, 1/inputs) as the tutorial; a near-zero policy head (uniform
     initial policy, like CleanRL's 0.01 gain); value head ~ N(0, 1/T); zero biases.
-    hidden2 > 0 adds a second layer W2 ~ N(0, 2/H) (He's scale for ReLU inputs)."""
+    hidden2 > 0 adds a second layer W2 ~ N(0, 2/H) (He's scale for ReLU inputs);
+    filters > 0 convolution filters Wc ~ N(0, 2/128), drawn last."""
     top = hidden2 or hidden  # T
     W1 = rng.standard_normal((hidden, inputs)) / np.sqrt(inputs)
     Wpi = 0.01 * rng.standard_normal((n_actions, top)) / np.sqrt(top)
@@ -75,12 +80,30 @@ def init_params(inputs: int, hidden: int, n_actions: int, rng: np.random.Generat
          "Wv": Wv, "bv": np.zeros(1)}
     if hidden2:
         p |= {"W2": rng.standard_normal((hidden2, hidden)) * np.sqrt(2 / hidden), "b2": np.zeros(hidden2)}
+    if filters:
+        p["Wc"] = rng.standard_normal((conv.TAPS, filters)) * np.sqrt(2 / conv.TAPS)
     return {k: (np.asfortranarray(v, dtype) if k == "W1" else v.astype(dtype)) for k, v in p.items()}
 
 
 def forward(params: Params, x: Inputs) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
     """Inputs (B, D) -> logits (B, A), values (B,) and the hidden layers'
     activations: [(B, H)], or [(B, H), (B, H2)] with a second layer."""
+    return layers(params, first_inputs(params, x)[0])
+
+
+def first_inputs(params: Params, x: Inputs) -> tuple[Inputs, conv.Saved | None]:
+    """What the first layer reads (B, D'): x itself; or, with filters Wc, their
+    features of x's frame and difference pixels, then x's block columns."""
+    if "Wc" not in params:
+        return x, None
+    split = int(np.searchsorted(x.cols, conv.PIXELS))  # x's columns before it are pixels
+    feats, saved = conv.forward(params["Wc"], Inputs(x.cols[:split], x.X[:, :split]))
+    shift = conv.P * params["Wc"].shape[1] - conv.PIXELS  # block columns move past the features
+    return Inputs(np.concatenate([feats.cols, x.cols[split:] + shift]), np.hstack([feats.X, x.X[:, split:]])), saved
+
+
+def layers(params: Params, x: Inputs) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """The first layer's inputs (B, D') -> forward's logits, values and activations."""
     hs = [np.maximum(x.X @ params["W1"].T[x.cols] + params["b1"], 0)]  # (B, H)
     if "W2" in params:
         hs.append(np.maximum(hs[0] @ params["W2"].T + params["b2"], 0))  # (B, H2)
@@ -104,9 +127,17 @@ def unit_weights(params: Params) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- acting
+def input_kind(params: Params) -> str:
+    """The input kind (pongrl.inputs) the network reads, from the width of W1."""
+    width = params["W1"].shape[1]
+    if "Wc" in params:
+        width += conv.PIXELS - conv.P * params["Wc"].shape[1]
+    return kind_of_width(width)
+
+
 def encode_for(params: Params, x: np.ndarray, frames: np.ndarray) -> SparseRows:
-    """The inputs (N, D) of the kind the network was trained on (from the width of W1)."""
-    return encode(x, frames, kind_of_width(params["W1"].shape[1]))
+    """The inputs (N, D) of the kind the network was trained on."""
+    return encode(x, frames, input_kind(params))
 
 
 def probabilities(params: Params, x: np.ndarray, frames: np.ndarray) -> np.ndarray:
@@ -182,10 +213,12 @@ def value_term(v: np.ndarray, old_v: np.ndarray, returns: np.ndarray, clip: floa
     return float(0.5 * np.mean(np.maximum(l1, l2))), dv / B
 
 
-def backprop(params: Params, x: Inputs, hs: list[np.ndarray], dlogits: np.ndarray, dv: np.ndarray) -> Params:
+def backprop(params: Params, x: Inputs, hs: list[np.ndarray], dlogits: np.ndarray, dv: np.ndarray,
+             saved: conv.Saved | None = None) -> Params:
     """Gradients of the loss from its gradients w.r.t. logits (B, A) and values (B,);
-    hs are forward's hidden activations. grads["W1"] is (U, H): the gradient of
-    the rows x.cols of W1.T (all others are 0)."""
+    x and hs are the first layer's inputs and the activations (first_inputs,
+    layers), saved the convolution's (if any). grads["W1"] is (U, H): the
+    gradient of the rows x.cols of W1.T (all others are 0)."""
     h = hs[-1]  # (B, T)
     grads = {"Wpi": dlogits.T @ h, "bpi": dlogits.sum(axis=0), "Wv": h.T @ dv, "bv": np.array([dv.sum()], h.dtype)}
     dh = dlogits @ params["Wpi"] + dv[:, None] * params["Wv"]  # (B, T)
@@ -196,6 +229,8 @@ def backprop(params: Params, x: Inputs, hs: list[np.ndarray], dlogits: np.ndarra
         dh[hs[0] <= 0] = 0
     grads["b1"] = dh.sum(axis=0)
     grads["W1"] = x.X.T @ dh  # (U, H)
+    if saved is not None:
+        grads["Wc"] = conv.backward(dh @ params["W1"].T[saved.cols].T, saved)  # through the features (B, W F)
     return grads
 
 
@@ -211,17 +246,18 @@ class Coefs:
 
 def loss_and_grads(params: Params, b: Batch, c: Coefs) -> tuple[float, dict, Params, np.ndarray]:
     """Loss of a minibatch (advantages used as given), stats, grads and the rows of
-    W1.T that grads["W1"] (U, H) belongs to."""
-    logits, v, hs = forward(params, b.x)
+    W1.T that grads["W1"] (U, H) belongs to (columns of the first layer's inputs)."""
+    x, saved = first_inputs(params, b.x)
+    logits, v, hs = layers(params, x)
     logp = log_softmax(logits)
     pg, dpg, stats = policy_term(logp, b.actions, b.logp, b.advantages, c.clip)
     ent, dent = entropy_term(logp)
     vl, dv = value_term(v, b.values, b.returns, c.vclip)
     dt = logits.dtype
     dlogits = (dpg - c.ent_coef * dent).astype(dt, copy=False)
-    grads = backprop(params, b.x, hs, dlogits, (c.vf_coef * dv).astype(dt, copy=False))
+    grads = backprop(params, x, hs, dlogits, (c.vf_coef * dv).astype(dt, copy=False), saved)
     stats |= {"losses/policy_loss": pg, "losses/value_loss": vl, "losses/entropy": ent}
-    return pg + c.vf_coef * vl - c.ent_coef * ent, stats, grads, b.x.cols
+    return pg + c.vf_coef * vl - c.ent_coef * ent, stats, grads, x.cols
 
 
 # ---------------------------------------------------------------- the learner
