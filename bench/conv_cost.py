@@ -40,7 +40,7 @@ import time
 
 import numpy as np
 
-from pongrl import conv, ppo
+from pongrl import actor_critic, conv, ppo
 from pongrl.config import Config
 from pongrl.env import DOWN, UP, make_env
 from pongrl.inputs import Inputs, compact, encode
@@ -80,13 +80,13 @@ def dense_step(params: dict, x: np.ndarray, frames: np.ndarray, fake: dict, coef
     cols = im2col(x, frames)  # (n, P, TAPS)
     z = cols @ params["Wc"]  # (n, P, F)
     feats = Inputs(np.arange(z.shape[1] * z.shape[2]), np.maximum(z, 0).reshape(len(x), -1))
-    logits, v, hs = ppo.layers(params, feats)
-    logp = ppo.log_softmax(logits)
+    logits, v, hs = actor_critic.layers(params, feats)
+    logp = actor_critic.log_softmax(logits)
     _, dpg, _ = ppo.policy_term(logp, fake["actions"], fake["logp"], fake["advantages"], coefs.clip)
     _, dent = ppo.entropy_term(logp)
     _, dv = ppo.value_term(v, fake["values"], fake["returns"], coefs.vclip)
     dlogits, dv = (dpg - coefs.ent_coef * dent).astype(np.float32), (coefs.vf_coef * dv).astype(np.float32)
-    grads = ppo.backprop(params, feats, hs, dlogits, dv)
+    grads = actor_critic.backprop(params, feats, hs, dlogits, dv)
     dh = dlogits @ params["Wpi"] + dv[:, None] * params["Wv"]  # (n, H)
     dh[hs[0] <= 0] = 0
     dz = (dh @ params["W1"]).reshape(z.shape) * (z > 0)  # (n, P, F)
@@ -106,17 +106,17 @@ class Net:
         obs, has_conv = VARIANTS[name]
         self.name, self.obs = name, obs
         self.cfg = Config(algo="ppo", ppo_obs=obs, ppo_conv=filters if has_conv else 0)
-        self.params = ppo.init_for(self.cfg, np.random.default_rng(0))
+        self.params = actor_critic.init_for(self.cfg, np.random.default_rng(0))
         self.m = {k: np.zeros_like(v) for k, v in self.params.items()}
         self.v = {k: np.zeros_like(v) for k, v in self.params.items()}
         self.t, self.coefs = 0, ppo.Coefs()
 
     def act(self, x: np.ndarray, frames: np.ndarray) -> None:
         if self.name == "conv_dense":
-            ppo.layers(self.params, Inputs(np.arange(self.params["W1"].shape[1]), np.maximum(
+            actor_critic.layers(self.params, Inputs(np.arange(self.params["W1"].shape[1]), np.maximum(
                 im2col(x, frames) @ self.params["Wc"], 0).reshape(len(x), -1)))
         else:
-            ppo.forward(self.params, compact(encode(x, frames, self.obs)))
+            actor_critic.forward(self.params, compact(encode(x, frames, self.obs)))
 
     def step(self, x: np.ndarray, frames: np.ndarray, fake: dict) -> None:
         if self.name == "conv_dense":

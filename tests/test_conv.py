@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from test_ppo import drive, new_learner, rel_error, small_cfg
 
-from pongrl import conv, inputs, ppo
+from pongrl import actor_critic, conv, inputs, ppo
 from pongrl.config import Config, ConfigError
 from pongrl.env import UP
 from pongrl.rollouts import Batch
@@ -66,30 +66,30 @@ def test_block_inputs_pass_beside_the_features():
     rng = np.random.default_rng(1)
     x, frames = frames_and_diffs(rng, 4)
     cfg = Config(algo="ppo", ppo_obs="frame+diff+pyramid", ppo_conv=2, ppo_hidden=3)
-    params = ppo.init_for(cfg, rng)
+    params = actor_critic.init_for(cfg, rng)
     xs = inputs.compact(inputs.encode(x, frames, "frame+diff+pyramid"), np.float64)
     params["Wc"] = params["Wc"].astype(np.float64)
-    first, _ = ppo.first_inputs(params, xs)
+    first, _ = actor_critic.first_inputs(params, xs)
     width = params["W1"].shape[1]
-    assert width == conv.P * 2 + 1000 == ppo.param_shapes(cfg)["W1"][1]
+    assert width == conv.P * 2 + 1000 == actor_critic.param_shapes(cfg)["W1"][1]
     got = dense(first, width)
     np.testing.assert_allclose(got[:, :conv.P * 2], loop_conv(params["Wc"], x, frames), atol=1e-12)
     blocks = inputs.encode(x, frames, "frame+diff+pyramid").to_dense(13800)[:, conv.PIXELS:]  # (n, 1000)
     np.testing.assert_array_equal(got[:, conv.P * 2:], blocks)
-    assert ppo.input_kind(params) == "frame+diff+pyramid"
+    assert actor_critic.input_kind(params) == "frame+diff+pyramid"
 
 
 def gradcheck_problem(seed):
     """Float64 conv params and a minibatch of 6 samples, 'frame+diff+coarse' (blocks beside the features)."""
     rng = np.random.default_rng(seed)
     cfg = Config(algo="ppo", ppo_obs="frame+diff+coarse", ppo_conv=2, ppo_hidden=4, ppo_actions="noop+updown")
-    params = {k: rng.standard_normal(v.shape) for k, v in ppo.init_for(cfg, rng).items()}
+    params = {k: rng.standard_normal(v.shape) for k, v in actor_critic.init_for(cfg, rng).items()}
     params["W1"] = np.asfortranarray(params["W1"])
     x, frames = frames_and_diffs(rng, 6, pixels=4)
     xs = inputs.compact(inputs.encode(x, frames, "frame+diff+coarse"), np.float64)
-    logits, v, _ = ppo.forward(params, xs)
+    logits, v, _ = actor_critic.forward(params, xs)
     actions = rng.integers(0, 3, 6)
-    old = ppo.log_softmax(logits)[np.arange(6), actions] + rng.normal(0, 0.2, 6)
+    old = actor_critic.log_softmax(logits)[np.arange(6), actions] + rng.normal(0, 0.2, 6)
     return params, Batch(xs, actions, old, v + rng.normal(0, 0.2, 6), rng.standard_normal(6), rng.standard_normal(6))
 
 
@@ -111,7 +111,7 @@ def numeric(params, b, c, key, index, eps=1e-6):
 def test_gradients_through_the_convolution_match_finite_differences():
     params, b = gradcheck_problem(seed=3)
     c = ppo.Coefs(clip=0.1, vf_coef=0.5, ent_coef=0.01, vclip=0.1)
-    first, saved = ppo.first_inputs(params, b.x)
+    first, saved = actor_critic.first_inputs(params, b.x)
     assert np.abs(saved.z).min() > 1e-4  # away from the filters' ReLU kink
     assert np.abs(first.X @ params["W1"].T[first.cols] + params["b1"]).min() > 1e-4  # and the first layer's
     _, _, grads, rows = ppo.loss_and_grads(params, b, c)
@@ -138,15 +138,15 @@ def test_config_checks_and_shapes():
         Config(algo="ppo", ppo_obs="diff", ppo_conv=4).validate()
     with pytest.raises(ConfigError, match="ppo_conv must be >= 0, got -1"):
         Config(algo="ppo", ppo_conv=-1).validate()
-    shapes = ppo.param_shapes(Config(algo="ppo", ppo_obs="frame+diff", ppo_conv=16))
+    shapes = actor_critic.param_shapes(Config(algo="ppo", ppo_obs="frame+diff", ppo_conv=16))
     assert shapes["Wc"] == (128, 16) and shapes["W1"] == (256, 361 * 16)
-    assert "Wc" not in ppo.param_shapes(Config(algo="ppo"))
+    assert "Wc" not in actor_critic.param_shapes(Config(algo="ppo"))
 
 
 def test_init_without_a_convolution_is_unchanged_by_the_option():
     """Runs without a convolution draw the same initial weights as before ppo_conv existed."""
-    plain = ppo.init_params(13800, 8, 2, np.random.default_rng(5))
-    with_conv = ppo.init_params(13800, 8, 2, np.random.default_rng(5), filters=4)
+    plain = actor_critic.init_params(13800, 8, 2, np.random.default_rng(5))
+    with_conv = actor_critic.init_params(13800, 8, 2, np.random.default_rng(5), filters=4)
     assert set(with_conv) - set(plain) == {"Wc"}
     for k in plain:
         np.testing.assert_array_equal(plain[k], with_conv[k])
@@ -161,8 +161,8 @@ def test_a_learner_with_a_convolution_learns_a_bandit_and_restores_bit_exactly()
     assert not np.array_equal(w0, learner.params["Wc"])  # the filters learn too
     rng = np.random.default_rng(2)
     x, frames = frames_and_diffs(rng, 50)
-    p = ppo.probabilities(learner.params, x, frames)
-    assert p[:, list(ppo.action_set(learner.params)).index(UP)].mean() > 0.9
+    p = actor_critic.probabilities(learner.params, x, frames)
+    assert p[:, list(actor_critic.action_set(learner.params)).index(UP)].mean() > 0.9
     again = new_learner(cfg, seed=99)
     again.restore({k: np.array(v) for k, v in learner.state().items()})
     for one in (learner, again):
@@ -172,13 +172,13 @@ def test_a_learner_with_a_convolution_learns_a_bandit_and_restores_bit_exactly()
 
 
 def test_dense_reference_of_a_whole_network_agrees():
-    """ppo.forward with a convolution equals the loop convolution followed by dense layers."""
+    """actor_critic.forward with a convolution equals the loop convolution followed by dense layers."""
     rng = np.random.default_rng(4)
     cfg = Config(algo="ppo", ppo_obs="frame+diff", ppo_conv=3, ppo_hidden=5)
-    params = {k: v.astype(np.float64) for k, v in ppo.init_for(cfg, rng).items()}
+    params = {k: v.astype(np.float64) for k, v in actor_critic.init_for(cfg, rng).items()}
     params["b1"][:] = rng.standard_normal(5)
     x, frames = frames_and_diffs(rng, 4)
-    logits, v, (h,) = ppo.forward(params, inputs.compact(inputs.encode(x, frames, "frame+diff"), np.float64))
+    logits, v, (h,) = actor_critic.forward(params, inputs.compact(inputs.encode(x, frames, "frame+diff"), np.float64))
     h_ref = np.maximum(loop_conv(params["Wc"], x, frames) @ params["W1"].T + params["b1"], 0)
     np.testing.assert_allclose(h, h_ref, atol=1e-12)
     np.testing.assert_allclose(logits, h_ref @ params["Wpi"].T + params["bpi"], atol=1e-12)

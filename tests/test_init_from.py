@@ -8,7 +8,7 @@ from pongrl import checkpoint
 from pongrl.cli import main
 from pongrl.config import Config, ConfigError
 from pongrl.agent import load_agent, pretrained_path
-from pongrl.plots import initial_params
+from pongrl.plots_weights import initial_params
 from pongrl.errors import RunError
 from pongrl.runs import init_weights, new_run
 from pongrl.train import train

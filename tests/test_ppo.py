@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from pongrl import inputs, optim, ppo
+from pongrl import actor_critic, inputs, optim, ppo
 from pongrl.config import Config, ConfigError
 from pongrl.env import UP
 from pongrl.gae import gae
@@ -30,13 +30,13 @@ def random_sparse(rng, rows, dim, nnz_per_row=5):
 def gradcheck_problem(seed=0, hidden2=0):
     """Float64 params and a minibatch away from every kink (ReLU, ratio and value clips)."""
     rng = np.random.default_rng(seed)
-    params = ppo.init_params(D_SMALL, H_SMALL, A_SMALL, rng, dtype=np.float64, hidden2=hidden2)
+    params = actor_critic.init_params(D_SMALL, H_SMALL, A_SMALL, rng, dtype=np.float64, hidden2=hidden2)
     params = {k: np.asfortranarray(rng.standard_normal(v.shape)) if k == "W1" else rng.standard_normal(v.shape)
               for k, v in params.items()}
     xd = random_sparse(rng, B_SMALL, D_SMALL)
     x = inputs.compact(SparseRows.from_dense(xd), np.float64)
-    logits, v, _ = ppo.forward(params, x)
-    logp = ppo.log_softmax(logits)
+    logits, v, _ = actor_critic.forward(params, x)
+    logp = actor_critic.log_softmax(logits)
     actions = rng.integers(0, A_SMALL, B_SMALL)
     old_logp = logp[np.arange(B_SMALL), actions] + rng.normal(0, 0.2, B_SMALL)  # some ratios outside the clip
     batch = Batch(x, actions, old_logp, v + rng.normal(0, 0.2, B_SMALL), rng.standard_normal(B_SMALL),
@@ -51,8 +51,8 @@ def assert_away_from_kinks(params, xd, b, c, margin=1e-4):
         pre2 = np.maximum(pre, 0) @ params["W2"].T + params["b2"]
         assert np.abs(pre2).min() > margin
         assert 0 < (pre2 > 0).mean() < 1  # both sides of the second ReLU are exercised
-    logits, v, _ = ppo.forward(params, b.x)
-    ratio = np.exp(ppo.log_softmax(logits)[np.arange(len(v)), b.actions] - b.logp)
+    logits, v, _ = actor_critic.forward(params, b.x)
+    ratio = np.exp(actor_critic.log_softmax(logits)[np.arange(len(v)), b.actions] - b.logp)
     assert np.abs(np.abs(ratio - 1) - c.clip).min() > margin
     if c.vclip is not None:
         assert np.abs(np.abs(v - b.values) - c.vclip).min() > margin
@@ -124,8 +124,8 @@ def test_gradients_match_finite_differences(term, hidden2):
 
 def test_policy_check_covers_clipped_and_unclipped_samples():
     params, _, b = gradcheck_problem()
-    logits, _, _ = ppo.forward(params, b.x)
-    ratio = np.exp(ppo.log_softmax(logits)[np.arange(B_SMALL), b.actions] - b.logp)
+    logits, _, _ = actor_critic.forward(params, b.x)
+    ratio = np.exp(actor_critic.log_softmax(logits)[np.arange(B_SMALL), b.actions] - b.logp)
     clipped = np.abs(ratio - 1) > 0.1
     assert 0 < clipped.sum() < B_SMALL
     pg1, pg2 = -b.advantages * ratio, -b.advantages * np.clip(ratio, 0.9, 1.1)
@@ -147,12 +147,12 @@ def test_compact_keeps_the_occurring_columns_in_order():
 
 def test_compact_forward_agrees_with_dense():
     rng = np.random.default_rng(1)
-    params = ppo.init_params(D_SMALL, H_SMALL, 2, rng, dtype=np.float64)
+    params = actor_critic.init_params(D_SMALL, H_SMALL, 2, rng, dtype=np.float64)
     params["b1"][:] = rng.standard_normal(H_SMALL)
     xd = random_sparse(rng, 9, D_SMALL)
     xs = SparseRows.from_dense(xd)
     h = np.maximum(xd @ params["W1"].T + params["b1"], 0)
-    logits, v, (hh,) = ppo.forward(params, inputs.compact(xs, np.float64))
+    logits, v, (hh,) = actor_critic.forward(params, inputs.compact(xs, np.float64))
     np.testing.assert_allclose(hh, h, atol=1e-12)
     np.testing.assert_allclose(logits, h @ params["Wpi"].T + params["bpi"], atol=1e-12)
     np.testing.assert_allclose(v, h @ params["Wv"] + params["bv"], atol=1e-12)
@@ -160,13 +160,13 @@ def test_compact_forward_agrees_with_dense():
 
 def test_second_layer_forward_agrees_with_dense():
     rng = np.random.default_rng(4)
-    params = ppo.init_params(D_SMALL, H_SMALL, 2, rng, dtype=np.float64, hidden2=4)
+    params = actor_critic.init_params(D_SMALL, H_SMALL, 2, rng, dtype=np.float64, hidden2=4)
     assert params["W2"].shape == (4, H_SMALL) and params["Wpi"].shape == (2, 4) and params["Wv"].shape == (4,)
     params["b2"][:] = rng.standard_normal(4)
     xd = random_sparse(rng, 9, D_SMALL)
     h1 = np.maximum(xd @ params["W1"].T + params["b1"], 0)
     h2 = np.maximum(h1 @ params["W2"].T + params["b2"], 0)
-    logits, v, hs = ppo.forward(params, inputs.compact(SparseRows.from_dense(xd), np.float64))
+    logits, v, hs = actor_critic.forward(params, inputs.compact(SparseRows.from_dense(xd), np.float64))
     np.testing.assert_allclose(hs[1], h2, atol=1e-12)
     np.testing.assert_allclose(logits, h2 @ params["Wpi"].T + params["bpi"], atol=1e-12)
     np.testing.assert_allclose(v, h2 @ params["Wv"] + params["bv"], atol=1e-12)
@@ -174,8 +174,8 @@ def test_second_layer_forward_agrees_with_dense():
 
 def test_one_layer_init_is_unchanged_by_the_second_layer_option():
     """Runs of one hidden layer draw the same initial weights as before ppo_hidden2 existed."""
-    one = ppo.init_params(D_SMALL, H_SMALL, 2, np.random.default_rng(5))
-    two = ppo.init_params(D_SMALL, H_SMALL, 2, np.random.default_rng(5), hidden2=H_SMALL)
+    one = actor_critic.init_params(D_SMALL, H_SMALL, 2, np.random.default_rng(5))
+    two = actor_critic.init_params(D_SMALL, H_SMALL, 2, np.random.default_rng(5), hidden2=H_SMALL)
     assert set(two) - set(one) == {"W2", "b2"}
     np.testing.assert_array_equal(one["W1"], two["W1"])
 
@@ -207,7 +207,7 @@ def test_adam_in_chunks_gives_the_same_bits(chunk):
 @pytest.mark.parametrize("lazy", [True, False])
 def test_adam_matches_reference_on_touched_rows(lazy):
     rng = np.random.default_rng(2)
-    params = ppo.init_params(D_SMALL, H_SMALL, 2, rng, dtype=np.float64)
+    params = actor_critic.init_params(D_SMALL, H_SMALL, 2, rng, dtype=np.float64)
     m = {k: rng.standard_normal(v.shape) * 0.1 for k, v in params.items()}
     v = {k: rng.random(v.shape) * 0.1 for k, v in params.items()}
     m["W1"], v["W1"] = np.asfortranarray(m["W1"]), np.asfortranarray(v["W1"])
@@ -247,15 +247,15 @@ def test_clip_grad_norm():
                                          ("frame+diff+pyramid3", "updown")])
 def test_probabilities_and_greedy_actions(obs, actions):
     rng = np.random.default_rng(3)
-    params = ppo.init_params(inputs.WIDTHS[obs], 8, len(ppo.ACTION_SETS[actions]), rng)
+    params = actor_critic.init_params(inputs.WIDTHS[obs], 8, len(actor_critic.ACTION_SETS[actions]), rng)
     frames = (rng.random((5, 80, 80)) < 0.01).astype(np.uint8)
     x = random_sparse(rng, 5, 6400, 20)
     assert inputs.kind_of_width(params['W1'].shape[1]) == obs
-    assert tuple(ppo.action_set(params)) == ppo.ACTION_SETS[actions]
-    p = ppo.probabilities(params, x, frames)
-    assert p.shape == (5, len(ppo.ACTION_SETS[actions]))
+    assert tuple(actor_critic.action_set(params)) == actor_critic.ACTION_SETS[actions]
+    p = actor_critic.probabilities(params, x, frames)
+    assert p.shape == (5, len(actor_critic.ACTION_SETS[actions]))
     np.testing.assert_allclose(p.sum(axis=1), 1, rtol=1e-5)
-    assert set(ppo.greedy_actions(params, x, frames)) <= set(ppo.ACTION_SETS[actions])
+    assert set(actor_critic.greedy_actions(params, x, frames)) <= set(actor_critic.ACTION_SETS[actions])
 
 
 def test_frame_plus_diff_encoding():
@@ -325,25 +325,25 @@ def test_block_max_matches_a_max_over_each_block(side, k):
 
 def test_sample_follows_the_cdf():
     logp = np.log(np.array([[0.2, 0.8], [0.5, 0.5], [0.1, 0.9]]))
-    np.testing.assert_array_equal(ppo.sample(logp, np.array([0.19, 0.5, 0.999999])), [0, 1, 1])
-    np.testing.assert_array_equal(ppo.sample(logp, np.array([0.21, 0.49, 0.05])), [1, 0, 0])
+    np.testing.assert_array_equal(actor_critic.sample(logp, np.array([0.19, 0.5, 0.999999])), [0, 1, 1])
+    np.testing.assert_array_equal(actor_critic.sample(logp, np.array([0.21, 0.49, 0.05])), [1, 0, 0])
 
 
 # ---------------------------------------------------------------- rollout buffer
 def fake_rollout(rng, params, T=8, n=2, source=0, reward_of=None):
-    """T steps of n games on random sparse inputs, acted by ppo.act as a collector would."""
+    """T steps of n games on random sparse inputs, acted by actor_critic.act as a collector would."""
     blocks, actions, rewards, dones, logp, values = [], [], [], [], [], []
     frames = np.zeros((n, 80, 80), np.uint8)
     for _ in range(T):
         x = random_sparse(rng, n, 6400, 20)
-        a, xs, extras = ppo.act(params, x, frames, rng)
+        a, xs, extras = actor_critic.act(params, x, frames, rng)
         blocks.append(xs)
         actions.append(a)
         rewards.append(reward_of(a) if reward_of else rng.choice([-1.0, 0.0, 1.0], n, p=[0.05, 0.9, 0.05]))
         dones.append(rng.random(n) < 0.05)
         logp.append(extras["logp"])
         values.append(extras["values"])
-    last = ppo.bootstrap(params, random_sparse(rng, n, 6400, 20), frames)
+    last = actor_critic.bootstrap(params, random_sparse(rng, n, 6400, 20), frames)
     return Rollout(source, SparseRows.concat(blocks), np.array(actions, np.uint8), np.array(rewards, np.float32),
                    np.array(dones), {"logp": np.array(logp, np.float32), "values": np.array(values, np.float32)},
                    last)
@@ -351,16 +351,16 @@ def fake_rollout(rng, params, T=8, n=2, source=0, reward_of=None):
 
 def test_rollout_buffer_minibatches_cover_each_row_once_and_keep_rows_aligned():
     rng = np.random.default_rng(4)
-    params = ppo.init_params(6400, 8, 3, rng)
+    params = actor_critic.init_params(6400, 8, 3, rng)
     rollouts = [fake_rollout(rng, params, T=4, n=3, source=s) for s in (0, 1)]
     for r in rollouts:
         r.extras["logp"] = rng.standard_normal((4, 3)).astype(np.float32)  # unique: they find the rows below
-    buf = RolloutBuffer(ppo.action_set(params))
+    buf = RolloutBuffer(actor_critic.action_set(params))
     for r in rollouts:
         buf.add(r)
     buf.compute_returns(0.99, 0.95)
     dense = np.concatenate([r.x.to_dense(6400) for r in rollouts])  # rollout 0's rows, then rollout 1's
-    index = {a: i for i, a in enumerate(ppo.action_set(params))}
+    index = {a: i for i, a in enumerate(actor_critic.action_set(params))}
     actions = np.array([index[a] for r in rollouts for a in r.actions.reshape(-1)])
     seen = []
     for b in buf.get(3, np.random.default_rng(0)):
@@ -376,9 +376,9 @@ def test_rollout_buffer_minibatches_cover_each_row_once_and_keep_rows_aligned():
 
 def test_rollout_buffer_bootstraps_each_rollout_from_its_own_last_values():
     rng = np.random.default_rng(5)
-    params = ppo.init_params(6400, 8, 2, rng)
+    params = actor_critic.init_params(6400, 8, 2, rng)
     r = fake_rollout(rng, params, T=5, n=2)
-    buf = RolloutBuffer(ppo.action_set(params))
+    buf = RolloutBuffer(actor_critic.action_set(params))
     buf.add(r)
     buf.compute_returns(0.9, 0.8)
     adv, ret = gae(r.rewards, r.extras["values"], r.dones, r.last["values"], 0.9, 0.8)
@@ -394,7 +394,7 @@ def small_cfg(**kw):
 
 
 def new_learner(cfg, seed=0):
-    return ppo.PPO(cfg, ppo.init_for(cfg, np.random.default_rng(seed)))
+    return ppo.PPO(cfg, actor_critic.init_for(cfg, np.random.default_rng(seed)))
 
 
 def drive(learner, rng, updates, reward_of=None, env_steps=0):
@@ -434,8 +434,8 @@ def test_ppo_learns_a_bandit(hidden2):
     drive(learner, np.random.default_rng(1), 20, reward_of=lambda a: (a == UP).astype(np.float32))
     rng = np.random.default_rng(2)
     x, frames = random_sparse(rng, 50, 6400, 20), np.zeros((50, 80, 80), np.uint8)
-    p = ppo.probabilities(learner.params, x, frames)
-    assert p[:, list(ppo.action_set(learner.params)).index(UP)].mean() > 0.9
+    p = actor_critic.probabilities(learner.params, x, frames)
+    assert p[:, list(actor_critic.action_set(learner.params)).index(UP)].mean() > 0.9
 
 
 @pytest.mark.parametrize("hidden2", [0, 8])
@@ -456,7 +456,7 @@ def test_param_shapes_match_the_learner_state(hidden2):
     cfg = small_cfg(ppo_obs="frame+diff+pyramid", ppo_hidden2=hidden2)
     st = new_learner(cfg).state()
     assert ("params/W2" in st) == bool(hidden2)
-    for k, shape in ppo.param_shapes(cfg).items():
+    for k, shape in actor_critic.param_shapes(cfg).items():
         assert st[f"params/{k}"].shape == shape and st[f"adam/m/{k}"].shape == shape
 
 
@@ -593,8 +593,8 @@ def test_sparse_rows_equals_from_dense(shape):
 
 def test_sample_actions_uses_the_action_set():
     rng = np.random.default_rng(7)
-    params = ppo.init_params(12800, 8, 3, rng)
+    params = actor_critic.init_params(12800, 8, 3, rng)
     params["bpi"][:] = [0.0, 50.0, 0.0]  # all mass on the second action: UP
     x, frames = random_sparse(rng, 4, 6400, 10), np.zeros((4, 80, 80), np.uint8)
-    np.testing.assert_array_equal(ppo.act(params, x, frames, rng)[0], [UP] * 4)
-    np.testing.assert_array_equal(ppo.greedy_actions(params, x, frames), [UP] * 4)
+    np.testing.assert_array_equal(actor_critic.act(params, x, frames, rng)[0], [UP] * 4)
+    np.testing.assert_array_equal(actor_critic.greedy_actions(params, x, frames), [UP] * 4)

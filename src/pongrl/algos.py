@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import policy, ppo, reinforce
+from . import actor_critic, policy, ppo, reinforce
 from .config import Config
 
 Params = dict[str, np.ndarray]
@@ -39,9 +39,9 @@ REGISTRY = {
         act=reinforce.act, greedy=reinforce.greedy_actions, bootstrap=reinforce.bootstrap,
         learner=reinforce.Reinforce, unit_weights=lambda params: np.abs(params["W2"].astype(np.float64))),
     "ppo": Algorithm(
-        "ppo", param_shapes=ppo.param_shapes, init_params=ppo.init_for,
-        act=ppo.act, greedy=ppo.greedy_actions, bootstrap=ppo.bootstrap, learner=ppo.PPO,
-        unit_weights=ppo.unit_weights),
+        "ppo", param_shapes=actor_critic.param_shapes, init_params=actor_critic.init_for,
+        act=actor_critic.act, greedy=actor_critic.greedy_actions, bootstrap=actor_critic.bootstrap, learner=ppo.PPO,
+        unit_weights=actor_critic.unit_weights),
 }
 
 

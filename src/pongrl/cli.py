@@ -155,7 +155,7 @@ def cmd_show_frames(args) -> int:
 
 
 def cmd_show_weights(args) -> int:
-    from .plots import plot_weights
+    from .plots_weights import plot_weights
 
     print(f"wrote {plot_weights(agent_of(args), args.output, units=args.units, minus_init=args.minus_init)}")
     return 0

@@ -28,7 +28,7 @@ class ConfigError(UserError):
 class Config:
     # --- run ---------------------------------------------------------------
     algo: str = "reinforce"
-    """Learning algorithm: 'reinforce' is the tutorial's; 'ppo' is actor-critic PPO (pongrl.ppo)."""
+    """Learning algorithm: 'reinforce' is the tutorial's; 'ppo' is actor-critic PPO (pongrl.ppo, pongrl.actor_critic)."""
     env_id: str = "ALE/Pong-v5"
     """Gymnasium id of the Pong env (ALE/Pong-v5, Pong-v0, PongNoFrameskip-v4, ...)."""
     seed: int = 0
