@@ -558,13 +558,15 @@ def test_config_file_of_a_run_saved_before_ppo_overlap_keeps_it_serial(tmp_path)
 
 # ---------------------------------------------------------------- through the training loop
 @pytest.mark.slow
-@pytest.mark.parametrize("groups,overlap,hidden2", [(1, False, 0), (2, False, 0), (2, True, 0), (1, True, 8)])
-def test_train_resume_equals_uninterrupted_run(tmp_path, groups, overlap, hidden2):
+@pytest.mark.parametrize("groups,overlap,hidden2,conv", [(1, False, 0, 0), (2, False, 0, 0), (2, True, 0, 0),
+                                                         (1, True, 8, 0), (1, True, 0, 2)])
+def test_train_resume_equals_uninterrupted_run(tmp_path, groups, overlap, hidden2, conv):
     from pongrl import checkpoint
     from pongrl.train import train
 
     cfg = Config(algo="ppo", num_envs=2, groups=groups, ppo_num_steps=8, ppo_hidden=16, ppo_minibatches=2,
-                 ppo_epochs=2, seed=5, steps=2 * 8 * 3 + 2 * 5, ppo_overlap=overlap, ppo_hidden2=hidden2)
+                 ppo_epochs=2, seed=5, steps=2 * 8 * 3 + 2 * 5, ppo_overlap=overlap, ppo_hidden2=hidden2,
+                 ppo_conv=conv)
     full = train(cfg, tmp_path / "full", progress=False)
     train(dataclasses.replace(cfg, steps=2 * 8 + 2 * 3), tmp_path / "part", progress=False)  # ends a rollout later
     resumed = train(None, tmp_path / "part", resume=True, targets={"steps": cfg.steps}, progress=False)
@@ -573,7 +575,7 @@ def test_train_resume_equals_uninterrupted_run(tmp_path, groups, overlap, hidden
     b, meta_b = checkpoint.load(tmp_path / "part" / "checkpoint.npz")
     assert sorted(a) == sorted(b) and int(a["learner/updates"]) == 4  # rollouts are played whole
     assert f"collector/env{groups - 1}/games" in a and f"collector/env{groups}/games" not in a
-    assert ("acting/W1" in a) == overlap
+    assert ("acting/W1" in a) == overlap and ("learner/params/Wc" in a) == bool(conv)
     for k in a:
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
     assert {k: v for k, v in meta_a["counters"].items() if k != "wall_s"} == \
