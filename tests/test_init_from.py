@@ -79,6 +79,8 @@ def test_minus_init_subtracts_the_files_weights(trained):
     (dict(ppo_obs="frame+diff"), r"its W1 is \(8, 6400\), this config's network needs \(8, 12800\)"),
     (dict(ppo_actions="noop+updown"), r"its Wpi is \(2, 8\), this config's network needs \(3, 8\)"),
     (dict(ppo_hidden2=8), r"its network lacks W2, b2, which this config's network needs"),
+    (dict(ppo_obs="frame+diff", ppo_conv=2), r"its network lacks Wc, which this config's network needs \(match its "
+                                             r"layers: --ppo-hidden2, --ppo-conv\)"),
 ])
 def test_a_network_that_does_not_fit_is_refused(trained, change, message):
     cfg = tiny_config(**PPO | change, init_from=str(trained / "checkpoint.npz"))

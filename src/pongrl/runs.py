@@ -177,11 +177,11 @@ def init_weights(cfg: Config) -> dict[str, np.ndarray] | None:
     if extra or missing:
         what = f"has {', '.join(extra)}, which this config's network lacks" if extra else \
             f"lacks {', '.join(missing)}, which this config's network needs"
-        raise RunError(f"init_from {cfg.init_from}: its network {what} (match its layers: --ppo-hidden2)")
+        raise RunError(f"init_from {cfg.init_from}: its network {what} (match its layers: --ppo-hidden2, --ppo-conv)")
     for name, shape in needs.items():
         if agent.params[name].shape != shape:
             raise RunError(f"init_from {cfg.init_from}: its {name} is {agent.params[name].shape}, this config's "
-                           f"network needs {shape} (match its hidden sizes, obs and actions)")
+                           f"network needs {shape} (match its hidden sizes, filters, obs and actions)")
     return agent.params
 
 
