@@ -53,6 +53,7 @@ def action_set(params: Params) -> np.ndarray:
     """ALE action ids of the policy head's outputs, in order (from the height of Wpi)."""
     return np.array({len(v): v for v in ACTION_SETS.values()}[params["Wpi"].shape[0]])
 
+
 def init_params(inputs: int, hidden: int, n_actions: int, rng: np.random.Generator, dtype=np.float32,
                 hidden2: int = 0, filters: int = 0) -> Params:
     """W1 ~ N(0, 1/inputs) as the tutorial; a near-zero policy head (uniform
@@ -103,6 +104,7 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
     """(B, A) -> (B, A) log probabilities."""
     z = logits - logits.max(axis=1, keepdims=True)
     return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
 
 def unit_weights(params: Params) -> np.ndarray:
     """(H,) the norm of each first-layer unit's column of the policy head Wpi (with a
