@@ -3,7 +3,7 @@ every window, its gradients against finite differences, and in PPO's learner."""
 
 import numpy as np
 import pytest
-from test_ppo import drive, new_learner, rel_error, small_cfg
+from test_ppo import assert_restores_bit_exactly, drive, new_learner, rel_error, small_cfg
 
 from pongrl import actor_critic, conv, inputs, ppo
 from pongrl.config import Config, ConfigError
@@ -163,12 +163,7 @@ def test_a_learner_with_a_convolution_learns_a_bandit_and_restores_bit_exactly()
     x, frames = frames_and_diffs(rng, 50)
     p = actor_critic.probabilities(learner.params, x, frames)
     assert p[:, list(actor_critic.action_set(learner.params)).index(UP)].mean() > 0.9
-    again = new_learner(cfg, seed=99)
-    again.restore({k: np.array(v) for k, v in learner.state().items()})
-    for one in (learner, again):
-        drive(one, np.random.default_rng(7), 2)
-    for k, v in learner.state().items():
-        np.testing.assert_array_equal(v, again.state()[k], err_msg=k)
+    assert_restores_bit_exactly(learner, cfg)
 
 
 def test_dense_reference_of_a_whole_network_agrees():

@@ -443,6 +443,11 @@ def test_state_restore_continues_bit_exactly(hidden2):
     cfg = small_cfg(ppo_actions="noop+updown", ppo_hidden2=hidden2)
     a = new_learner(cfg)
     drive(a, np.random.default_rng(1), 2)
+    assert_restores_bit_exactly(a, cfg)
+
+
+def assert_restores_bit_exactly(a, cfg):
+    """A fresh learner given a's state goes on exactly as a does."""
     b = new_learner(cfg, seed=99)
     b.restore({k: np.array(v) for k, v in a.state().items()})
     for learner in (a, b):

@@ -9,7 +9,7 @@ layer (`Inputs`). The filters Wc (128, F) are shared by every window: what a
 filter learns about the ball in one place it knows everywhere.
 
 The input is the compacted 'frame+diff' part of a network's inputs (columns
-0..12799: frame pixels, then difference pixels); `ppo` passes any block
+0..12799: frame pixels, then difference pixels); `actor_critic` passes any block
 columns after it straight to the first layer.
 """
 
