@@ -141,6 +141,9 @@ class Config:
     """Global gradient-norm clip."""
     ppo_norm_adv: bool = True
     """Normalise the advantages within each minibatch."""
+    ppo_norm_value: bool = False
+    """Fit the value head to returns scaled by the running mean and std of every
+    return seen so far, as MAPPO's ValueNorm; values are scaled back for GAE."""
     ppo_overlap: bool = True
     """Learn from a finished rollout in a second thread while the games (local or
     on Ray workers) play the next one, acted with the parameters from before that

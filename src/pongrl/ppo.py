@@ -90,6 +90,23 @@ def loss_and_grads(params: Params, b: Batch, c: Coefs) -> tuple[float, dict, Par
     return pg + c.vf_coef * vl - c.ent_coef * ent, stats, grads, x.cols
 
 
+# ---------------------------------------------------------------- value normalisation
+def merge_moments(moments: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """(count, mean, sum of squared deviations) of the data behind `moments` and x
+    together (Chan et al.'s parallel update)."""
+    n, mean, m2 = moments
+    k, xmean = x.size, float(np.mean(x, dtype=np.float64))
+    xm2 = float(np.sum((x.astype(np.float64) - xmean) ** 2))
+    total, delta = n + k, xmean - mean
+    return np.array([total, mean + delta * k / total, m2 + xm2 + delta ** 2 * n * k / total])
+
+
+def value_scale(moments: np.ndarray) -> tuple[float, float]:
+    """(mean, std) of the returns seen, the units of a normalised value head ((0, 1) before any)."""
+    n, mean, m2 = moments
+    return (0.0, 1.0) if n == 0 else (float(mean), float(np.sqrt(m2 / n + 1e-8)))
+
+
 # ---------------------------------------------------------------- the learner
 def schedule(cfg: Config, env_steps: int) -> float:
     """Fraction of the initial learning rate (and entropy coef, if annealed) after env_steps."""
@@ -103,7 +120,8 @@ def explained_variance(pred: np.ndarray, target: np.ndarray) -> float:
 
 
 class PPO:
-    """The learner: parameters, Adam's moments and step count, and an update counter.
+    """The learner: parameters, Adam's moments and step count, an update counter and,
+    with ppo_norm_value, the moments of the returns seen.
 
     Each `learn` is one update: ppo_epochs passes over the rollouts in
     ppo_minibatches minibatches, the minibatch order drawn from [seed, updates]."""
@@ -114,6 +132,7 @@ class PPO:
         self.v = {k: np.zeros_like(v) for k, v in params.items()}
         self.t = 0  # Adam steps taken
         self.updates = 0
+        self.returns_seen = np.zeros(3)  # (count, mean, sum of squared deviations), if ppo_norm_value
 
     def rollout_size(self) -> tuple[int | None, int | None]:
         """(steps per game, episodes) that complete a rollout: ppo_num_steps steps."""
@@ -125,22 +144,25 @@ class PPO:
         buffer = RolloutBuffer(action_set(self.params))
         for r in rollouts:
             buffer.add(r)
-        buffer.compute_returns(cfg.gamma, cfg.ppo_gae_lambda)
+        buffer.compute_returns(cfg.gamma, cfg.ppo_gae_lambda, value_scale(self.returns_seen))
+        if cfg.ppo_norm_value:
+            self.returns_seen = merge_moments(self.returns_seen, buffer.flat("returns"))
         frac = schedule(cfg, env_steps)
         coefs = Coefs(cfg.ppo_clip, cfg.ppo_vf_coef, cfg.ppo_ent_coef * (frac if cfg.ppo_anneal_entropy else 1.0),
                       cfg.ppo_clip if cfg.ppo_clip_vloss else None)
-        out = self.epochs(buffer, cfg.ppo_lr * frac, coefs)
+        out = self.epochs(buffer, cfg.ppo_lr * frac, coefs, value_scale(self.returns_seen))
         out["losses/explained_variance"] = explained_variance(buffer.flat("values"), buffer.flat("returns"))
         self.updates += 1
         return out | {"charts/learning_rate": cfg.ppo_lr * frac, "charts/ent_coef": coefs.ent_coef,
                       "charts/updates": self.updates}
 
-    def epochs(self, buffer: RolloutBuffer, lr: float, coefs: Coefs) -> dict:
-        """ppo_epochs passes of Adam steps over the buffer; the mean of each stat."""
+    def epochs(self, buffer: RolloutBuffer, lr: float, coefs: Coefs, scale: tuple[float, float]) -> dict:
+        """ppo_epochs passes of Adam steps over the buffer, value targets in units of
+        scale = (mean, std); the mean of each stat."""
         cfg, sums = self.cfg, {}
         rng = np.random.default_rng([cfg.seed, self.updates])  # minibatch order: a function of the update
         for _ in range(cfg.ppo_epochs):
-            for b in buffer.get(cfg.ppo_minibatches, rng):
+            for b in buffer.get(cfg.ppo_minibatches, rng, scale):
                 if cfg.ppo_norm_adv:
                     b.advantages = (b.advantages - b.advantages.mean()) / (b.advantages.std() + 1e-8)
                 _, stats, grads, rows = loss_and_grads(self.params, b, coefs)
@@ -155,10 +177,16 @@ class PPO:
     def state(self) -> dict[str, np.ndarray]:
         out = {f"params/{k}": v for k, v in self.params.items()}
         out |= {f"adam/m/{k}": v for k, v in self.m.items()} | {f"adam/v/{k}": v for k, v in self.v.items()}
-        return out | {"adam/t": np.int64(self.t), "updates": np.int64(self.updates)}
+        out |= {"adam/t": np.int64(self.t), "updates": np.int64(self.updates)}
+        return out | ({"returns_seen": self.returns_seen.copy()} if self.cfg.ppo_norm_value else {})
 
     def restore(self, s: dict[str, np.ndarray]) -> None:
         self.params = {k: s[f"params/{k}"] for k in self.params}
         self.m = {k: s[f"adam/m/{k}"] for k in self.m}
         self.v = {k: s[f"adam/v/{k}"] for k in self.v}
         self.t, self.updates = int(s["adam/t"]), int(s["updates"])
+        if self.cfg.ppo_norm_value:
+            seen = np.asarray(s["returns_seen"], np.float64)
+            if seen.shape != (3,) or not np.isfinite(seen).all() or seen[0] < 0 or seen[2] < 0:
+                raise ValueError(f"returns_seen must be 3 finite numbers (count, mean, squares) >= 0, got {seen}")
+            self.returns_seen = seen

@@ -61,16 +61,21 @@ class RolloutBuffer:
         self.index = np.zeros(256, np.uint8)  # ALE action id -> index into the action set
         self.index[action_ids] = np.arange(len(action_ids))
         self.rollouts: list[Rollout] = []
-        self.advantages: list[np.ndarray] = []  # (T, n) float32 per rollout
+        self.values: list[np.ndarray] = []  # (T, n) float32 per rollout, in return units
+        self.advantages: list[np.ndarray] = []
         self.returns: list[np.ndarray] = []
 
     def add(self, r: Rollout) -> None:
         self.rollouts.append(r)
 
-    def compute_returns(self, gamma: float, lam: float) -> None:
-        """GAE(lam) advantages and value targets of every rollout, bootstrapped from its last values."""
+    def compute_returns(self, gamma: float, lam: float, scale: tuple[float, float] = (0.0, 1.0)) -> None:
+        """GAE(lam) advantages and value targets of every rollout, bootstrapped from its last values.
+        The network's values v are taken as mean + std * v, with (mean, std) = scale."""
+        mean, std = scale
         for r in self.rollouts:
-            adv, ret = gae(r.rewards, r.extras["values"], r.dones, r.last["values"], gamma, lam)
+            values = mean + std * r.extras["values"].astype(np.float64)  # (T, n)
+            adv, ret = gae(r.rewards, values, r.dones, mean + std * r.last["values"].astype(np.float64), gamma, lam)
+            self.values.append(values.astype(np.float32))
             self.advantages.append(adv.astype(np.float32))
             self.returns.append(ret.astype(np.float32))
 
@@ -78,16 +83,19 @@ class RolloutBuffer:
         """(rows,) of a per-step array: 'actions' (as indices), 'logp', 'values', 'advantages', 'returns'."""
         if key == "actions":
             parts = [self.index[r.actions] for r in self.rollouts]
-        elif key in ("advantages", "returns"):
+        elif key in ("values", "advantages", "returns"):
             parts = getattr(self, key)
         else:
             parts = [r.extras[key] for r in self.rollouts]
         return np.concatenate([p.reshape(-1) for p in parts])
 
-    def get(self, num_minibatches: int, rng: np.random.Generator):
-        """Yield every row once, as `num_minibatches` Batches in a random order."""
+    def get(self, num_minibatches: int, rng: np.random.Generator, scale: tuple[float, float] = (0.0, 1.0)):
+        """Yield every row once, as `num_minibatches` Batches in a random order; the
+        values and returns in the network's units, (V - mean) / std with (mean, std) = scale."""
         x = SparseRows.concat([r.x for r in self.rollouts])
-        flat = {k: self.flat(k) for k in ("actions", "logp", "values", "advantages", "returns")}
+        flat = {k: self.flat(k) for k in ("actions", "logp", "advantages")}
+        for k in ("values", "returns"):
+            flat[k] = ((self.flat(k).astype(np.float64) - scale[0]) / scale[1]).astype(np.float32)
         for idx in np.array_split(rng.permutation(x.rows), num_minibatches):
             yield Batch(compact(x.take(idx)), flat["actions"][idx].astype(np.int64), flat["logp"][idx],
                         flat["values"][idx], flat["advantages"][idx], flat["returns"][idx])
