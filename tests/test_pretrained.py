@@ -18,7 +18,8 @@ def test_pretrained_agent_ships_small_with_config_and_eval():
     agent = load_agent(path)
     assert agent.cfg.algo == "ppo"
     _, meta = checkpoint.load(path)
-    assert agent.cfg.ppo_obs == "frame+diff+pyramid" and agent.params["W1"].shape == (256, 13800)
+    assert agent.cfg.ppo_obs == "frame+diff+pyramid" and agent.cfg.ppo_conv == 8
+    assert agent.params["W1"].shape == (256, 1000 + 361 * 8)  # 1,000 block inputs beside 8 filters x 361 windows
     assert all(np.isfinite(v).all() for v in agent.params.values())
     # training evaluated it on its own seeds; its header's score was taken afresh on `pongrl eval`'s
     assert meta["eval_during_training"]["seed"] >= USER_EVAL_SEEDS > meta["eval"]["seed"] >= 0
