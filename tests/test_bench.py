@@ -240,10 +240,13 @@ def test_bench_reinforce_configs_are_the_tutorial_agent_with_another_learning_ra
     assert set(fields) <= {"lr", "lr_anneal_steps", "lr_floor"} and fields["lr"] > Config().lr  # TIME_TO_WIN.md's
 
 
-@pytest.mark.parametrize("name, changed", [("ppo_mb8_25min.json", {}), ("ppo_epochs6_25min.json", {"ppo_epochs": 6}),
-                                           ("ppo_ns64_25min.json", {"ppo_num_steps": 64, "ppo_minibatches": 4})])
+@pytest.mark.parametrize("name, changed", [
+    ("ppo_25min.json", {}),  # 0.6.0's defaults
+    ("ppo_mb8_25min.json", {"ppo_gamma": 0.99}),  # 0.5.0's, and the screens on them: one change each
+    ("ppo_epochs6_25min.json", {"ppo_gamma": 0.99, "ppo_epochs": 6}),
+    ("ppo_ns64_25min.json", {"ppo_gamma": 0.99, "ppo_num_steps": 64, "ppo_minibatches": 4})])
 def test_bench_25_minute_configs_are_the_defaults_annealed_over_3m_steps_and_one_change(name, changed):
-    """TIME_TO_WIN.md's 25-minute runs: the defaults (0.5.0) with a 3M-step schedule, and the screens' one change."""
+    """TIME_TO_WIN.md's 25-minute runs: the defaults with a 3M-step schedule, and the screens' one change."""
     import time_to_win
 
     cfg = Config.from_dict(Config(algo="ppo").to_dict() | time_to_win.config_fields(BENCH / name))
@@ -256,9 +259,9 @@ def test_bench_config_files_are_valid_ppo_configs(name):
     import time_to_win
 
     fields = time_to_win.config_fields(BENCH / name)
-    assert set(fields) == {"ppo_obs", "ppo_anneal_entropy", "ppo_anneal_steps", "ppo_minibatches"}  # only these
+    assert set(fields) == {"ppo_obs", "ppo_anneal_entropy", "ppo_anneal_steps", "ppo_minibatches", "ppo_gamma"}
     assert fields["ppo_obs"] == "frame+diff+pyramid" and fields["ppo_anneal_entropy"] is True
-    assert fields["ppo_minibatches"] == 4  # the default when these runs were made (8 since 0.5.0)
+    assert fields["ppo_minibatches"] == 4 and fields["ppo_gamma"] == 0.99  # the defaults when these runs were made
     anneal = {"ppo_pyramid.json": 9_000_000, "ppo_pyramid_45min.json": 8_000_000,
               "ppo_pyramid_45min_2core.json": 4_500_000}  # TIME_TO_WIN.md: which machine each is sized for
     assert fields["ppo_anneal_steps"] == anneal[name]
@@ -491,6 +494,30 @@ def test_reinforce_curves_reports_levels_by_episode_and_draws(tmp_path, capsys):
     assert (tmp_path / "c.png").stat().st_size > 10_000
     with pytest.raises(SystemExit):
         reinforce_curves.main([str(tmp_path / "nothing")])
+
+
+def test_eval_curves_finds_the_first_win_within_the_budget_and_draws(tmp_path, capsys):
+    import eval_curves
+
+    runs = []
+    for seed, rows in ((0, ["400,100,-3,1,0.2", "800,200,2.5,1,0.7", "1200,400,18,1,1"]), (1, ["400,90,1,1,0.6"])):
+        run = tmp_path / f"s{seed}"
+        run.mkdir()
+        (run / "config.json").write_text(json.dumps(Config(algo="ppo", seed=seed, eval_every=400).to_dict()))
+        (run / "eval.csv").write_text("env_steps,wall_s,mean,std,win_rate\r\n" + "\r\n".join(rows) + "\r\n")
+        runs.append(str(run))
+    out = eval_curves.main(runs + ["--minutes", "5", "-o", str(tmp_path / "c.png")])
+    assert json.loads(capsys.readouterr().out)["summary"] == out["summary"]
+    first, second = out["runs"]
+    assert (first["seed"], first["greedy"], first["eval_games"]) == (0, True, 10)
+    assert first["first_above_0"]["env_steps"] == 800 and second["first_above_0"]["wall_s"] == 90
+    assert first["reached"]["+18"] is None  # at 400 s: past the 5 minutes
+    assert eval_curves.main(runs[:1] + ["-o", str(tmp_path / "d.png")])["runs"][0]["reached"]["+18"]["env_steps"] == 1200
+    assert out["summary"]["ppo"]["+0"] == {"seeds_reached": 2, "of": 2, "median_env_steps": 600.0,
+                                           "median_wall_s": 145.0}
+    assert (tmp_path / "c.png").stat().st_size > 10_000
+    with pytest.raises(SystemExit, match="no config.json"):
+        eval_curves.main([str(tmp_path / "nothing")])
 
 
 def test_cpu_budget_sorts_py_spy_samples_into_parts_and_scales_them_by_cpu_time(tmp_path):

@@ -154,7 +154,7 @@ def test_init_without_a_convolution_is_unchanged_by_the_option():
 
 def test_a_learner_with_a_convolution_learns_a_bandit_and_restores_bit_exactly():
     """Reward 1 for UP on random frames: the policy comes to prefer UP; a restored learner goes on identically."""
-    cfg = small_cfg(ppo_obs="frame+diff", ppo_conv=4, ppo_lr=1e-2, ppo_ent_coef=0.0, ppo_clip=0.2, gamma=0.0)
+    cfg = small_cfg(ppo_obs="frame+diff", ppo_conv=4, ppo_lr=1e-2, ppo_ent_coef=0.0, ppo_clip=0.2, ppo_gamma=0.0)
     learner = new_learner(cfg)
     w0 = learner.params["Wc"].copy()
     drive(learner, np.random.default_rng(1), 20, reward_of=lambda a: (a == UP).astype(np.float32))

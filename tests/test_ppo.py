@@ -429,7 +429,7 @@ def test_learning_rate_anneals_linearly_with_the_env_steps_taken():
 @pytest.mark.parametrize("hidden2", [0, 8])
 def test_ppo_learns_a_bandit(hidden2):
     """Reward 1 for UP, 0 for DOWN (on random inputs): the policy must come to prefer UP."""
-    cfg = small_cfg(ppo_lr=1e-2, ppo_ent_coef=0.0, ppo_clip=0.2, gamma=0.0, ppo_hidden2=hidden2)  # value target = reward
+    cfg = small_cfg(ppo_lr=1e-2, ppo_ent_coef=0.0, ppo_clip=0.2, ppo_gamma=0.0, ppo_hidden2=hidden2)  # value target = reward
     learner = new_learner(cfg)
     drive(learner, np.random.default_rng(1), 20, reward_of=lambda a: (a == UP).astype(np.float32))
     rng = np.random.default_rng(2)
@@ -559,6 +559,31 @@ def test_config_file_of_a_run_saved_before_ppo_overlap_keeps_it_serial(tmp_path)
     (tmp_path / "older.json").write_text(json.dumps(old))
     older = Config.from_json_file(tmp_path / "older.json")
     assert not older.overlap and not older.eval_greedy
+
+
+def test_ppo_discounts_with_ppo_gamma_and_runs_saved_before_it_keep_their_gamma(tmp_path):
+    """PPO's discount is ppo_gamma (0.995 since 0.6.0), REINFORCE's is gamma. Runs saved
+    before ppo_gamma existed discounted PPO's returns by gamma, and read back so."""
+    assert Config(algo="ppo").ppo_gamma == 0.995 and Config().gamma == 0.99
+    rollout_rng = np.random.default_rng(1)
+    rollouts = [fake_rollout(rollout_rng, new_learner(small_cfg()).params, 8, 2) for _ in range(2)]
+
+    def trained(**kw):
+        learner = new_learner(small_cfg(**kw))
+        for k, r in enumerate(rollouts):
+            learner.learn([r], k * r.rewards.size)
+        return learner.params
+
+    base, other_gamma, other_ppo_gamma = trained(), trained(gamma=0.5), trained(ppo_gamma=0.5)
+    assert all(np.array_equal(base[k], other_gamma[k]) for k in base)  # REINFORCE's field: no effect
+    assert not all(np.array_equal(base[k], other_ppo_gamma[k]) for k in base)
+    old = {**Config(algo="ppo").to_dict(), "gamma": 0.98}
+    del old["ppo_gamma"]
+    assert Config.from_saved(old).ppo_gamma == 0.98
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    assert Config.from_json_file(tmp_path / "old.json").ppo_gamma == 0.98  # a whole config: the run it came from
+    (tmp_path / "partial.json").write_text(json.dumps({"algo": "ppo", "gamma": 0.98}))
+    assert Config.from_json_file(tmp_path / "partial.json").ppo_gamma == 0.995  # a partial file: the default
 
 
 # ---------------------------------------------------------------- through the training loop

@@ -107,7 +107,7 @@ def test_make_pretrained_packages_best_npz_and_never_loses_the_old_agent(tmp_pat
 @pytest.mark.parametrize("doc", ["docs/pretrained.md", "src/pongrl/pretrained/README.md"])
 def test_the_documented_command_gives_the_shipped_ppo_agents_config(doc):
     """The command printed beside the agent, read by the CLI's own parser, is the config it was trained with,
-    whatever the defaults have become since (e.g. ppo_minibatches 8 in 0.5.0, against the agent's 4)."""
+    whatever the defaults have become since (e.g. ppo_gamma 0.995 in 0.6.0, against the agent's 0.99)."""
     import re
     import shlex
     from pathlib import Path

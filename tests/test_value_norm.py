@@ -66,7 +66,7 @@ def test_the_learner_counts_every_return_it_fits():
 def test_a_normalised_value_head_learns_a_bandit_and_its_value():
     """Reward 2 for UP, 0 for DOWN, gamma 0: the policy comes to prefer UP, and the
     value, scaled back, to the reward of the policy (~2)."""
-    cfg = small_cfg(ppo_lr=1e-2, ppo_ent_coef=0.0, ppo_clip=0.2, gamma=0.0, ppo_norm_value=True)
+    cfg = small_cfg(ppo_lr=1e-2, ppo_ent_coef=0.0, ppo_clip=0.2, ppo_gamma=0.0, ppo_norm_value=True)
     learner = new_learner(cfg)
     drive(learner, np.random.default_rng(1), 30, reward_of=lambda a: 2.0 * (a == UP).astype(np.float32))
     rng = np.random.default_rng(2)

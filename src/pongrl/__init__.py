@@ -12,5 +12,5 @@ from .errors import UserError
 from .evaluate import evaluate
 from .train import train
 
-__version__ = "0.5.0"
+__version__ = "0.6.0"
 __all__ = ["Agent", "Config", "UserError", "evaluate", "load_agent", "train", "wrappers"]

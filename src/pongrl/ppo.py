@@ -144,7 +144,7 @@ class PPO:
         buffer = RolloutBuffer(action_set(self.params))
         for r in rollouts:
             buffer.add(r)
-        buffer.compute_returns(cfg.gamma, cfg.ppo_gae_lambda, value_scale(self.returns_seen))
+        buffer.compute_returns(cfg.ppo_gamma, cfg.ppo_gae_lambda, value_scale(self.returns_seen))
         if cfg.ppo_norm_value:
             self.returns_seen = merge_moments(self.returns_seen, buffer.flat("returns"))
         frac = schedule(cfg, env_steps)
