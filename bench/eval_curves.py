@@ -20,16 +20,26 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import time_to_win  # noqa: E402
 
+from pongrl.config import Config, ConfigError  # noqa: E402
+
+
+def fail(message: str) -> None:
+    print(f"eval_curves: {message}", file=sys.stderr)
+    sys.exit(2)
+
 
 def read_run(run_dir: Path, max_seconds: float | None) -> dict:
     """A run folder as time_to_win's run records: algo, seed, evaluations, thresholds reached."""
     for name in ("config.json", "eval.csv"):
         if not (run_dir / name).is_file():
-            sys.exit(f"{run_dir}: no {name} (a run folder trained with --eval-every has both)")
-    cfg = json.loads((run_dir / "config.json").read_text())
+            fail(f"{run_dir}: no {name} (a run folder trained with --eval-every has both)")
+    try:
+        cfg = Config.from_saved(json.loads((run_dir / "config.json").read_text()))  # older runs as they ran
+    except (ValueError, ConfigError) as e:
+        fail(f"{run_dir}/config.json: {e}")
     evals = time_to_win.read_evals(run_dir)
-    return {"run": str(run_dir), "algo": cfg["algo"], "seed": cfg["seed"], "eval_games": cfg["eval_games"],
-            "greedy": cfg.get("eval_greedy", False), "evals": evals,
+    return {"run": str(run_dir), "algo": cfg.algo, "seed": cfg.seed, "eval_games": cfg.eval_games,
+            "greedy": cfg.eval_greedy, "evals": evals,
             "first_above_0": time_to_win.first_above(evals, 0.0, max_seconds),
             "reached": time_to_win.first_reached(evals, max_seconds)}
 

@@ -516,8 +516,12 @@ def test_eval_curves_finds_the_first_win_within_the_budget_and_draws(tmp_path, c
     assert out["summary"]["ppo"]["+0"] == {"seeds_reached": 2, "of": 2, "median_env_steps": 600.0,
                                            "median_wall_s": 145.0}
     assert (tmp_path / "c.png").stat().st_size > 10_000
-    with pytest.raises(SystemExit, match="no config.json"):
-        eval_curves.main([str(tmp_path / "nothing")])
+    (tmp_path / "s1" / "config.json").write_text("{")
+    for bad, says in ((tmp_path / "nothing", "no config.json"), (tmp_path / "s1", "config.json: Expecting")):
+        with pytest.raises(SystemExit) as e:
+            eval_curves.main([str(bad)])
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and says in err and len(err.strip().splitlines()) == 1
 
 
 def test_cpu_budget_sorts_py_spy_samples_into_parts_and_scales_them_by_cpu_time(tmp_path):
