@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.steps < 1 or not 1 <= args.rate <= 1000:
         ap.error("--steps must be >= 1 and --rate in [1, 1000]")
-    print(json.dumps(budget(args), indent=2))
+    print(json.dumps(budget(args)))
     return 0
 
 

@@ -55,7 +55,7 @@ def main(argv=None) -> dict:
     time_to_win.plot(args.output, runs, args.title, budget_minutes=args.minutes, greedy=runs[0]["greedy"],
                      eval_games=runs[0]["eval_games"])
     result = {"runs": runs, "summary": time_to_win.summarize(runs), "figure": str(args.output)}
-    print(json.dumps(result, indent=2))
+    print(json.dumps(result))
     return result
 
 

@@ -1,7 +1,7 @@
 """PPO training speed: the serial loop vs `ppo_overlap` (learn in a thread while
 the games play), or this checkout vs an earlier commit.
 
-    python bench/ppo_speed.py [--steps 204800] [--rounds 3] [--obs diff] [--hidden 256] > ppo_speed.json
+    python bench/ppo_speed.py [--steps 204800] [--rounds 3] [--obs diff] [--hidden 256]
     python bench/ppo_speed.py --baseline REV [options]   # overlap here vs overlap at git revision REV
     python bench/ppo_speed.py --ceiling 30 [options]     # ... and the emulator alone, 30 s a round
     python bench/ppo_speed.py --vs '{"ppo_minibatches": 8}' [options]   # overlap vs overlap with a config change
@@ -43,7 +43,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from pongrl.config import PPO_OBS
 
 VARIANTS = {"serial": False, "overlap": True, "baseline": True, "changed": True}  # -> ppo_overlap
 ROOT = Path(__file__).resolve().parents[1]
@@ -157,21 +156,21 @@ def json_object(s: str) -> dict:
     return d
 
 
-def check_vs(ap: argparse.ArgumentParser, vs: dict) -> None:
-    """Exit 2 with the config's own message if the --vs fields make no valid PPO config."""
+def check_fields(ap: argparse.ArgumentParser, flag: str, fields: dict) -> None:
+    """Exit 2 with the config's own message if these fields make no valid PPO config."""
     from pongrl.config import Config, ConfigError
 
     try:
-        Config.from_dict(Config(algo="ppo").to_dict() | vs)
+        Config.from_dict(Config(algo="ppo").to_dict() | fields)
     except ConfigError as e:
-        ap.error(f"--vs: {e}")
+        ap.error(f"{flag}: {e}")
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--steps", type=int, default=100 * 2048, help="env steps per measurement (2048 per update)")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of (serial, overlap)")
-    ap.add_argument("--obs", default="diff", choices=PPO_OBS)
+    ap.add_argument("--obs", default="frame+diff+pyramid", help="PPO's input (--ppo-obs; default: PPO's default)")
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--algo", default="ppo", choices=("ppo", "reinforce"),
@@ -189,12 +188,13 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--ceiling must be in [0, 3600] seconds, got {args.ceiling!r}")
     if args.vs and args.baseline:
         ap.error("--vs and --baseline compare different things: give one of them")
+    check_fields(ap, "--obs", {"ppo_obs": args.obs})
     if args.vs:
-        check_vs(ap, args.vs)
+        check_fields(ap, "--vs", args.vs)
     if args.baseline and not args.one and not is_revision(args.baseline):
         ap.error(f"--baseline: {args.baseline!r} is not a commit of the git repository {ROOT}")
     out = one(args.one, args.steps, args.obs, args.hidden, args.seed, args.algo, args.vs) if args.one else run_all(args)
-    print(json.dumps(out, indent=None if args.one else 2))
+    print(json.dumps(out))  # one line: the last line of output is the JSON
     return 0
 
 

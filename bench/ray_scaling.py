@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> dict:
     text = json.dumps(res, indent=2)
     if args.out:
         Path(args.out).write_text(text + "\n")
-    print(text)
+    print(json.dumps(res))
     return res
 
 

@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"not a run folder (no metrics.csv and config.json): {', '.join(missing)}")
     if args.output:
         plot(args.runs, args.output)
-    print(json.dumps({"benchmark": "reinforce_curves", "runs": [summary(r) for r in args.runs]}, indent=2))
+    print(json.dumps({"benchmark": "reinforce_curves", "runs": [summary(r) for r in args.runs]}))
     return 0
 
 

@@ -2,12 +2,13 @@
 
     python bench/same_numbers.py --baseline REV [--only NAME ...]
 
-Trains a few short runs (REINFORCE with 1 and 16 games, PPO with its default
-input, the shipped agent's input, and two groups with a second layer), each
-in a fresh process, once with this checkout's pongrl and once with the
-package source of git revision REV, and compares the final parameters bit for
-bit, and metrics.csv row by row (wall times aside). A refactor that keeps the
-numbers prints "identical" for every run. Prints JSON.
+Trains short runs of the shipped configs (REINFORCE's defaults with 1 and 16
+games, `reinforce_fast`, PPO's defaults, the shipped PPO agent's config) and
+of PPO in two groups without overlap, each in a fresh process, once with this
+checkout's pongrl and once with the package source of git revision REV, and
+compares the final parameters bit for bit, and metrics.csv row by row (wall
+times aside). A refactor that keeps the numbers prints "identical" for every
+run. Prints JSON.
 """
 
 from __future__ import annotations
@@ -27,11 +28,12 @@ HERE = Path(__file__).resolve().parent
 RUNS = {
     "reinforce_1env": dict(algo="reinforce", episodes=3, seed=5, num_envs=1, batch_size=1),
     "reinforce_16": dict(algo="reinforce", episodes=24, seed=7, batch_size=4),
-    "ppo_diff": dict(algo="ppo", steps=10240, seed=3),
-    "ppo_pyramid": dict(algo="ppo", steps=6144, seed=1, ppo_obs="frame+diff+pyramid", ppo_anneal_entropy=True,
-                        ppo_anneal_steps=100000),
+    "reinforce_fast": dict(algo="reinforce", episodes=24, seed=4, batch_size=4, lr=0.003, lr_anneal_steps=20000,
+                           lr_floor=0.002),  # the shipped config, its schedule shrunk to the run
+    "ppo_defaults": dict(algo="ppo", steps=10240, seed=3),
+    "ppo_shipped_agent": dict(algo="ppo", steps=6144, seed=1, ppo_conv=8, ppo_gamma=0.99, ppo_anneal_steps=100000),
     "ppo_serial_2groups": dict(algo="ppo", steps=6144, seed=2, groups=2, ppo_overlap=False, num_envs=8,
-                               ppo_hidden2=16),
+                               ppo_obs="frame+diff", ppo_hidden=32),
 }
 
 

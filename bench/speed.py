@@ -515,7 +515,7 @@ def main(argv: list[str] | None = None) -> int:
         args.cap = 30.0 if args.quick else 120.0
 
     out = _finite(run_one(args) if args.one else run_all(args))
-    text = json.dumps(out, indent=None if args.one else 2, allow_nan=False)
+    text = json.dumps(out, allow_nan=False)  # one line: the last line of output is the JSON
     print(text, flush=True)
     if args.out:
         args.out.write_text(text + "\n")

@@ -5,7 +5,7 @@
         --config reinforce_fast --stop-above 0      # the tutorial's agent: until it beats the built-in AI
 
 For every seed, PPO (the default Config(algo="ppo"), or with the fields that
---config sets, e.g. bench/ppo_pyramid.json) trains for --minutes of training
+--config sets, e.g. bench/ppo_25min.json) trains for --minutes of training
 wall time, or until its learning rate has been annealed to 0; REINFORCE (the
 tutorial's defaults, or with --config's fields) then trains for the same number
 of env steps (the first algorithm of --algos gets the minutes). Every
@@ -28,7 +28,7 @@ DIR/results.json (with the machine's software and CPU: `system`), DIR/evals.csv
 and DIR/curves.png (eval score vs env steps and vs wall time), and prints the
 JSON. With --resume, runs already in DIR (of the same config) are continued
 rather than refused, so a long benchmark can be done in parts; a finished run
-is read back, not trained. See bench/TIME_TO_WIN.md.
+is read back, not trained. Its results: docs/results.md.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # see TIME_TO_WIN.md; before numpy is imported
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # small matrices, 2 cores: one BLAS thread; before numpy
 
 import numpy as np  # noqa: E402
 
@@ -305,7 +305,7 @@ def main(argv=None) -> dict:
     write_csv(args.out / "evals.csv", runs)
     plot(args.out / "curves.png", runs, title="Pong: " + " vs ".join(a.upper() for a in args.algos),
          budget_minutes=args.minutes if args.steps is None else None, greedy=args.greedy, eval_games=args.eval_games)
-    print(json.dumps(result, indent=2))
+    print(json.dumps(result))  # one line, after the progress lines
     return result
 
 

@@ -76,16 +76,20 @@ def test_an_unknown_env_leaves_no_folder(tmp_path, capsys):
     assert "unknown env 'Breakout-v4'" in err and not (tmp_path / "run").exists()
 
 
-def test_stale_temporary_files_are_removed_when_a_run_starts(tmp_path):
+def test_only_pongrls_own_stale_temporary_files_are_removed_when_a_run_starts(tmp_path):
     from conftest import tiny_config
+    from pongrl import checkpoint
     from pongrl.train import train
 
     run = tmp_path / "run"
     train(tiny_config(episodes=None, steps=0), run, progress=False)  # plays nothing: just the folder
-    for name in ("checkpoint.npz.abc123.tmp", "metrics.csv.tmp"):
+    for name in ("checkpoint.npz.pongrl-abc12345.tmp", "metrics.csv.pongrl-abc12345.tmp"):
         (run / name).write_bytes(b"half a file")  # as a write killed mid-way leaves them
+    (run / "notes.tmp").write_text("the user's")
+    (run / "metrics.csv.tmp").write_text("the user's too")
     train(None, run, resume=True, targets={"steps": 0}, progress=False)
-    assert not list(run.glob("*.tmp")) and (run / "checkpoint.npz").exists()
+    assert not list(run.glob(checkpoint.TEMP_GLOB)) and (run / "checkpoint.npz").exists()
+    assert (run / "notes.tmp").read_text() == "the user's" and (run / "metrics.csv.tmp").exists()
 
 
 def test_plot_output_without_a_suffix_writes_png_and_says_so(tmp_path, capsys):

@@ -159,8 +159,8 @@ def garbage_game(arrays):
     (shorter_game, "cannot be restored"),
     (garbage_game, "cannot be restored"),
     (lambda a: a.update({"collector/env0/game_sizes": a["collector/env0/game_sizes"] + 1}), "do not add up"),
-    (lambda a: a.update({"collector/env0/cur": a["collector/env0/cur"] * 2}), "not a binary frame"),
-    (lambda a: a.pop("collector/env0/ep_len"), "ep_len is missing"),
+    (lambda a: a.update({"collector/env0/cur": a["collector/env0/cur"] * 2}), "'cur' holds 2, above its largest allowed value 1"),
+    (lambda a: a.pop("collector/env0/ep_len"), "'ep_len' is missing"),
 ])
 def test_saved_games_that_do_not_fit_are_refused_on_resume(saved, tmp_path, change, says):
     """Forged collector states (re-declared, so their checksums hold) are one line, never
@@ -168,3 +168,27 @@ def test_saved_games_that_do_not_fit_are_refused_on_resume(saved, tmp_path, chan
     path = rewritten(saved, tmp_path, lambda arrays, meta: change(arrays))
     with pytest.raises(CheckpointError, match=says):
         load_run(path).close()
+
+
+def test_no_header_turns_the_checks_off(saved, tmp_path):
+    """A run's header relabelled version 1 (with or without its declarations), or any
+    one array declared as null, a dict, a number or a short list, is refused: the
+    checksums cannot be switched off by the header (issue 46)."""
+    files = members(saved)
+    header = json.loads(str(np.load(io.BytesIO(files["meta.npy"]))))
+    cases = [("version 1", header | {"version": 1}),
+             ("version 1, undeclared", {k: v for k, v in header.items() if k != "arrays"} | {"version": 1}),
+             ("version true", header | {"version": True})]
+    for name, declared in header["arrays"].items():
+        for bad in (None, {"dtype": declared[0]}, 0, [], declared[:1], [*declared, 0]):
+            forged = json.loads(json.dumps(header))
+            forged["arrays"][name] = bad
+            cases.append((f"{name} declared {bad!r}", forged))
+    path = tmp_path / "forged.npz"
+    for what, forged in cases:
+        write(path, files | {"meta.npy": npy(np.array(json.dumps(forged)))})
+        with pytest.raises(CheckpointError) as e:
+            checkpoint.load(path)
+            pytest.fail(f"loaded: {what}")
+        assert "\n" not in str(e.value), what
+    assert len(cases) > 6 * len(header["arrays"])

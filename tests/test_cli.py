@@ -1,5 +1,6 @@
 """The `pongrl` command as a user runs it: outputs appear, user errors are one line and exit 2."""
 
+import dataclasses
 import json
 import signal
 import subprocess
@@ -9,7 +10,8 @@ import time
 import numpy as np
 import pytest
 
-from pongrl.cli import field_docs, main
+from pongrl.cli import build_parser, main
+from pongrl.flags import CONFIG_PARTS, field_docs
 from pongrl.config import Config
 
 
@@ -126,7 +128,7 @@ def test_user_errors_are_one_line_exit_2(args, tmp_path, capsys, monkeypatch):
 
 @pytest.mark.parametrize("command", [["eval", "x.npz"], ["play", "x.npz", "--video", "x.mp4"]])
 def test_eval_and_play_are_greedy_unless_sample(command):
-    """The README's "Evaluating: greedy by default": --greedy is the default, --sample samples."""
+    """The README's "Evaluating": --greedy is the default, --sample samples."""
     from pongrl.cli import build_parser
 
     parse = build_parser().parse_args
@@ -177,9 +179,44 @@ def test_config_file_and_flags(tmp_path, capsys):
 
 
 def test_every_config_field_has_a_documented_flag():
-    docs = field_docs()
-    for name in Config.__dataclass_fields__:
+    docs = {name: doc for part, _ in CONFIG_PARTS for name, doc in field_docs(part).items()}
+    for name in (f.name for f in dataclasses.fields(Config)):
         assert docs.get(name), f"Config.{name} has no docstring"
+    help_text = build_parser()._subparsers._group_actions[0].choices["train"].format_help()
+    for name in (f.name for f in dataclasses.fields(Config)):
+        assert "--" + name.replace("_", "-") in help_text or name == "env_id"
+
+
+@pytest.mark.parametrize("flag", ["--ppo-lazy-adam", "--ppo-norm-value", "--ppo-hidden2", "--ppo-actions",
+                                  "--adv-norm"])
+def test_a_retired_flag_is_refused_in_one_line_naming_the_last_version_with_it(flag, capsys):
+    rc = main(["train", flag, "1"])
+    err = capsys.readouterr().err
+    one_line_error(rc, err)
+    assert flag in err and "pongrl 0.6.0 still has it" in err
+    help_text = build_parser()._subparsers._group_actions[0].choices["train"].format_help()
+    assert flag not in help_text
+
+
+@pytest.mark.parametrize("saved", [{"ppo_lazy_adam": True}, {"ppo_norm_value": True}, {"ppo_hidden2": 64},
+                                   {"ppo_actions": "noop+updown"}, {"adv_norm": "batch"},
+                                   {"ppo_obs": "frame+diff+coarse"}, {"ppo_obs": "frame+diff+pyramid3"}])
+def test_a_config_file_using_a_retired_option_is_refused(saved, tmp_path, capsys):
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps(saved))
+    rc = main(["train", "--config", str(cfg), "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    one_line_error(rc, err)
+    name = next(iter(saved))
+    assert name in err and "retired" in err and "pongrl 0.6.0 still has it" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_060_config_that_leaves_the_retired_options_off_loads(tmp_path):
+    old = {**Config(algo="ppo").to_dict(), "ppo_lazy_adam": False, "ppo_norm_value": False, "ppo_hidden2": 0,
+           "ppo_actions": "updown", "adv_norm": "episode"}
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    assert Config.from_json_file(tmp_path / "config.json") == Config(algo="ppo")
 
 
 @pytest.mark.slow

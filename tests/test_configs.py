@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from pongrl.cli import build_parser, config_from_args
+from pongrl.cli import build_parser
+from pongrl.flags import config_from_args
 from pongrl.config import Config, config_file, shipped_configs
 
 

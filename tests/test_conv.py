@@ -66,12 +66,12 @@ def test_block_inputs_pass_beside_the_features():
     rng = np.random.default_rng(1)
     x, frames = frames_and_diffs(rng, 4)
     cfg = Config(algo="ppo", ppo_obs="frame+diff+pyramid", ppo_conv=2, ppo_hidden=3)
-    params = actor_critic.init_for(cfg, rng)
+    params = init_for(cfg, rng)
     xs = inputs.compact(inputs.encode(x, frames, "frame+diff+pyramid"), np.float64)
     params["Wc"] = params["Wc"].astype(np.float64)
     first, _ = actor_critic.first_inputs(params, xs)
     width = params["W1"].shape[1]
-    assert width == conv.P * 2 + 1000 == actor_critic.param_shapes(cfg)["W1"][1]
+    assert width == conv.P * 2 + 1000 == shapes_for(cfg)["W1"][1]
     got = dense(first, width)
     np.testing.assert_allclose(got[:, :conv.P * 2], loop_conv(params["Wc"], x, frames), atol=1e-12)
     blocks = inputs.encode(x, frames, "frame+diff+pyramid").to_dense(13800)[:, conv.PIXELS:]  # (n, 1000)
@@ -79,16 +79,24 @@ def test_block_inputs_pass_beside_the_features():
     assert actor_critic.input_kind(params) == "frame+diff+pyramid"
 
 
+def init_for(cfg, rng):
+    return actor_critic.init_network(cfg.ppo_obs, cfg.ppo_hidden, cfg.ppo_conv, rng)
+
+
+def shapes_for(cfg):
+    return actor_critic.param_shapes(cfg.ppo_obs, cfg.ppo_hidden, cfg.ppo_conv)
+
+
 def gradcheck_problem(seed):
-    """Float64 conv params and a minibatch of 6 samples, 'frame+diff+coarse' (blocks beside the features)."""
+    """Float64 conv params and a minibatch of 6 samples, 'frame+diff+pyramid' (blocks beside the features)."""
     rng = np.random.default_rng(seed)
-    cfg = Config(algo="ppo", ppo_obs="frame+diff+coarse", ppo_conv=2, ppo_hidden=4, ppo_actions="noop+updown")
-    params = {k: rng.standard_normal(v.shape) for k, v in actor_critic.init_for(cfg, rng).items()}
+    cfg = Config(algo="ppo", ppo_obs="frame+diff+pyramid", ppo_conv=2, ppo_hidden=4)
+    params = {k: rng.standard_normal(v.shape) for k, v in init_for(cfg, rng).items()}
     params["W1"] = np.asfortranarray(params["W1"])
     x, frames = frames_and_diffs(rng, 6, pixels=4)
-    xs = inputs.compact(inputs.encode(x, frames, "frame+diff+coarse"), np.float64)
+    xs = inputs.compact(inputs.encode(x, frames, "frame+diff+pyramid"), np.float64)
     logits, v, _ = actor_critic.forward(params, xs)
-    actions = rng.integers(0, 3, 6)
+    actions = rng.integers(0, 2, 6)
     old = actor_critic.log_softmax(logits)[np.arange(6), actions] + rng.normal(0, 0.2, 6)
     return params, Batch(xs, actions, old, v + rng.normal(0, 0.2, 6), rng.standard_normal(6), rng.standard_normal(6))
 
@@ -136,11 +144,11 @@ def test_gradients_through_the_convolution_match_finite_differences():
 def test_config_checks_and_shapes():
     with pytest.raises(ConfigError, match="ppo_conv needs the frame in the input"):
         Config(algo="ppo", ppo_obs="diff", ppo_conv=4).validate()
-    with pytest.raises(ConfigError, match="ppo_conv must be >= 0, got -1"):
+    with pytest.raises(ConfigError, match=r"ppo_conv must be in \[0, 1024\], got -1"):
         Config(algo="ppo", ppo_conv=-1).validate()
-    shapes = actor_critic.param_shapes(Config(algo="ppo", ppo_obs="frame+diff", ppo_conv=16))
+    shapes = shapes_for(Config(algo="ppo", ppo_obs="frame+diff", ppo_conv=16))
     assert shapes["Wc"] == (128, 16) and shapes["W1"] == (256, 361 * 16)
-    assert "Wc" not in actor_critic.param_shapes(Config(algo="ppo"))
+    assert "Wc" not in shapes_for(Config(algo="ppo"))
 
 
 def test_init_without_a_convolution_is_unchanged_by_the_option():
@@ -170,10 +178,10 @@ def test_dense_reference_of_a_whole_network_agrees():
     """actor_critic.forward with a convolution equals the loop convolution followed by dense layers."""
     rng = np.random.default_rng(4)
     cfg = Config(algo="ppo", ppo_obs="frame+diff", ppo_conv=3, ppo_hidden=5)
-    params = {k: v.astype(np.float64) for k, v in actor_critic.init_for(cfg, rng).items()}
+    params = {k: v.astype(np.float64) for k, v in init_for(cfg, rng).items()}
     params["b1"][:] = rng.standard_normal(5)
     x, frames = frames_and_diffs(rng, 4)
-    logits, v, (h,) = actor_critic.forward(params, inputs.compact(inputs.encode(x, frames, "frame+diff"), np.float64))
+    logits, v, h = actor_critic.forward(params, inputs.compact(inputs.encode(x, frames, "frame+diff"), np.float64))
     h_ref = np.maximum(loop_conv(params["Wc"], x, frames) @ params["W1"].T + params["b1"], 0)
     np.testing.assert_allclose(h, h_ref, atol=1e-12)
     np.testing.assert_allclose(logits, h_ref @ params["Wpi"].T + params["bpi"], atol=1e-12)

@@ -324,7 +324,7 @@ def test_a_game_marked_minus_one_is_not_stepped():
 
 
 def test_emulator_process_errors_and_exits():
-    from pongrl.emulators import Games
+    from pongrl.emulators import EmulatorError, Games
 
     spec = {"game": "pong", "frameskip": 4, "repeat_action_probability": 0.25}
     games = Games(spec, 2, processes=1)
@@ -340,12 +340,13 @@ def test_emulator_process_errors_and_exits():
             games.restore({"games": np.zeros(100, np.uint8), "game_sizes": np.array([50, 50])})
         child.kill()
         child.wait()
-        with pytest.raises(RuntimeError, match="stopped"):
+        with pytest.raises(EmulatorError, match=f"emulator process {child.pid} was killed by SIGKILL"):
             games.step(np.array([0, 0]))
     finally:
         games.close()
     orphan = Games(spec, 1, processes=1).parts[0]  # the parent's pipes close, as after kill -9
-    orphan.out.close()
+    os.close(orphan.fd_out)
+    os.close(orphan.fd_in)
     assert orphan.proc.wait(timeout=30) == 0
 
 

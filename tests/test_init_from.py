@@ -7,10 +7,9 @@ from conftest import tiny_config
 from pongrl import checkpoint
 from pongrl.cli import main
 from pongrl.config import Config, ConfigError
-from pongrl.agent import load_agent, pretrained_path
-from pongrl.plots_weights import initial_params
+from pongrl.agent import init_weights, initial_params, load_agent, pretrained_path
 from pongrl.errors import RunError
-from pongrl.runs import init_weights, new_run
+from pongrl.runs import new_run
 from pongrl.train import train
 
 PPO = dict(algo="ppo", ppo_hidden=8, ppo_num_steps=16, ppo_minibatches=2, ppo_epochs=1, episodes=None, steps=64,
@@ -77,10 +76,8 @@ def test_minus_init_subtracts_the_files_weights(trained):
     (dict(algo="reinforce", hidden=8), "holds a ppo agent, this run trains reinforce"),
     (dict(ppo_hidden=12), r"its W1 is \(8, 6400\), this config's network needs \(12, 6400\)"),
     (dict(ppo_obs="frame+diff"), r"its W1 is \(8, 6400\), this config's network needs \(8, 12800\)"),
-    (dict(ppo_actions="noop+updown"), r"its Wpi is \(2, 8\), this config's network needs \(3, 8\)"),
-    (dict(ppo_hidden2=8), r"its network lacks W2, b2, which this config's network needs"),
     (dict(ppo_obs="frame+diff", ppo_conv=2), r"its network lacks Wc, which this config's network needs \(match its "
-                                             r"layers: --ppo-hidden2, --ppo-conv\)"),
+                                             r"layers: --ppo-conv\)"),
 ])
 def test_a_network_that_does_not_fit_is_refused(trained, change, message):
     cfg = tiny_config(**PPO | change, init_from=str(trained / "checkpoint.npz"))
@@ -88,13 +85,13 @@ def test_a_network_that_does_not_fit_is_refused(trained, change, message):
         init_weights(cfg)
 
 
-def test_two_layers_start_from_two_layers_only(tmp_path):
-    two = tmp_path / "two"
-    train(tiny_config(**PPO, ppo_hidden2=4), two, progress=False)
-    cfg = tiny_config(**PPO, ppo_hidden2=4, seed=9, init_from=str(two / "checkpoint.npz"))
-    np.testing.assert_array_equal(init_weights(cfg)["W2"], params_of(two)["W2"])
-    with pytest.raises(RunError, match="its network has W2, b2, which this config's network lacks"):
-        init_weights(tiny_config(**PPO, init_from=str(two / "checkpoint.npz")))
+def test_a_convolution_starts_from_a_convolution_only(tmp_path):
+    conv = tmp_path / "conv"
+    train(tiny_config(**PPO | dict(ppo_obs="frame+diff", ppo_conv=2)), conv, progress=False)
+    cfg = tiny_config(**PPO | dict(ppo_obs="frame+diff", ppo_conv=2), seed=9, init_from=str(conv / "checkpoint.npz"))
+    np.testing.assert_array_equal(init_weights(cfg)["Wc"], params_of(conv)["Wc"])
+    with pytest.raises(RunError, match="its network has Wc, which this config's network lacks"):
+        init_weights(tiny_config(**PPO | dict(ppo_obs="frame+diff"), init_from=str(conv / "checkpoint.npz")))
 
 
 @pytest.mark.parametrize("make_file", ["missing", "not npz", "other shape"])

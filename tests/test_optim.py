@@ -94,45 +94,9 @@ def test_lr_floor_is_checked_against_lr():
         Config(lr_floor=-1.0).validate()
 
 
-def test_advantages_by_hand_per_episode_and_over_the_batch():
+def test_advantages_by_hand_are_normalised_within_each_episode():
     """Two episodes, gamma 0.5: a lost point after 2 steps, a won point after 1 step."""
     rewards, lengths = np.array([0.0, -1.0, 1.0], np.float32), np.array([2, 1])
     # discounted returns: episode 1 [-0.5, -1], episode 2 [1]
     ep = episode_advantages(rewards, lengths, 0.5)
     np.testing.assert_allclose(ep, [1.0, -1.0, 0.0], atol=1e-6)  # each episode on its own: mean 0, std 1
-    g = np.array([-0.5, -1.0, 1.0])
-    batch = episode_advantages(rewards, lengths, 0.5, norm="batch")
-    np.testing.assert_allclose(batch, (g - g.mean()) / (g.std() + 1e-8), atol=1e-6)
-    assert batch[2] > 0 > batch[0] > batch[1]  # the won point counts for more than the lost ones
-
-
-def test_batch_normalised_advantages_are_the_learners_when_configured():
-    from pongrl.config import Config, ConfigError
-
-    rng = np.random.default_rng(0)
-    lengths = np.array([20, 30])
-    T = int(lengths.sum())
-    x, actions = random_diff_frames(rng, T, density=0.01), random_actions(rng, T)
-    rewards = np.zeros(T, np.float32)
-    rewards[[9, 19, 35, 49]] = [1.0, -1.0, -1.0, -1.0]
-    eps = Episodes(SparseRows.from_dense(x), actions, rewards, lengths)
-    params = policy.init_params(16, rng, dtype=np.float64)
-    per_ep, _ = policy_gradient(params, eps, 0.99)
-    per_batch, _ = policy_gradient(params, eps, 0.99, "batch")
-    assert not np.allclose(per_ep["W2"], per_batch["W2"])
-    assert Config().adv_norm == "episode" and Config(adv_norm="batch").validate().adv_norm == "batch"
-    with pytest.raises(ConfigError, match="adv_norm must be one of episode, batch, got 'run'"):
-        Config(adv_norm="run").validate()
-
-
-@pytest.mark.slow
-def test_adv_norm_batch_trains_other_weights_than_the_tutorials(tmp_path):
-    import pongrl
-
-    def trained(norm):
-        cfg = pongrl.Config(num_envs=2, episodes=2, batch_size=2, seed=0, adv_norm=norm, checkpoint_every=0)
-        pongrl.train(cfg, tmp_path / norm)
-        return pongrl.load_agent(tmp_path / norm / "checkpoint.npz").params
-
-    ep, batch = trained("episode"), trained("batch")
-    assert ep["W1"].shape == batch["W1"].shape and not np.array_equal(ep["W1"], batch["W1"])

@@ -9,7 +9,7 @@ import pytest
 
 from pongrl import actor_critic, inputs, optim, ppo
 from pongrl.config import Config, ConfigError
-from pongrl.env import UP
+from pongrl.env import DOWN, UP
 from pongrl.gae import gae
 from pongrl.rollouts import Batch, Rollout, RolloutBuffer
 from pongrl.runs import Run
@@ -27,10 +27,10 @@ def random_sparse(rng, rows, dim, nnz_per_row=5):
     return x
 
 
-def gradcheck_problem(seed=0, hidden2=0):
+def gradcheck_problem(seed=0):
     """Float64 params and a minibatch away from every kink (ReLU, ratio and value clips)."""
     rng = np.random.default_rng(seed)
-    params = actor_critic.init_params(D_SMALL, H_SMALL, A_SMALL, rng, dtype=np.float64, hidden2=hidden2)
+    params = actor_critic.init_params(D_SMALL, H_SMALL, A_SMALL, rng, dtype=np.float64)
     params = {k: np.asfortranarray(rng.standard_normal(v.shape)) if k == "W1" else rng.standard_normal(v.shape)
               for k, v in params.items()}
     xd = random_sparse(rng, B_SMALL, D_SMALL)
@@ -47,10 +47,6 @@ def gradcheck_problem(seed=0, hidden2=0):
 def assert_away_from_kinks(params, xd, b, c, margin=1e-4):
     pre = xd @ params["W1"].T + params["b1"]
     assert np.abs(pre).min() > margin
-    if "W2" in params:
-        pre2 = np.maximum(pre, 0) @ params["W2"].T + params["b2"]
-        assert np.abs(pre2).min() > margin
-        assert 0 < (pre2 > 0).mean() < 1  # both sides of the second ReLU are exercised
     logits, v, _ = actor_critic.forward(params, b.x)
     ratio = np.exp(actor_critic.log_softmax(logits)[np.arange(len(v)), b.actions] - b.logp)
     assert np.abs(np.abs(ratio - 1) - c.clip).min() > margin
@@ -101,11 +97,10 @@ TERMS = {
 }
 
 
-@pytest.mark.parametrize("hidden2", [0, 5], ids=["one_layer", "two_layers"])
 @pytest.mark.parametrize("term", list(TERMS))
-def test_gradients_match_finite_differences(term, hidden2):
+def test_gradients_match_finite_differences(term):
     kw, zero_adv = TERMS[term]
-    params, xd, b = gradcheck_problem(hidden2=hidden2)
+    params, xd, b = gradcheck_problem()
     if zero_adv:
         b = dataclasses.replace(b, advantages=np.zeros_like(b.advantages))
     c = ppo.Coefs(**{"clip": 0.1, "vclip": 0.1, **kw})
@@ -117,7 +112,6 @@ def test_gradients_match_finite_differences(term, hidden2):
         assert ana[k].shape == params[k].shape
         assert rel_error(ana[k], num[k]) < 1e-6, (term, k, rel_error(ana[k], num[k]))
     assert np.abs(ana["W1"]).max() > 1e-3 and np.abs(ana["b1"]).max() > 1e-3  # the check is not vacuous
-    assert ("W2" in ana) == bool(hidden2) and all(np.abs(ana[k]).max() > 1e-3 for k in ("W2", "b2") if k in ana)
     head = ("Wv", "bv") if term.startswith("value") else ("Wpi", "bpi")
     assert all(np.abs(ana[k]).max() > 1e-3 for k in head)
 
@@ -152,32 +146,10 @@ def test_compact_forward_agrees_with_dense():
     xd = random_sparse(rng, 9, D_SMALL)
     xs = SparseRows.from_dense(xd)
     h = np.maximum(xd @ params["W1"].T + params["b1"], 0)
-    logits, v, (hh,) = actor_critic.forward(params, inputs.compact(xs, np.float64))
+    logits, v, hh = actor_critic.forward(params, inputs.compact(xs, np.float64))
     np.testing.assert_allclose(hh, h, atol=1e-12)
     np.testing.assert_allclose(logits, h @ params["Wpi"].T + params["bpi"], atol=1e-12)
     np.testing.assert_allclose(v, h @ params["Wv"] + params["bv"], atol=1e-12)
-
-
-def test_second_layer_forward_agrees_with_dense():
-    rng = np.random.default_rng(4)
-    params = actor_critic.init_params(D_SMALL, H_SMALL, 2, rng, dtype=np.float64, hidden2=4)
-    assert params["W2"].shape == (4, H_SMALL) and params["Wpi"].shape == (2, 4) and params["Wv"].shape == (4,)
-    params["b2"][:] = rng.standard_normal(4)
-    xd = random_sparse(rng, 9, D_SMALL)
-    h1 = np.maximum(xd @ params["W1"].T + params["b1"], 0)
-    h2 = np.maximum(h1 @ params["W2"].T + params["b2"], 0)
-    logits, v, hs = actor_critic.forward(params, inputs.compact(SparseRows.from_dense(xd), np.float64))
-    np.testing.assert_allclose(hs[1], h2, atol=1e-12)
-    np.testing.assert_allclose(logits, h2 @ params["Wpi"].T + params["bpi"], atol=1e-12)
-    np.testing.assert_allclose(v, h2 @ params["Wv"] + params["bv"], atol=1e-12)
-
-
-def test_one_layer_init_is_unchanged_by_the_second_layer_option():
-    """Runs of one hidden layer draw the same initial weights as before ppo_hidden2 existed."""
-    one = actor_critic.init_params(D_SMALL, H_SMALL, 2, np.random.default_rng(5))
-    two = actor_critic.init_params(D_SMALL, H_SMALL, 2, np.random.default_rng(5), hidden2=H_SMALL)
-    assert set(two) - set(one) == {"W2", "b2"}
-    np.testing.assert_array_equal(one["W1"], two["W1"])
 
 
 # ---------------------------------------------------------------- Adam and clipping
@@ -204,8 +176,7 @@ def test_adam_in_chunks_gives_the_same_bits(chunk):
     np.testing.assert_array_equal(pf, p)
 
 
-@pytest.mark.parametrize("lazy", [True, False])
-def test_adam_matches_reference_on_touched_rows(lazy):
+def test_adam_matches_reference_on_every_row():
     rng = np.random.default_rng(2)
     params = actor_critic.init_params(D_SMALL, H_SMALL, 2, rng, dtype=np.float64)
     m = {k: rng.standard_normal(v.shape) * 0.1 for k, v in params.items()}
@@ -217,18 +188,12 @@ def test_adam_matches_reference_on_touched_rows(lazy):
     dense_g = full_grads(grads, rows, params)
     before = {k: p.copy() for k, p in params.items()}
     m0, v0 = {k: a.copy() for k, a in m.items()}, {k: a.copy() for k, a in v.items()}
-    optim.adam_step(params, grads, rows, m, v, 3, 1e-2, 1e-5, lazy=lazy)
-    for k in params:
+    optim.adam_step(params, grads, rows, m, v, 3, 1e-2, 1e-5)
+    for k in params:  # the rows (pixels) absent from the minibatch move too: their moments decay
         p_ref, m_ref, v_ref = adam_reference(before[k], dense_g[k], m0[k], v0[k], 3, 1e-2, 1e-5)
-        if k == "W1" and lazy:  # untouched rows (pixels) keep weights and moments
-            untouched = np.setdiff1d(np.arange(D_SMALL), rows)
-            np.testing.assert_array_equal(params[k][:, untouched], before[k][:, untouched])
-            np.testing.assert_array_equal(m[k][:, untouched], m0[k][:, untouched])
-            p_ref, m_ref, params_k, m_k = p_ref[:, rows], m_ref[:, rows], params[k][:, rows], m[k][:, rows]
-        else:
-            params_k, m_k = params[k], m[k]
-        np.testing.assert_allclose(params_k, p_ref, rtol=1e-12, atol=1e-12)
-        np.testing.assert_allclose(m_k, m_ref, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(params[k], p_ref, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(m[k], m_ref, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(v[k], v_ref, rtol=1e-12, atol=1e-12)
     assert params["W1"].flags.f_contiguous
 
 
@@ -242,20 +207,18 @@ def test_clip_grad_norm():
 
 
 # ---------------------------------------------------------------- inputs, actions, evaluation helpers
-@pytest.mark.parametrize("obs,actions", [("diff", "updown"), ("frame+diff", "noop+updown"),
-                                         ("frame+diff+coarse", "updown"), ("frame+diff+pyramid", "updown"),
-                                         ("frame+diff+pyramid3", "updown")])
-def test_probabilities_and_greedy_actions(obs, actions):
+@pytest.mark.parametrize("obs", ["diff", "frame+diff", "frame+diff+pyramid"])
+def test_probabilities_and_greedy_actions(obs):
     rng = np.random.default_rng(3)
-    params = actor_critic.init_params(inputs.WIDTHS[obs], 8, len(actor_critic.ACTION_SETS[actions]), rng)
+    params = actor_critic.init_params(inputs.WIDTHS[obs], 8, 2, rng)
     frames = (rng.random((5, 80, 80)) < 0.01).astype(np.uint8)
     x = random_sparse(rng, 5, 6400, 20)
     assert inputs.kind_of_width(params['W1'].shape[1]) == obs
-    assert tuple(actor_critic.action_set(params)) == actor_critic.ACTION_SETS[actions]
+    assert tuple(actor_critic.action_set(params)) == actor_critic.ACTIONS == (UP, DOWN)
     p = actor_critic.probabilities(params, x, frames)
-    assert p.shape == (5, len(actor_critic.ACTION_SETS[actions]))
+    assert p.shape == (5, 2)
     np.testing.assert_allclose(p.sum(axis=1), 1, rtol=1e-5)
-    assert set(actor_critic.greedy_actions(params, x, frames)) <= set(actor_critic.ACTION_SETS[actions])
+    assert set(actor_critic.greedy_actions(params, x, frames)) <= {UP, DOWN}
 
 
 def test_frame_plus_diff_encoding():
@@ -268,7 +231,7 @@ def test_frame_plus_diff_encoding():
     np.testing.assert_array_equal(inputs.encode(x, frames, "diff").to_dense(6400), x)
 
 
-def test_coarse_encoding_marks_the_4x4_blocks_of_both_frames():
+def test_pyramid_encoding_marks_the_4x4_blocks_of_both_frames():
     frames = np.zeros((1, 80, 80), np.uint8)
     frames[0, 5, 9] = 1  # the ball arrived at (5, 9): block (1, 2) ...
     x = np.zeros((1, 6400), np.int8)
@@ -276,9 +239,9 @@ def test_coarse_encoding_marks_the_4x4_blocks_of_both_frames():
     x[0, 50 * 80 + 50] = -1  # ... from (50, 50): block (12, 12)
     frames[0, 6, 8] = 1  # a pixel in both frames, in the same block as the ball
     frames[0, 70, 3] = 1  # ... and one alone in its block (17, 0)
-    dense = inputs.encode(x, frames, "frame+diff+coarse").to_dense(13600)
+    dense = inputs.encode(x, frames, "frame+diff+pyramid").to_dense(13800)
     np.testing.assert_array_equal(dense[0, :12800], inputs.encode(x, frames, "frame+diff").to_dense(12800)[0])
-    cur, change = dense[0, 12800:13200], dense[0, 13200:]
+    cur, change = dense[0, 12800:13200], dense[0, 13200:13600]
     assert set(np.flatnonzero(cur)) == {1 * 20 + 2, 17 * 20 + 0} and cur.max() == 1
     assert dict(zip(np.flatnonzero(change), change[change != 0])) == {12 * 20 + 12: -1}  # block (1, 2) was on before
 
@@ -291,24 +254,10 @@ def test_pyramid_encoding_adds_the_8x8_blocks_of_both_frames():
     x[0, 12 * 80 + 14] = -1  # ... from (12, 14): 8x8 block (1, 1)
     frames[0, 70, 3] = 1  # a pixel in both frames, alone in 8x8 block (8, 0)
     dense = inputs.encode(x, frames, "frame+diff+pyramid").to_dense(13800)
-    np.testing.assert_array_equal(dense[0, :13600], inputs.encode(x, frames, "frame+diff+coarse").to_dense(13600)[0])
+    np.testing.assert_array_equal(dense[0, :12800], inputs.encode(x, frames, "frame+diff").to_dense(12800)[0])
     cur, change = dense[0, 13600:13700], dense[0, 13700:]
     assert set(np.flatnonzero(cur)) == {0 * 10 + 1, 8 * 10 + 0} and cur.max() == 1
     assert dict(zip(np.flatnonzero(change), change[change != 0])) == {0 * 10 + 1: 1, 1 * 10 + 1: -1}
-
-
-def test_pyramid3_encoding_adds_the_16x16_blocks_of_both_frames():
-    frames = np.zeros((1, 80, 80), np.uint8)
-    frames[0, 5, 9] = 1  # the ball arrived at (5, 9): 16x16 block (0, 0) ...
-    x = np.zeros((1, 6400), np.int8)
-    x[0, 5 * 80 + 9] = 1
-    x[0, 20 * 80 + 14] = -1  # ... from (20, 14): 16x16 block (1, 0)
-    frames[0, 70, 79] = 1  # a pixel in both frames, alone in 16x16 block (4, 4)
-    dense = inputs.encode(x, frames, "frame+diff+pyramid3").to_dense(13850)
-    np.testing.assert_array_equal(dense[0, :13800], inputs.encode(x, frames, "frame+diff+pyramid").to_dense(13800)[0])
-    cur, change = dense[0, 13800:13825], dense[0, 13825:]
-    assert set(np.flatnonzero(cur)) == {0, 4 * 5 + 4} and cur.max() == 1
-    assert dict(zip(np.flatnonzero(change), change[change != 0])) == {0: 1, 1 * 5 + 0: -1}
 
 
 @pytest.mark.parametrize("side,k", [(80, 4), (20, 2), (80, 8), (6, 3)])
@@ -351,7 +300,7 @@ def fake_rollout(rng, params, T=8, n=2, source=0, reward_of=None):
 
 def test_rollout_buffer_minibatches_cover_each_row_once_and_keep_rows_aligned():
     rng = np.random.default_rng(4)
-    params = actor_critic.init_params(6400, 8, 3, rng)
+    params = actor_critic.init_params(6400, 8, 2, rng)
     rollouts = [fake_rollout(rng, params, T=4, n=3, source=s) for s in (0, 1)]
     for r in rollouts:
         r.extras["logp"] = rng.standard_normal((4, 3)).astype(np.float32)  # unique: they find the rows below
@@ -394,7 +343,8 @@ def small_cfg(**kw):
 
 
 def new_learner(cfg, seed=0):
-    return ppo.PPO(cfg, actor_critic.init_for(cfg, np.random.default_rng(seed)))
+    return ppo.PPO(cfg, actor_critic.init_network(cfg.ppo_obs, cfg.ppo_hidden, cfg.ppo_conv,
+                                                  np.random.default_rng(seed)), cfg.seed)
 
 
 def drive(learner, rng, updates, reward_of=None, env_steps=0):
@@ -426,10 +376,10 @@ def test_learning_rate_anneals_linearly_with_the_env_steps_taken():
     assert s["charts/learning_rate"] == pytest.approx(0.75e-3)
 
 
-@pytest.mark.parametrize("hidden2", [0, 8])
-def test_ppo_learns_a_bandit(hidden2):
+@pytest.mark.parametrize("conv", [0, 2])
+def test_ppo_learns_a_bandit(conv):
     """Reward 1 for UP, 0 for DOWN (on random inputs): the policy must come to prefer UP."""
-    cfg = small_cfg(ppo_lr=1e-2, ppo_ent_coef=0.0, ppo_clip=0.2, ppo_gamma=0.0, ppo_hidden2=hidden2)  # value target = reward
+    cfg = small_cfg(ppo_lr=1e-2, ppo_ent_coef=0.0, ppo_clip=0.2, ppo_gamma=0.0, ppo_conv=conv)  # value target = reward
     learner = new_learner(cfg)
     drive(learner, np.random.default_rng(1), 20, reward_of=lambda a: (a == UP).astype(np.float32))
     rng = np.random.default_rng(2)
@@ -438,9 +388,9 @@ def test_ppo_learns_a_bandit(hidden2):
     assert p[:, list(actor_critic.action_set(learner.params)).index(UP)].mean() > 0.9
 
 
-@pytest.mark.parametrize("hidden2", [0, 8])
-def test_state_restore_continues_bit_exactly(hidden2):
-    cfg = small_cfg(ppo_actions="noop+updown", ppo_hidden2=hidden2)
+@pytest.mark.parametrize("obs", ["diff", "frame+diff+pyramid"])
+def test_state_restore_continues_bit_exactly(obs):
+    cfg = small_cfg(ppo_obs=obs)
     a = new_learner(cfg)
     drive(a, np.random.default_rng(1), 2)
     assert_restores_bit_exactly(a, cfg)
@@ -456,12 +406,12 @@ def assert_restores_bit_exactly(a, cfg):
         np.testing.assert_array_equal(v, b.state()[k], err_msg=k)
 
 
-@pytest.mark.parametrize("hidden2", [0, 8])
-def test_param_shapes_match_the_learner_state(hidden2):
-    cfg = small_cfg(ppo_obs="frame+diff+pyramid", ppo_hidden2=hidden2)
+@pytest.mark.parametrize("conv", [0, 4])
+def test_param_shapes_match_the_learner_state(conv):
+    cfg = small_cfg(ppo_obs="frame+diff+pyramid", ppo_conv=conv)
     st = new_learner(cfg).state()
-    assert ("params/W2" in st) == bool(hidden2)
-    for k, shape in actor_critic.param_shapes(cfg).items():
+    assert ("params/Wc" in st) == bool(conv)
+    for k, shape in actor_critic.param_shapes(cfg.ppo_obs, cfg.ppo_hidden, cfg.ppo_conv).items():
         assert st[f"params/{k}"].shape == shape and st[f"adam/m/{k}"].shape == shape
 
 
@@ -533,13 +483,11 @@ def test_config_defaults_and_checks():
     with pytest.raises(ConfigError):
         Config(algo="ppo", ppo_obs="rgb").validate()
     with pytest.raises(ConfigError):
-        Config(algo="ppo", ppo_actions="fire").validate()
-    with pytest.raises(ConfigError):
         Config(algo="ppo", ppo_clip=0).validate()
     with pytest.raises(ConfigError):
-        Config(algo="ppo", ppo_lazy_adam="false").validate()
-    with pytest.raises(ConfigError, match="ppo_hidden2 must be >= 0, got -1"):
-        Config(algo="ppo", ppo_hidden2=-1).validate()
+        Config(algo="ppo", ppo_overlap="false").validate()
+    with pytest.raises(ConfigError, match=r"ppo_conv must be in \[0, 1024\], got -1"):
+        Config(algo="ppo", ppo_conv=-1).validate()
     assert Config(algo="ppo").overlap and Config(algo="ppo", workers=2).overlap  # with Ray workers too
     assert not Config(algo="ppo", ppo_overlap=False).overlap and not Config(algo="reinforce").overlap
     old = Config(algo="ppo").to_dict()
@@ -588,15 +536,13 @@ def test_ppo_discounts_with_ppo_gamma_and_runs_saved_before_it_keep_their_gamma(
 
 # ---------------------------------------------------------------- through the training loop
 @pytest.mark.slow
-@pytest.mark.parametrize("groups,overlap,hidden2,conv", [(1, False, 0, 0), (2, False, 0, 0), (2, True, 0, 0),
-                                                         (1, True, 8, 0), (1, True, 0, 2)])
-def test_train_resume_equals_uninterrupted_run(tmp_path, groups, overlap, hidden2, conv):
+@pytest.mark.parametrize("groups,overlap,conv", [(1, False, 0), (2, False, 0), (2, True, 0), (1, True, 2)])
+def test_train_resume_equals_uninterrupted_run(tmp_path, groups, overlap, conv):
     from pongrl import checkpoint
     from pongrl.train import train
 
     cfg = Config(algo="ppo", num_envs=2, groups=groups, ppo_num_steps=8, ppo_hidden=16, ppo_minibatches=2,
-                 ppo_epochs=2, seed=5, steps=2 * 8 * 3 + 2 * 5, ppo_overlap=overlap, ppo_hidden2=hidden2,
-                 ppo_conv=conv)
+                 ppo_epochs=2, seed=5, steps=2 * 8 * 3 + 2 * 5, ppo_overlap=overlap, ppo_conv=conv)
     full = train(cfg, tmp_path / "full", progress=False)
     train(dataclasses.replace(cfg, steps=2 * 8 + 2 * 3), tmp_path / "part", progress=False)  # ends a rollout later
     resumed = train(None, tmp_path / "part", resume=True, targets={"steps": cfg.steps}, progress=False)
@@ -625,8 +571,8 @@ def test_sparse_rows_equals_from_dense(shape):
 
 def test_sample_actions_uses_the_action_set():
     rng = np.random.default_rng(7)
-    params = actor_critic.init_params(12800, 8, 3, rng)
-    params["bpi"][:] = [0.0, 50.0, 0.0]  # all mass on the second action: UP
+    params = actor_critic.init_params(12800, 8, 2, rng)
+    params["bpi"][:] = [50.0, 0.0]  # all mass on the first action: UP
     x, frames = random_sparse(rng, 4, 6400, 10), np.zeros((4, 80, 80), np.uint8)
     np.testing.assert_array_equal(actor_critic.act(params, x, frames, rng)[0], [UP] * 4)
     np.testing.assert_array_equal(actor_critic.greedy_actions(params, x, frames), [UP] * 4)

@@ -35,7 +35,7 @@ def test_the_tutorial_agent_ships_too_trained_with_its_documented_config():
     agent, (_, meta) = load_agent("pretrained:reinforce"), checkpoint.load(path)
     assert agent.params["W1"].shape == (200, 6400) and agent.params["W2"].shape == (200,)
     assert all(np.isfinite(v).all() for v in agent.params.values())
-    # bench/reinforce_lr1e-3.json: reinforce_fast until pongrl 0.4.1 (docs/pretrained.md)
+    # bench/reinforce_lr1e-3.json: the config the shipped REINFORCE agent was trained with
     fast = Config.from_json_file(Path(__file__).parents[1] / "bench" / "reinforce_lr1e-3.json").to_dict()
     run_fields = ("seed", "steps", "episodes", "checkpoint_every", "eval_every", "eval_games", "eval_greedy")
     assert {k: v for k, v in agent.cfg.to_dict().items() if k not in run_fields and not k.startswith("ppo_")} == \
@@ -104,7 +104,7 @@ def test_make_pretrained_packages_best_npz_and_never_loses_the_old_agent(tmp_pat
         make_pretrained.main([str(run), "--agent", "final", "--games", "1", "--out", str(out)])
 
 
-@pytest.mark.parametrize("doc", ["docs/pretrained.md", "src/pongrl/pretrained/README.md"])
+@pytest.mark.parametrize("doc", ["docs/results.md", "src/pongrl/pretrained/README.md"])
 def test_the_documented_command_gives_the_shipped_ppo_agents_config(doc):
     """The command printed beside the agent, read by the CLI's own parser, is the config it was trained with,
     whatever the defaults have become since (e.g. ppo_gamma 0.995 in 0.6.0, against the agent's 0.99)."""
@@ -112,7 +112,8 @@ def test_the_documented_command_gives_the_shipped_ppo_agents_config(doc):
     import shlex
     from pathlib import Path
 
-    from pongrl.cli import build_parser, config_from_args
+    from pongrl.cli import build_parser
+    from pongrl.flags import config_from_args
 
     text = (Path(__file__).parents[1] / doc).read_text()
     command = re.search(r"^pongrl train --algo ppo .*?--out \S+$", text, re.M | re.S).group(0).replace("\\\n", " ")

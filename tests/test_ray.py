@@ -75,7 +75,7 @@ def local_twin(cfg, index):
 
 
 @pytest.mark.parametrize("algo, extra", [("reinforce", {}), ("ppo", {}),
-                                         ("ppo", {"ppo_obs": "frame+diff+pyramid", "ppo_actions": "noop+updown"})])
+                                         ("ppo", {"ppo_obs": "frame+diff+pyramid", "ppo_conv": 2})])
 def test_a_worker_collects_what_a_local_collector_collects(algo, extra):
     """A Ray worker runs the local collector's code: the same games, generator and
     parameters give the same rollouts, round after round (REINFORCE: episodes end)."""

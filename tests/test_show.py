@@ -12,7 +12,7 @@ import pytest
 from pongrl import checkpoint, plots, plots_weights
 from pongrl.cli import main
 from pongrl.config import Config
-from pongrl.agent import Agent, pretrained_path, save_agent
+from pongrl.agent import Agent, initial_params, pretrained_path, save_agent
 from pongrl.logger import EVAL_COLUMNS, METRIC_COLUMNS, CsvLog
 from pongrl import algos
 
@@ -101,17 +101,18 @@ def test_unit_images_of_frame_plus_diff_put_the_frame_half_left():
         plots_weights.unit_images(np.zeros((2, 12800 + 100)))
 
 
-def test_unit_images_draw_coarse_blocks_as_the_pixels_they_cover():
-    W1 = np.random.default_rng(2).standard_normal((2, 13600))
+def test_unit_images_draw_blocks_as_the_pixels_they_cover():
+    W1 = np.random.default_rng(2).standard_normal((2, 13800))
     imgs = plots_weights.unit_images(W1)
-    assert imgs.shape == (2, 80, 320)  # frame | diff | coarse frame | coarse diff
+    assert imgs.shape == (2, 80, 480)  # frame | diff | 4x4 frame | 4x4 diff | 8x8 frame | 8x8 diff
     assert np.array_equal(imgs[1][:, 80:160], W1[1, 6400:12800].reshape(80, 80))
-    block = W1[1, 12800 + 3 * 20 + 5]  # coarse frame, block row 3, column 5
+    block = W1[1, 12800 + 3 * 20 + 5]  # 4x4 frame, block row 3, column 5
     assert np.all(imgs[1][12:16, 160 + 20:160 + 24] == block)
-    assert imgs[1][79, 319] == W1[1, -1]  # last coarse-diff block, bottom right
-    scaled = plots_weights.scale_blocks(imgs, 13600)
+    assert imgs[1][79, 319] == W1[1, 13599]  # last 4x4-diff block, bottom right
+    scaled = plots_weights.scale_blocks(imgs, 13800)
     assert np.array_equal(scaled[:, :, :160], imgs[:, :, :160])  # the pixel panels are as they were
-    np.testing.assert_allclose(np.abs(scaled[:, :, 160:]).max(axis=(1, 2)), np.abs(imgs[:, :, :160]).max(axis=(1, 2)))
+    np.testing.assert_allclose(np.abs(scaled[:, :, 160:320]).max(axis=(1, 2)),
+                               np.abs(imgs[:, :, :160]).max(axis=(1, 2)))
     assert np.array_equal(plots_weights.scale_blocks(imgs[:, :, :160], 12800), imgs[:, :, :160])  # no blocks: unchanged
 
 
@@ -120,22 +121,12 @@ def test_unit_images_draw_both_pyramid_levels_each_on_its_own_scale():
     W1[:, 13600:] *= 100.0  # 8x8-block weights far larger than the rest
     imgs = plots_weights.unit_images(W1)
     assert imgs.shape == (2, 80, 480)  # frame | diff | 4x4 frame | 4x4 diff | 8x8 frame | 8x8 diff
-    assert np.array_equal(imgs[0][:, :320], plots_weights.unit_images(W1[:, :13600])[0])  # as frame+diff+coarse
     assert np.all(imgs[0][16:24, 320 + 56:320 + 64] == W1[0, 13600 + 2 * 10 + 7])  # 8x8 frame, row 2, col 7
     assert imgs[0][79, 479] == W1[0, -1]  # last 8x8 diff block, bottom right
     scaled = plots_weights.scale_blocks(imgs, 13800)
     top_fine = np.abs(imgs[:, :, :160]).max(axis=(1, 2))  # (U,)
     for level in (slice(160, 320), slice(320, 480)):  # each level is scaled to the pixels on its own
         np.testing.assert_allclose(np.abs(scaled[:, :, level]).max(axis=(1, 2)), top_fine)
-
-
-def test_unit_images_draw_the_16x16_blocks_of_pyramid3():
-    W1 = np.random.default_rng(4).standard_normal((2, 13850))
-    imgs = plots_weights.unit_images(W1)
-    assert imgs.shape == (2, 80, 640)  # ... then 16x16 frame | 16x16 diff
-    assert np.array_equal(imgs[0][:, :480], plots_weights.unit_images(W1[:, :13800])[0])  # as frame+diff+pyramid
-    assert np.all(imgs[1][32:48, 480 + 16:480 + 32] == W1[1, 13800 + 2 * 5 + 1])  # 16x16 frame, row 2, col 1
-    assert imgs[1][79, 639] == W1[1, -1]  # last 16x16 diff block, bottom right
 
 
 def test_mosaic_places_and_scales_each_tile():
@@ -157,9 +148,6 @@ def test_unit_order_puts_the_most_influential_units_first():
     assert list(plots_weights.unit_order({"W2": np.array([0.1, -3.0, 2.0])}, "reinforce")) == [1, 2, 0]
     Wpi = np.array([[0.0, 1.0, 0.0], [0.5, 1.0, -2.0]])  # (A, H): unit norms 0.5, 1.41, 2
     assert list(plots_weights.unit_order({"Wpi": Wpi, "Wv": np.ones(3)}, "ppo")) == [2, 1, 0]
-    # two layers: a first-layer unit's weight on the policy goes through W2 (H2, H)
-    W2 = np.array([[0.0, 0.0, 1.0], [3.0, 0.0, 0.0]])  # unit 0 -> second-layer unit 1, unit 2 -> unit 0
-    assert list(plots_weights.unit_order({"Wpi": np.array([[1.0, 1.0]]), "W2": W2}, "ppo")) == [0, 2, 1]
 
 
 @pytest.mark.slow
@@ -169,16 +157,14 @@ def test_initial_params_are_those_a_run_starts_from(tmp_path):
     cfg = Config(algo="ppo", num_envs=2, ppo_hidden=8, ppo_num_steps=4, ppo_minibatches=1, steps=0, seed=5)
     train(cfg, tmp_path / "run", progress=False)  # saves the initial state
     arrays, _ = checkpoint.load(tmp_path / "run" / "checkpoint.npz")
-    assert np.array_equal(plots_weights.initial_params(cfg)["W1"], arrays["learner/params/W1"])
+    assert np.array_equal(initial_params(cfg)["W1"], arrays["learner/params/W1"])
 
 
 # ------------------------------------------------------------------ weights: the picture
 @pytest.mark.parametrize("cfg, units, halves", [
     (dict(algo="reinforce", hidden=12), 12, 1),
     (dict(algo="ppo", ppo_hidden=10, ppo_obs="diff"), 10, 1),
-    (dict(algo="ppo", ppo_hidden=6, ppo_obs="frame+diff", ppo_actions="noop+updown"), 6, 2),
-    (dict(algo="ppo", ppo_hidden=7, ppo_hidden2=5, ppo_obs="diff"), 7, 1),
-    (dict(algo="ppo", ppo_hidden=5, ppo_obs="frame+diff+coarse"), 5, 4),
+    (dict(algo="ppo", ppo_hidden=6, ppo_obs="frame+diff"), 6, 2),
     (dict(algo="ppo", ppo_hidden=9, ppo_obs="frame+diff+pyramid"), 9, 6),
     (dict(algo="ppo", ppo_hidden=4, ppo_conv=3), 3, 2),  # the 3 filters: 8x8 taps on frame | difference, 10 px each
 ])
@@ -304,7 +290,6 @@ def test_the_pretrained_agents_ship_their_learning_curves(name):
 
 @pytest.mark.parametrize("inputs, says", [(6400, "80×80 difference-frame weights"),
                                           (12800, "frame (left) and difference frame (right)"),
-                                          (13600, "the 4×4 blocks of each"),
                                           (13800, "the 4×4 and 8×8 blocks of each")])
 def test_weights_title_names_the_panels(inputs, says):
     title = plots_weights.weights_title({"W1": np.zeros((3, inputs))}, "ppo", 2)

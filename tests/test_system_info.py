@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 
-from pongrl import logger
+from pongrl import checkpoint, logger
 from pongrl.logger import CPU_FLAGS, cpu_info, record_system, system_info
 
 
@@ -37,7 +37,7 @@ def test_a_restart_on_the_same_system_adds_nothing_and_another_system_adds_an_en
     systems = json.loads(path.read_text())["systems"]
     assert systems[0] == first[0]
     assert systems[1]["from_env_steps"] == 7000 and systems[1]["packages"]["numpy"] == "0.0.1"
-    assert not (tmp_path / "system.json.tmp").exists()  # written to a temporary file, then renamed
+    assert not list(tmp_path.glob(checkpoint.TEMP_GLOB))  # written to a temporary file, then renamed
 
 
 def test_an_unreadable_system_json_is_started_again(tmp_path):

@@ -2,18 +2,16 @@
 forward and backward passes, and acting with it (the policy; pongrl.ppo learns).
 
 Network: sparse inputs (D,) [-> F convolution filters] -> H ReLU units (shared)
-[-> H2 ReLU units] -> a softmax policy head over the action set and a scalar
-value head. Parameters live in a plain dict:
+-> a softmax policy head over (UP, DOWN) and a scalar value head. Parameters
+live in a plain dict:
 
     W1 (H, D') Fortran order, so that W1.T (D', H) is C-contiguous
-    b1 (H,)   Wpi (A, T)   bpi (A,)   Wv (T,)   bv (1,)
-    W2 (H2, H)   b2 (H2,)   only with a second layer (`ppo_hidden2`)
+    b1 (H,)   Wpi (2, H)   bpi (2,)   Wv (H,)   bv (1,)
     Wc (128, F)             only with a convolution (`ppo_conv`, pongrl.conv)
 
-where T is H2 with a second layer, else H, and D' is D, or with a convolution
-D with its 12800 frame and difference pixels replaced by the 361 F features.
-The input kind (pongrl.inputs) and the action set are read off the shapes: a
-params dict is all acting needs. The backward pass (`backprop`) takes the
+where D' is D, or with a convolution D with its 12800 frame and difference
+pixels replaced by the 361 F features. The input kind (pongrl.inputs) is read
+off the shapes: a params dict is all acting needs. The backward pass (`backprop`) takes the
 loss's gradients w.r.t. the logits and values; the W1 gradient is row-sparse:
 (U, H) for the rows `Inputs.cols` of W1.T (the inputs present in the minibatch).
 """
@@ -23,59 +21,50 @@ from __future__ import annotations
 import numpy as np
 
 from . import conv
-from .config import Config
 from .env import DOWN, UP
 from .inputs import WIDTHS, Inputs, compact, encode, kind_of_width
 from .sparse import SparseRows
 
-NOOP = 0
-ACTION_SETS = {"updown": (UP, DOWN), "noop+updown": (NOOP, UP, DOWN)}
+ACTIONS = (UP, DOWN)  # ALE action ids of the policy head's outputs, in order
 
 Params = dict[str, np.ndarray]
 
 
 # ---------------------------------------------------------------- the network
-def param_shapes(cfg: Config) -> dict[str, tuple]:
-    """Shapes of the network's parameters for a config."""
-    h, h2, f, a = cfg.ppo_hidden, cfg.ppo_hidden2, cfg.ppo_conv, len(ACTION_SETS[cfg.ppo_actions])
-    top, width = h2 or h, WIDTHS[cfg.ppo_obs] + (conv.P * f - conv.PIXELS if f else 0)
-    shapes = {"W1": (h, width), "b1": (h,), "Wpi": (a, top), "bpi": (a,), "Wv": (top,), "bv": (1,)}
-    return shapes | ({"W2": (h2, h), "b2": (h2,)} if h2 else {}) | ({"Wc": (conv.TAPS, f)} if f else {})
+def param_shapes(obs: str, hidden: int, filters: int) -> dict[str, tuple]:
+    """Shapes of the network's parameters for an input kind, H hidden units and F filters."""
+    width, a = WIDTHS[obs] + (conv.P * filters - conv.PIXELS if filters else 0), len(ACTIONS)
+    shapes = {"W1": (hidden, width), "b1": (hidden,), "Wpi": (a, hidden), "bpi": (a,), "Wv": (hidden,), "bv": (1,)}
+    return shapes | ({"Wc": (conv.TAPS, filters)} if filters else {})
 
 
-def init_for(cfg: Config, rng: np.random.Generator) -> Params:
-    """A config's initial parameters, drawn from rng."""
-    return init_params(param_shapes(cfg)["W1"][1], cfg.ppo_hidden, len(ACTION_SETS[cfg.ppo_actions]), rng,
-                       hidden2=cfg.ppo_hidden2, filters=cfg.ppo_conv)
+def init_network(obs: str, hidden: int, filters: int, rng: np.random.Generator) -> Params:
+    """The initial parameters of the network of `param_shapes(obs, hidden, filters)`, drawn from rng."""
+    return init_params(param_shapes(obs, hidden, filters)["W1"][1], hidden, len(ACTIONS), rng, filters=filters)
 
 
 def action_set(params: Params) -> np.ndarray:
-    """ALE action ids of the policy head's outputs, in order (from the height of Wpi)."""
-    return np.array({len(v): v for v in ACTION_SETS.values()}[params["Wpi"].shape[0]])
+    """ALE action ids of the policy head's outputs, in order."""
+    return np.array(ACTIONS)
 
 
 def init_params(inputs: int, hidden: int, n_actions: int, rng: np.random.Generator, dtype=np.float32,
-                hidden2: int = 0, filters: int = 0) -> Params:
+                filters: int = 0) -> Params:
     """W1 ~ N(0, 1/inputs) as the tutorial; a near-zero policy head (uniform
-    initial policy, like CleanRL's 0.01 gain); value head ~ N(0, 1/T); zero biases.
-    hidden2 > 0 adds a second layer W2 ~ N(0, 2/H) (He's scale for ReLU inputs);
+    initial policy, like CleanRL's 0.01 gain); value head ~ N(0, 1/H); zero biases;
     filters > 0 convolution filters Wc ~ N(0, 2/128), drawn last."""
-    top = hidden2 or hidden  # T
     W1 = rng.standard_normal((hidden, inputs)) / np.sqrt(inputs)
-    Wpi = 0.01 * rng.standard_normal((n_actions, top)) / np.sqrt(top)
-    Wv = rng.standard_normal(top) / np.sqrt(top)
+    Wpi = 0.01 * rng.standard_normal((n_actions, hidden)) / np.sqrt(hidden)
+    Wv = rng.standard_normal(hidden) / np.sqrt(hidden)
     p = {"W1": np.asfortranarray(W1), "b1": np.zeros(hidden), "Wpi": Wpi, "bpi": np.zeros(n_actions),
          "Wv": Wv, "bv": np.zeros(1)}
-    if hidden2:
-        p |= {"W2": rng.standard_normal((hidden2, hidden)) * np.sqrt(2 / hidden), "b2": np.zeros(hidden2)}
     if filters:
         p["Wc"] = rng.standard_normal((conv.TAPS, filters)) * np.sqrt(2 / conv.TAPS)
     return {k: (np.asfortranarray(v, dtype) if k == "W1" else v.astype(dtype)) for k, v in p.items()}
 
 
-def forward(params: Params, x: Inputs) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
-    """Inputs (B, D) -> logits (B, A), values (B,) and the hidden layers'
-    activations: [(B, H)], or [(B, H), (B, H2)] with a second layer."""
+def forward(params: Params, x: Inputs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Inputs (B, D) -> logits (B, A), values (B,) and the hidden activations (B, H)."""
     return layers(params, first_inputs(params, x)[0])
 
 
@@ -90,14 +79,12 @@ def first_inputs(params: Params, x: Inputs) -> tuple[Inputs, conv.Saved | None]:
     return Inputs(np.concatenate([feats.cols, x.cols[split:] + shift]), np.hstack([feats.X, x.X[:, split:]])), saved
 
 
-def layers(params: Params, x: Inputs) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+def layers(params: Params, x: Inputs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The first layer's inputs (B, D') -> forward's logits, values and activations."""
-    hs = [np.maximum(x.X @ params["W1"].T[x.cols] + params["b1"], 0)]  # (B, H)
-    if "W2" in params:
-        hs.append(np.maximum(hs[0] @ params["W2"].T + params["b2"], 0))  # (B, H2)
-    logits = hs[-1] @ params["Wpi"].T + params["bpi"]  # (B, A)
-    values = hs[-1] @ params["Wv"] + params["bv"][0]  # (B,)
-    return logits, values, hs
+    h = np.maximum(x.X @ params["W1"].T[x.cols] + params["b1"], 0)  # (B, H)
+    logits = h @ params["Wpi"].T + params["bpi"]  # (B, A)
+    values = h @ params["Wv"] + params["bv"][0]  # (B,)
+    return logits, values, h
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -107,12 +94,8 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def unit_weights(params: Params) -> np.ndarray:
-    """(H,) the norm of each first-layer unit's column of the policy head Wpi (with a
-    second layer, of Wpi @ W2, which ignores that layer's ReLU): its sway on the policy."""
-    head = params["Wpi"].astype(np.float64)  # (A, T)
-    if "W2" in params:
-        head = head @ params["W2"].astype(np.float64)  # (A, H)
-    return np.linalg.norm(head, axis=0)
+    """(H,) the norm of each hidden unit's column of the policy head Wpi: its sway on the policy."""
+    return np.linalg.norm(params["Wpi"].astype(np.float64), axis=0)
 
 
 # ---------------------------------------------------------------- acting
@@ -165,20 +148,15 @@ def sample(logp: np.ndarray, u: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- the backward pass
-def backprop(params: Params, x: Inputs, hs: list[np.ndarray], dlogits: np.ndarray, dv: np.ndarray,
+def backprop(params: Params, x: Inputs, h: np.ndarray, dlogits: np.ndarray, dv: np.ndarray,
              saved: conv.Saved | None = None) -> Params:
     """Gradients of the loss from its gradients w.r.t. logits (B, A) and values (B,);
-    x and hs are the first layer's inputs and the activations (first_inputs,
+    x and h (B, H) are the first layer's inputs and the activations (first_inputs,
     layers), saved the convolution's (if any). grads["W1"] is (U, H): the
     gradient of the rows x.cols of W1.T (all others are 0)."""
-    h = hs[-1]  # (B, T)
     grads = {"Wpi": dlogits.T @ h, "bpi": dlogits.sum(axis=0), "Wv": h.T @ dv, "bv": np.array([dv.sum()], h.dtype)}
-    dh = dlogits @ params["Wpi"] + dv[:, None] * params["Wv"]  # (B, T)
+    dh = dlogits @ params["Wpi"] + dv[:, None] * params["Wv"]  # (B, H)
     dh[h <= 0] = 0  # ReLU
-    if "W2" in params:
-        grads["W2"], grads["b2"] = dh.T @ hs[0], dh.sum(axis=0)  # (H2, H), (H2,)
-        dh = dh @ params["W2"]  # (B, H)
-        dh[hs[0] <= 0] = 0
     grads["b1"] = dh.sum(axis=0)
     grads["W1"] = x.X.T @ dh  # (U, H)
     if saved is not None:

@@ -17,8 +17,8 @@ import numpy as np
 from . import algos, checkpoint
 from .checkpoint import section
 from .config import Config
-from .errors import UserError
-from .preprocess import frame_diff, preprocess
+from .errors import RunError, UserError
+from .preprocess import PreviousFrame
 
 PRETRAINED = {"ppo": "pong_ppo.npz", "reinforce": "pong_reinforce.npz"}  # the shipped agents, in pongrl/pretrained/
 DEFAULT_PRETRAINED = "ppo"  # the strongest
@@ -31,17 +31,15 @@ class Agent:
         self.cfg, self.params = cfg, params
         self.algo = algos.get(cfg.algo)
         self.rng = np.random.default_rng(seed)  # for act()'s sampled actions
-        self.prev: np.ndarray | None = None  # (80, 80) the previous binary frame of the game
+        self.observe = PreviousFrame()  # the game's previous frame
 
     def reset(self) -> None:
         """A new game: the next frame has no previous one (its input is all zeros)."""
-        self.prev = None
+        self.observe.reset()
 
     def act(self, obs: np.ndarray, greedy: bool = False) -> int:
         """The ALE action for one raw RGB frame (210, 160, 3) of the game being played."""
-        cur = preprocess(np.asarray(obs))
-        x = frame_diff(cur, cur if self.prev is None else self.prev)  # (6400,)
-        self.prev = cur
+        x, cur = self.observe(obs)  # (6400,), (80, 80)
         return int(self.act_batch(x[None], cur[None], self.rng, greedy)[0])
 
     def act_batch(self, x: np.ndarray, frames: np.ndarray, rng: np.random.Generator,
@@ -81,6 +79,37 @@ def save_agent(path: str | Path, agent: Agent, info: dict, compress: bool = Fals
     """Write an agent file: parameters, config and `info` (e.g. its evaluation)."""
     arrays = {f"params/{k}": v for k, v in agent.params.items()}
     checkpoint.save(path, arrays, {"config": agent.cfg.to_dict(), "kind": "agent", **info}, compress=compress)
+
+
+# ------------------------------------------------------------------ a run's starting weights
+def init_weights(cfg: Config) -> dict[str, np.ndarray] | None:
+    """The weights of cfg.init_from, checked against cfg's network (None: random weights)."""
+    if cfg.init_from is None:
+        return None
+    agent = load_agent(cfg.init_from)
+    if agent.cfg.algo != cfg.algo:
+        raise RunError(f"init_from {cfg.init_from}: it holds a {agent.cfg.algo} agent, this run trains {cfg.algo}")
+    needs = algos.get(cfg.algo).param_shapes(cfg)
+    extra, missing = sorted(set(agent.params) - set(needs)), sorted(set(needs) - set(agent.params))
+    if extra or missing:
+        what = f"has {', '.join(extra)}, which this config's network lacks" if extra else \
+            f"lacks {', '.join(missing)}, which this config's network needs"
+        raise RunError(f"init_from {cfg.init_from}: its network {what} (match its layers: --ppo-conv)")
+    for name, shape in needs.items():
+        if agent.params[name].shape != shape:
+            raise RunError(f"init_from {cfg.init_from}: its {name} is {agent.params[name].shape}, this config's "
+                           f"network needs {shape} (match its hidden sizes, filters and obs)")
+    return agent.params
+
+
+def initial_params(cfg: Config) -> dict[str, np.ndarray]:
+    """The parameters a run of this Config started from: those of cfg.init_from
+    (a fine-tuned run), else the random ones of its seed."""
+    if cfg.init_from is not None:
+        if not Path(cfg.init_from).exists():
+            raise FileNotFoundError(f"this agent was fine-tuned from {cfg.init_from}, which is not here")
+        return init_weights(cfg) or {}
+    return algos.get(cfg.algo).init_params(cfg, np.random.default_rng(cfg.seed))
 
 
 def pretrained_path(name: str = DEFAULT_PRETRAINED) -> Path:

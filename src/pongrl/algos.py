@@ -31,17 +31,24 @@ class Algorithm:
     unit_weights: Callable  # (params) -> (H,) how much each first-layer unit sways the policy (for pictures)
 
 
+def ppo_network(cfg: Config) -> tuple[str, int, int]:
+    """What PPO's network is made of: (input kind, hidden units, convolution filters)."""
+    return cfg.ppo_obs, cfg.ppo_hidden, cfg.ppo_conv
+
+
 REGISTRY = {
     "reinforce": Algorithm(
         "reinforce",
         param_shapes=lambda cfg: {"W1": (cfg.hidden, policy.D), "W2": (cfg.hidden,)},
         init_params=lambda cfg, rng: policy.init_params(cfg.hidden, rng),
         act=reinforce.act, greedy=reinforce.greedy_actions, bootstrap=reinforce.bootstrap,
-        learner=reinforce.Reinforce, unit_weights=lambda params: np.abs(params["W2"].astype(np.float64))),
+        learner=lambda cfg, params: reinforce.Reinforce(cfg, params, cfg.worker_steps if cfg.workers else None),
+        unit_weights=lambda params: np.abs(params["W2"].astype(np.float64))),
     "ppo": Algorithm(
-        "ppo", param_shapes=actor_critic.param_shapes, init_params=actor_critic.init_for,
-        act=actor_critic.act, greedy=actor_critic.greedy_actions, bootstrap=actor_critic.bootstrap, learner=ppo.PPO,
-        unit_weights=actor_critic.unit_weights),
+        "ppo", param_shapes=lambda cfg: actor_critic.param_shapes(*ppo_network(cfg)),
+        init_params=lambda cfg, rng: actor_critic.init_network(*ppo_network(cfg), rng),
+        act=actor_critic.act, greedy=actor_critic.greedy_actions, bootstrap=actor_critic.bootstrap,
+        learner=lambda cfg, params: ppo.PPO(cfg, params, cfg.seed), unit_weights=actor_critic.unit_weights),
 }
 
 

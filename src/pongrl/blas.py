@@ -7,7 +7,6 @@ the emulator processes, so BLAS runs on one thread. With NumPy's OpenBLAS
 EPYC) until the process had made one product of at least 256 x 256 x 256
 floats; the results are bit for bit the same either way. So `one_thread`
 makes one such product first (~2 ms): PPO's update takes half the time.
-`bench/blas_warmup.py` measures it.
 """
 
 from __future__ import annotations

@@ -8,20 +8,15 @@ A user error prints one line and exits with code 2.
 from __future__ import annotations
 
 import argparse
-import ast
-import dataclasses
-import inspect
 import json
+import signal
 import sys
 import time
 from pathlib import Path
 
-from . import __version__
-from .config import Config, shipped_configs
 from .errors import UserError
+from .version import __version__
 
-TARGET_FIELDS = ("episodes", "steps", "checkpoint_every", "eval_every", "eval_games")  # what --resume may change
-FLAG_ALIASES = {"env_id": ["--env", "--env-id"]}
 
 
 class Parser(argparse.ArgumentParser):
@@ -29,55 +24,11 @@ class Parser(argparse.ArgumentParser):
         raise UserError(f"{self.prog}: {message}")
 
 
-# ------------------------------------------------------------------ flags from Config
-def field_docs(cls=Config) -> dict[str, str]:
-    """Attribute docstrings (the string literal under each field) of a dataclass."""
-    tree = ast.parse(inspect.getsource(cls))
-    body, docs = tree.body[0].body, {}
-    for node, nxt in zip(body, body[1:]):
-        if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant):
-            docs[node.target.id] = " ".join(str(nxt.value.value).split())
-    return docs
-
-
-def _parse_optional_int(s: str) -> int | None:
-    return None if s.lower() in ("none", "") else int(s)
-
-
-def _parse_optional_str(s: str) -> str | None:
-    return None if s.lower() in ("none", "") else s
-
-
-def _parse_bool(s: str) -> bool:
-    values = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
-    if s.lower() not in values:
-        raise argparse.ArgumentTypeError(f"expected true or false, got {s!r}")
-    return values[s.lower()]
-
-
-def add_config_flags(p: argparse.ArgumentParser) -> None:
-    docs = field_docs()
-    group = p.add_argument_group("training config (defaults < --config FILE < these flags)")
-    for f in dataclasses.fields(Config):
-        flags = FLAG_ALIASES.get(f.name, ["--" + f.name.replace("_", "-")])
-        kind = {"int": int, "float": float, "str": str, "bool": _parse_bool,
-                "int | None": _parse_optional_int,
-                "str | None": _parse_optional_str}.get(str(f.type), str)
-        default = f.default if f.default is not dataclasses.MISSING else None
-        group.add_argument(*flags, dest=f.name, type=kind, default=argparse.SUPPRESS, metavar=f.name.upper(),
-                           help=f"{docs.get(f.name, '')} (default: {default})".replace("%", "%%"))
-
-
-def config_from_args(args: argparse.Namespace) -> tuple[Config, dict]:
-    """The Config of a new run, and the fields given explicitly on the command line."""
-    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if hasattr(args, f.name)}
-    base = Config.from_json_file(args.config).to_dict() if args.config else {}
-    return Config.from_dict({**base, **given}), given
-
-
 # ------------------------------------------------------------------ commands
 def cmd_train(args) -> int:
+    from .config import TARGET_FIELDS
     from .distributed import check_ray_flag, cluster
+    from .flags import config_from_args
     from .train import train
 
     cfg, given = config_from_args(args)
@@ -94,8 +45,10 @@ def cmd_train(args) -> int:
         summary = train(cfg, run_dir, resume=bool(args.resume), targets=given, progress=not args.no_progress,
                         tensorboard=args.tensorboard)
     if summary["interrupted"]:
-        print(f"interrupted: checkpoint saved; continue with: pongrl train --resume {run_dir}", file=sys.stderr)
-        return 130
+        signum = signal.Signals[summary["signal"]]
+        how = "terminated" if signum == signal.SIGTERM else "interrupted"
+        print(f"{how}: checkpoint saved; continue with: pongrl train --resume {run_dir}", file=sys.stderr)
+        return 128 + signum
     print(json.dumps(summary))
     return 0
 
@@ -198,6 +151,9 @@ def build_parser() -> Parser:
 
 
 def add_train(t: argparse.ArgumentParser) -> None:
+    from .config import shipped_configs
+    from .flags import add_config_flags
+
     t.add_argument("--out", metavar="RUN_DIR", help="new run folder (default: runs/ALGO-sSEED-TIME)")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue the run saved in RUN_DIR")
     t.add_argument("--config", metavar="FILE.json|NAME",
@@ -272,7 +228,18 @@ USER_ERRORS = (UserError, OSError)
 A checkpoint is written to a temporary file first: after an OSError the last good one is still there."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (sent by `timeout`, Docker, Kubernetes, SLURM) arrived: handled as Ctrl-C."""
+
+
+def terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
+    """The command line: 0 done, 2 a user error (one line), 130 Ctrl-C, 143 SIGTERM.
+    Training installs its own handlers for both signals: it checkpoints, then stops."""
+    previous = signal.signal(signal.SIGTERM, terminate)
     try:
         args = build_parser().parse_args(argv)
         return args.func(args)
@@ -280,9 +247,11 @@ def main(argv: list[str] | None = None) -> int:
         msg = str(e) if str(e).startswith("pongrl") else f"pongrl: error: {e}"
         print(msg.splitlines()[0] if msg else "pongrl: error", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("pongrl: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        print("pongrl: terminated" if isinstance(e, Terminated) else "pongrl: interrupted", file=sys.stderr)
+        return 128 + (signal.SIGTERM if isinstance(e, Terminated) else signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -21,10 +21,14 @@ from typing import Callable
 import numpy as np
 
 from .checkpoint import rng_state, section, set_rng_state
-from .env import Finished, PongVecEnv
-from .rollouts import Rollout
-from .sparse import SparseRows
+from .env import PongVecEnv
+from .inputs import WIDTHS
+from .rollouts import EpisodeEnd, Rollout
+from .schema import Spec, check
+from .sparse import SparseRows, check_saved
 
+MAX_INPUTS = max(WIDTHS.values())  # the widest input a network reads
+IN_FLIGHT = {"logp": Spec("float32", ("n",), hi=0, optional=True), "values": Spec("float32", ("n",), optional=True)}
 Act = Callable  # (params, x (n, 6400) int8, frames (n, 80, 80), rng) -> (actions (n,), SparseRows, extras)
 Bootstrap = Callable  # (params, x, frames) -> dict of (n,) arrays for the input after a rollout
 
@@ -53,8 +57,10 @@ class Recording:
 class Collector:
     """G groups of games (one `PongVecEnv` each), an acting function and its random generator."""
 
-    def __init__(self, envs: list[PongVecEnv], act: Act, bootstrap: Bootstrap, rng: np.random.Generator):
+    def __init__(self, envs: list[PongVecEnv], act: Act, bootstrap: Bootstrap, rng: np.random.Generator,
+                 source: int = 0):
         self.envs, self.act, self.bootstrap, self.rng = envs, act, bootstrap, rng
+        self.source = source  # the rollouts of group g come from source + g (a Ray worker: its index)
         self.x = [np.zeros((e.num_envs, 0), np.int8) for e in envs]  # per group: (n, 6400) current inputs
         self.pending: list[tuple | None] = [None] * len(envs)  # per group: (inputs, extras) of the step in flight
         self.next_group = 0
@@ -85,7 +91,7 @@ class Collector:
             elif all(p is None for p in self.pending):
                 raise RuntimeError("no group of games can move")
             self.next_group = (g + 1) % len(self.envs)
-        return [r.rollout(g, e.num_envs, self.bootstrap(params, self.x[g], e.cur))
+        return [r.rollout(self.source + g, e.num_envs, self.bootstrap(params, self.x[g], e.cur))
                 for g, (r, e) in enumerate(zip(recs, self.envs))]
 
     def _send(self, g: int, params) -> None:
@@ -101,14 +107,12 @@ class Collector:
         self.pending[g] = None
         self.x[g], rewards, dones, finished = env.recv()
         self.turns += 1
-        for f in finished:
-            f.turn, f.taken = self.turns, taken
         rec.blocks.append(xs)
         rec.actions.append(actions)
         rec.rewards.append(rewards)
         rec.dones.append(dones)
         rec.extras.append(extras)
-        rec.finished += finished
+        rec.finished += [EpisodeEnd(f.env, f.ret, f.length, self.turns, taken) for f in finished]
         return len(finished)
 
     def close(self) -> None:
@@ -127,19 +131,27 @@ class Collector:
                 out |= {f"pending{g}/{k}": np.asarray(v) for k, v in extras.items()}
         return out
 
+    def schema(self) -> dict[str, Spec]:
+        """What the saved collector must be, besides its games (env.STATE) and the inputs in flight."""
+        return {"next_group": Spec("int64", (), lo=0, hi=len(self.envs) - 1), "turns": Spec("int64", (), lo=0),
+                "rng": Spec("uint64", (6,))}
+
     def restore(self, s: dict[str, np.ndarray]) -> None:
         """Put the collector back where `state()` found it, its games included."""
-        self.next_group, self.turns = int(s["next_group"]), int(s["turns"])
-        set_rng_state(self.rng, s["rng"])
+        check(s, self.schema(), what="the collector's state")
         for g, env in enumerate(self.envs):
             self.x[g] = env.restore(section(s, f"env{g}/"))
             p = section(s, f"pending{g}/")
             if env.pending is not None:
+                check_saved(p, "x/", env.num_envs, MAX_INPUTS, f"the inputs in flight of group {g}")
+                check(p, IN_FLIGHT, {"n": env.num_envs}, f"the inputs in flight of group {g}")
                 xs = SparseRows(p.pop("x/indptr"), p.pop("x/cols"), p.pop("x/vals"))
                 self.pending[g] = (xs, p)
+        set_rng_state(self.rng, s["rng"])
+        self.next_group, self.turns = int(s["next_group"]), int(s["turns"])
 
 
-def finished_in_order(rollouts: list[Rollout]) -> list[tuple[int, Finished]]:
+def finished_in_order(rollouts: list[Rollout]) -> list[tuple[int, EpisodeEnd]]:
     """(source, episode) of every episode the rollouts saw end, in the order they ended."""
     ends = [(f.turn, r.source, k, f) for r in rollouts for k, f in enumerate(r.finished)]
     return [(source, f) for _, source, _, f in sorted(ends, key=lambda e: e[:3])]

@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import os
 from contextlib import contextmanager
+from dataclasses import replace
 
 import numpy as np
 
@@ -110,7 +111,7 @@ class Worker:
         c = Config.from_dict(cfg)
         algo = algos.get(c.algo)
         env = PongVecEnv(c.env_id, c.num_envs, c.seed, stream=index, streams=c.workers, processes=1)
-        self.collector = Collector([env], algo.act, algo.bootstrap, np.random.default_rng([c.seed, index]))
+        self.collector = Collector([env], algo.act, algo.bootstrap, np.random.default_rng([c.seed, index]), index)
         self.index = index
 
     def start(self, state: dict | None = None) -> int:
@@ -124,7 +125,6 @@ class Worker:
     def collect(self, params: dict, steps: int) -> Rollout:
         """One rollout of `steps` steps of every game, played with `params`."""
         (rollout,) = self.collector.collect(params, steps)
-        rollout.source = self.index
         return rollout
 
 
@@ -171,10 +171,8 @@ class RayCollector:
         object store once for all of them. (episodes and budget are for local games.)"""
         ref = self.ray.put(params)
         calls = {i: a.collect.remote(ref, steps) for i, a in self.actors.items()}
-        rollouts = [owned(r) for _, r in self._gather(calls)]
-        for f in (f for r in rollouts for f in r.finished):
-            f.taken *= len(rollouts)  # the workers step together: the round's steps when it ended
-        return rollouts
+        replies = [r for _, r in self._gather(calls)]
+        return [owned(r, len(replies)) for r in replies]
 
     def state(self) -> dict[str, np.ndarray]:
         """Every live worker's collector state, and which workers live."""
@@ -208,13 +206,14 @@ class RayCollector:
         self.actors = {}
 
 
-def owned(r: Rollout) -> Rollout:
+def owned(r: Rollout, workers: int) -> Rollout:
     """A copy whose arrays belong to this process (Ray may hand out read-only views
-    of its object store, which the learner's buffers should not pin)."""
+    of its object store, which the learner's buffers should not pin). The workers
+    step together: an episode's `taken` becomes the round's steps when it ended."""
     x = type(r.x)(r.x.indptr.copy(), r.x.cols.copy(), r.x.vals.copy())
     return Rollout(r.source, x, r.actions.copy(), r.rewards.copy(), r.dones.copy(),
                    {k: v.copy() for k, v in r.extras.items()}, {k: v.copy() for k, v in r.last.items()},
-                   list(r.finished))
+                   [replace(f, taken=f.taken * workers) for f in r.finished])
 
 
 def check_ray_flag(address: str | None, cfg: Config | None, run_dir) -> int:

@@ -13,7 +13,8 @@ action, as ALE does) and, for envs such as the tutorial's Pong-v0, the random
 frameskip. ALE's own sticky actions remember the last action outside the state
 it can save; these are saved with the game, so a restored game goes on exactly.
 
-In `send`/`step`, an action id of -1 leaves that game as it is.
+In `send`/`step`, an action id of -1 leaves that game as it is. A child that
+dies or stops answering raises `EmulatorError` (a one-line user error).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import warnings
 
 import numpy as np
 
+from .emulator_process import EmulatorError  # noqa: F401  (what a dead or stopped child raises)
 from .emulator_process import PACKED, GamesProcess, decode_states, encode_states, handle, serve, unpack_frames
 from .preprocess import preprocess_gray
 
@@ -166,7 +168,7 @@ def rand_state(rand: random.Random) -> bytes:
 
 def set_rand_state(rand: random.Random, b: bytes) -> None:
     words = np.frombuffer(b, np.uint32)
-    if len(words) != 625 or words[-1] > 624:
+    if len(words) != 625 or words[-1] > 624 or not words[:624].any():  # all zero: it would draw only zeros
         raise ValueError("a saved game's generator is damaged")
     rand.setstate((3, tuple(int(w) for w in words), None))
 
@@ -185,6 +187,8 @@ class LocalGames:
 
     def close(self) -> None:
         pass
+
+    quit = join = close
 
 
 class Games:
@@ -246,8 +250,12 @@ class Games:
             raise ValueError(f"the saved games cannot be restored ({str(e).splitlines()[-1]})") from None
 
     def close(self) -> None:
+        """All children asked to leave first, then waited for: they leave together, and one that
+        is dead or stopped is ended without holding up the others (never raises, never hangs)."""
         for part in self.parts:
-            part.close()
+            part.quit()
+        for part in self.parts:
+            part.join()
 
 
 def states_to_arrays(states: list[bytes]) -> dict[str, np.ndarray]:

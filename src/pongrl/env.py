@@ -21,8 +21,10 @@ import numpy as np
 from .emulators import Games, gym_module, make
 from .errors import UserError
 from .preprocess import D, frame_diff
+from .schema import Spec, check
 
 UP, DOWN = 2, 3  # ALE's RIGHT and LEFT, which move Pong's right paddle up and down
+ACTIONS = 6  # Pong's minimal action set: ids 0-5
 TRAIN_SEEDS, EVAL_SEEDS = 0, 1
 
 
@@ -76,8 +78,6 @@ class Finished:
     env: int
     ret: float  # agent points minus opponent points
     length: int  # agent steps
-    turn: int = 0  # the collector's turn in which it ended: orders episodes across groups
-    taken: int = 0  # env steps the rollout had taken when it ended (for logs)
 
 
 class PongVecEnv:
@@ -183,20 +183,15 @@ class PongVecEnv:
         return frame_diff(self.cur, self.prev)
 
 
-ACTIONS = 6  # Pong's minimal action set: ids 0-5
+MAX_POINTS = 10**6  # no episode of any Pong env scores this many points
+STATE = {  # what `state()` saves for n games; the games themselves are pongrl.emulators'
+    "cur": Spec("uint8", ("n", 80, 80), hi=1), "prev": Spec("uint8", ("n", 80, 80), hi=1),
+    "ep_return": Spec("float64", ("n",), -MAX_POINTS, MAX_POINTS), "ep_len": Spec("int64", ("n",), lo=0, hi=2**40)}
+IN_FLIGHT = {  # ... and, with actions in flight, those and their results
+    "pending": Spec("int64", ("n",), lo=-1, hi=ACTIONS - 1), "ready/frames": Spec("uint8", ("n", 80, 80), hi=1),
+    "ready/rewards": Spec("float32", ("n",), -MAX_POINTS, MAX_POINTS), "ready/dones": Spec("bool", ("n",))}
 
 
 def check_state(state: dict[str, np.ndarray], n: int) -> None:
-    """An env state fits n games: ValueError saying what is wrong."""
-    shapes = {"cur": (n, 80, 80), "prev": (n, 80, 80), "ep_return": (n,), "ep_len": (n,)}
-    if "pending" in state:
-        shapes |= {"pending": (n,), "ready/frames": (n, 80, 80), "ready/rewards": (n,), "ready/dones": (n,)}
-    for key, shape in shapes.items():
-        if key not in state or np.shape(state[key]) != shape:
-            raise ValueError(f"env state {key} is missing or not of shape {shape} ({n} games)")
-    for key in ("cur", "prev", "ready/frames"):
-        if key in state and np.asarray(state[key]).max(initial=0) > 1:
-            raise ValueError(f"env state {key} is not a binary frame")
-    pending = np.asarray(state.get("pending", np.zeros(0, np.int64)))
-    if len(pending) and (pending.min() < -1 or pending.max() >= ACTIONS):
-        raise ValueError(f"env state pending holds action ids outside -1-{ACTIONS - 1}")
+    """An env state fits n games: StateError (a ValueError) saying what is wrong."""
+    check(state, STATE | (IN_FLIGHT if "pending" in state else {}), {"n": n}, "a game's state")

@@ -3,11 +3,9 @@
 Every kind starts from the tutorial's difference frame x (6400 int8 in
 {-1, 0, 1}) and the current binary frame f (80x80 uint8 in {0, 1}):
 
-    "diff"                x                                   6400 inputs
-    "frame+diff"          f, x                               12800
-    "frame+diff+coarse"   f, x, then both at 4x4 blocks      13600
-    "frame+diff+pyramid"  ... and both at 8x8 blocks too     13800
-    "frame+diff+pyramid3" ... and at 16x16 blocks too        13850
+    "diff"                x                                        6400 inputs
+    "frame+diff"          f, x                                    12800
+    "frame+diff+pyramid"  f, x, then both at 4x4 and 8x8 blocks   13800
 
 A block cell is 1 if its pixel block holds anything; its difference is the
 change of that cell. A weight on a block is shared by all of its pixels, so
@@ -24,11 +22,10 @@ import numpy as np
 from .preprocess import D, H
 from .sparse import SparseRows, indptr_of
 
-POOLS = {"diff": (), "frame+diff": (), "frame+diff+coarse": (4,), "frame+diff+pyramid": (4, 8),
-         "frame+diff+pyramid3": (4, 8, 16)}
+POOLS = {"diff": (), "frame+diff": (), "frame+diff+pyramid": (4, 8)}
 """Sides of the pixel blocks each kind max-pools, finest first (after its 80x80 panels)."""
 WIDTHS = {kind: (1 if kind == "diff" else 2) * D + sum(2 * D // p**2 for p in pools)
-          for kind, pools in POOLS.items()}  # 6400, 12800, 13600, 13800, 13850
+          for kind, pools in POOLS.items()}  # 6400, 12800, 13800
 KINDS = tuple(POOLS)
 
 

@@ -8,8 +8,22 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import RunError
+
 Params = dict[str, np.ndarray]
 ADAM_BETAS = (0.9, 0.999)
+
+
+class Diverged(RunError):
+    """A loss, gradient or parameter stopped being a finite number: training cannot go on."""
+
+
+def guard(values: dict[str, float | np.ndarray], where: str) -> None:
+    """Diverged, naming the first of `values` (loss terms, gradient norm, parameters) that is not finite."""
+    for name, v in values.items():
+        if not np.isfinite(v).all():
+            raise Diverged(f"training diverged {where}: the {name} is not finite; the last checkpoint is kept "
+                           "(a smaller learning rate or coefficient may help)")
 
 
 def linear_decay(env_steps: int, anneal_steps: int) -> float:
@@ -40,19 +54,13 @@ def clip_grad_norm(grads: Params, max_norm: float) -> float:
 
 
 def adam_step(params: Params, grads: Params, rows: np.ndarray, m: Params, v: Params, t: int,
-              lr: float, eps: float, lazy: bool) -> None:
-    """Adam step t (1-based) in place; grads["W1"] (U, H) holds only the rows `rows` of W1.T.
-    lazy: update only those rows of W1 (and their moments); else all of W1."""
+              lr: float, eps: float) -> None:
+    """Adam step t (1-based) in place over every array, all of W1 included;
+    grads["W1"] (U, H) holds only the rows `rows` of W1.T (the others are zero)."""
     for k, g in grads.items():
         if k != "W1":
             adam_update(params[k], m[k], v[k], g, t, lr, eps)
-    pT, mT, vT = params["W1"].T, m["W1"].T, v["W1"].T  # (D, H) views
-    if lazy:
-        p_r, m_r, v_r = pT[rows], mT[rows], vT[rows]  # (U, H) copies
-        adam_update(p_r, m_r, v_r, grads["W1"], t, lr, eps)
-        pT[rows], mT[rows], vT[rows] = p_r, m_r, v_r
-    else:
-        adam_update(pT, mT, vT, grads["W1"], t, lr, eps, rows)
+    adam_update(params["W1"].T, m["W1"].T, v["W1"].T, grads["W1"], t, lr, eps, rows)  # (D, H) views
 
 
 def adam_update(p: np.ndarray, m: np.ndarray, v: np.ndarray, g: np.ndarray, t: int, lr: float, eps: float,

@@ -7,7 +7,6 @@ nothing selects a backend, so PNGs render headless and notebooks show them inlin
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -25,13 +24,25 @@ def figure(width_in: float, height_in: float):
 
 
 def save(fig, out: str | Path, dpi: int = DPI) -> Path:
-    """Write a figure (format from the file suffix, e.g. .png) -> the path."""
+    """Write a figure (format from the file suffix, e.g. .png) -> the path. It is drawn
+    to a temporary file beside `out` (OUT.pongrl-XXXXXXXX.tmp), then renamed: a failure
+    (a full disk) leaves no partial picture and no temporary file."""
+    from .checkpoint import remove_quietly, replace_with, temp_file
+
     out = Path(out) if Path(out).suffix else Path(out).with_suffix(".png")  # `-o curve` writes curve.png
     kinds = fig.canvas.get_supported_filetypes()
-    if out.suffix.lstrip(".").lower() not in kinds:
+    kind = out.suffix.lstrip(".").lower()
+    if kind not in kinds:
         raise UserError(f"cannot write a picture to {out}: its name must end in one of "
                         f"{', '.join('.' + k for k in sorted(kinds))}")
-    fig.savefig(out, dpi=dpi)
+    fd, tmp = temp_file(out)
+    try:
+        with open(fd, "wb") as f:
+            fig.savefig(f, dpi=dpi, format=kind)
+        replace_with(tmp, out)
+    except BaseException:
+        remove_quietly(tmp)
+        raise
     return out
 
 
@@ -119,11 +130,13 @@ def evaluates_greedily(run_dir: str | Path) -> bool | None:
     """Whether a run folder's evaluations play the most likely action: its
     config.json's eval_greedy (False in a config that predates the field, which
     always sampled), or None when config.json is missing or unreadable."""
+    from .config import read_json_object
+
     try:
-        saved = json.loads((Path(run_dir) / "config.json").read_text())
-    except (OSError, ValueError):
+        saved = read_json_object(Path(run_dir) / "config.json", "config")
+    except (OSError, UserError):
         return None
-    return saved.get("eval_greedy", False) is True if isinstance(saved, dict) else None
+    return saved.get("eval_greedy", False) is True
 
 
 # ------------------------------------------------------------------ frames
@@ -131,19 +144,19 @@ def sample_frames(env_id: str = "ALE/Pong-v5", seed: int = 0, steps: int = 60):
     """A raw RGB frame (210, 160, 3), its 80x80 binary version and the difference
     frame (80, 80) int8 with the frame before, after `steps` random moves."""
     from .env import make_env
-    from .preprocess import preprocess
+    from .preprocess import H, W, PreviousFrame
 
     env = make_env(env_id)
-    rng = np.random.default_rng(seed)
+    rng, observe = np.random.default_rng(seed), PreviousFrame()
     try:
         obs, _ = env.reset(seed=seed)
-        prev = obs
         for _ in range(steps):
-            prev = obs
+            observe(obs)
             obs, *_ = env.step(int(rng.integers(2, 4)))
     finally:
         env.close()
-    return obs, preprocess(obs), preprocess(obs).astype(np.int8) - preprocess(prev).astype(np.int8)
+    x, binary = observe(obs)
+    return obs, binary, x.reshape(H, W)
 
 
 def frames_figure(raw: np.ndarray, binary: np.ndarray, diff: np.ndarray):

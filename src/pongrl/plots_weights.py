@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from . import algos, conv
+from .agent import initial_params
 from .inputs import POOLS, kind_of_width
 from .plots import DPI, figure, save
 from .preprocess import D, H, W
@@ -28,10 +29,9 @@ def unit_images(W1: np.ndarray) -> np.ndarray:
 
     Difference-frame inputs (REINFORCE's, PPO's 'diff') are one panel. PPO's
     'frame+diff' inputs are two: the current frame's 6400 pixels on the left,
-    the difference frame's on the right. 'frame+diff+coarse' adds two panels of
+    the difference frame's on the right. 'frame+diff+pyramid' adds two panels of
     20x20 block weights (frame, then difference), each block drawn as the 4x4
-    pixels it covers; 'frame+diff+pyramid' two more of 10x10 blocks (8x8 pixels),
-    and 'frame+diff+pyramid3' two more again of 5x5 blocks (16x16 pixels)."""
+    pixels it covers, and two more of 10x10 blocks (8x8 pixels)."""
     units, d = W1.shape
     kind = kind_of_width(d)
     W1 = np.asarray(W1)
@@ -119,18 +119,6 @@ def weights_figure(params: dict[str, np.ndarray], algo: str, units: int | None =
     ax.set_axis_off()
     fig.text(0.5, 1 - 0.5 * strip / (height + strip), "\n".join(lines), ha="center", va="center", fontsize=10)
     return fig
-
-
-def initial_params(cfg) -> dict[str, np.ndarray]:
-    """The parameters a run of this Config started from: those of cfg.init_from
-    (a fine-tuned run), else the random ones of its seed."""
-    from .runs import init_weights
-
-    if cfg.init_from is not None:
-        if not Path(cfg.init_from).exists():
-            raise FileNotFoundError(f"this agent was fine-tuned from {cfg.init_from}, which is not here")
-        return init_weights(cfg)
-    return algos.get(cfg.algo).init_params(cfg, np.random.default_rng(cfg.seed))
 
 
 def weights_title(params: dict[str, np.ndarray], algo: str, units: int, minus_init: bool = False) -> str:

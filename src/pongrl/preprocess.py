@@ -46,3 +46,23 @@ def frame_diff(cur: np.ndarray, prev: np.ndarray) -> np.ndarray:
     """Difference of binary frames (..., 80, 80) -> flat int8 inputs (..., 6400) in {-1, 0, 1}."""
     d = cur.astype(np.int8) - prev.astype(np.int8)
     return d.reshape(*d.shape[:-2], D)
+
+
+class PreviousFrame:
+    """The network's input step for one game: each RGB frame becomes the difference
+    with the frame before it; a game's first frame has none, so its input is zeros.
+    (`pongrl.env.PongVecEnv` takes the same step for N games at once.)"""
+
+    def __init__(self) -> None:
+        self.frame: np.ndarray | None = None  # (80, 80) the previous binary frame
+
+    def reset(self) -> None:
+        """A new game: forget the previous frame."""
+        self.frame = None
+
+    def __call__(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """An RGB frame (210, 160, 3) -> its input (6400,) int8 and its binary frame (80, 80)."""
+        cur = preprocess(np.asarray(rgb))
+        x = frame_diff(cur, cur if self.frame is None else self.frame)
+        self.frame = cur
+        return x, cur

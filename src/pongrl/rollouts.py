@@ -14,10 +14,23 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .env import Finished
+from .env import DOWN, UP
 from .gae import gae
 from .inputs import Inputs, compact
-from .sparse import SparseRows
+from .preprocess import D
+from .schema import Spec, check, require
+from .sparse import SparseRows, check_saved
+
+
+@dataclass(frozen=True)
+class EpisodeEnd:
+    """An episode that ended during a rollout."""
+
+    env: int  # the game, within its group
+    ret: float  # agent points minus opponent points
+    length: int  # agent steps
+    turn: int  # the collector's turn in which it ended: orders episodes across groups
+    taken: int  # env steps the rollout's games had taken together when it ended (for the logs)
 
 
 @dataclass
@@ -32,7 +45,7 @@ class Rollout:
     dones: np.ndarray  # (T, n) bool: the game ended and restarted
     extras: dict[str, np.ndarray] = field(default_factory=dict)  # (T, n) each: what acting kept (PPO: logp, values)
     last: dict[str, np.ndarray] = field(default_factory=dict)  # (n,) each: the same for the input after step T-1
-    finished: list[Finished] = field(default_factory=list)  # episodes that ended, in order
+    finished: list[EpisodeEnd] = field(default_factory=list)  # episodes that ended, in order
 
     @property
     def steps(self) -> int:
@@ -68,14 +81,13 @@ class RolloutBuffer:
     def add(self, r: Rollout) -> None:
         self.rollouts.append(r)
 
-    def compute_returns(self, gamma: float, lam: float, scale: tuple[float, float] = (0.0, 1.0)) -> None:
-        """GAE(lam) advantages and value targets of every rollout, bootstrapped from its last values.
-        The network's values v are taken as mean + std * v, with (mean, std) = scale."""
-        mean, std = scale
+    def compute_returns(self, gamma: float, lam: float) -> None:
+        """GAE(lam) advantages and value targets of every rollout, bootstrapped from its last values."""
         for r in self.rollouts:
-            values = mean + std * r.extras["values"].astype(np.float64)  # (T, n)
-            adv, ret = gae(r.rewards, values, r.dones, mean + std * r.last["values"].astype(np.float64), gamma, lam)
-            self.values.append(values.astype(np.float32))
+            values = r.extras["values"]  # (T, n) float32
+            adv, ret = gae(r.rewards, values.astype(np.float64), r.dones, r.last["values"].astype(np.float64),
+                           gamma, lam)
+            self.values.append(values)
             self.advantages.append(adv.astype(np.float32))
             self.returns.append(ret.astype(np.float32))
 
@@ -89,13 +101,10 @@ class RolloutBuffer:
             parts = [r.extras[key] for r in self.rollouts]
         return np.concatenate([p.reshape(-1) for p in parts])
 
-    def get(self, num_minibatches: int, rng: np.random.Generator, scale: tuple[float, float] = (0.0, 1.0)):
-        """Yield every row once, as `num_minibatches` Batches in a random order; the
-        values and returns in the network's units, (V - mean) / std with (mean, std) = scale."""
+    def get(self, num_minibatches: int, rng: np.random.Generator):
+        """Yield every row once, as `num_minibatches` Batches in a random order."""
         x = SparseRows.concat([r.x for r in self.rollouts])
-        flat = {k: self.flat(k) for k in ("actions", "logp", "advantages")}
-        for k in ("values", "returns"):
-            flat[k] = ((self.flat(k).astype(np.float64) - scale[0]) / scale[1]).astype(np.float32)
+        flat = {k: self.flat(k) for k in ("actions", "logp", "values", "advantages", "returns")}
         for idx in np.array_split(rng.permutation(x.rows), num_minibatches):
             yield Batch(compact(x.take(idx)), flat["actions"][idx].astype(np.int64), flat["logp"][idx],
                         flat["values"][idx], flat["advantages"][idx], flat["returns"][idx])
@@ -163,12 +172,27 @@ class EpisodeBuffer:
                 "steps": np.array([self.first, self.t], np.int64), "ep_start": self.ep_start.copy(),
                 "finished": np.array(self.finished, np.int64).reshape(-1, 3)}
 
+    def schema(self) -> dict[str, Spec]:
+        """What the saved buffer must be, besides its sparse inputs (`sparse.check_saved`)."""
+        return {"actions": Spec("uint8", ("T", self.n), lo=UP, hi=DOWN), "rewards": Spec("float32", ("T", self.n), -1, 1),
+                "steps": Spec("int64", (2,), lo=0, hi=2**40), "ep_start": Spec("int64", (self.n,), lo=0),
+                "finished": Spec("int64", ("*", 3), lo=0)}
+
     def restore(self, s: dict[str, np.ndarray]) -> None:
+        what = "an episode buffer"
+        check(s, {"steps": self.schema()["steps"]}, what=what)
+        first, t = (int(v) for v in s["steps"])
+        steps = t - first
+        require(steps >= 0, f"{what}: its first step {first} is after its last {t}")
+        check(s, self.schema(), {"T": steps}, what)
+        check_saved(s, "", steps * self.n, D, what)
+        ends = np.asarray(s["finished"])
+        require(bool((first <= s["ep_start"]).all() and (s["ep_start"] <= t).all()), f"{what}: an episode starts "
+                f"outside its steps {first}-{t}")
+        require(bool((ends[:, 0] < self.n).all() and (first <= ends[:, 1]).all() and (ends[:, 1] < ends[:, 2]).all()
+                     and (ends[:, 2] <= t).all()), f"{what}: a finished episode lies outside its games or steps")
         big = SparseRows(s["indptr"], s["cols"], s["vals"])
-        self.first, self.t = (int(v) for v in s["steps"])
-        steps = self.t - self.first
-        if big.rows != steps * self.n or s["actions"].shape != (steps, self.n) or s["ep_start"].shape != (self.n,):
-            raise ValueError("episode buffer arrays do not fit together")
+        self.first, self.t = first, t
         self.blocks = [big.slice(b * self.n, (b + 1) * self.n) for b in range(steps)]
         self.actions, self.rewards = list(s["actions"]), list(s["rewards"])
         self.ep_start = s["ep_start"].copy()

@@ -8,6 +8,7 @@ with ppo_overlap), and the config and counters in its JSON header.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import threading
 from dataclasses import dataclass
@@ -16,19 +17,21 @@ from pathlib import Path
 import numpy as np
 
 from . import algos, checkpoint
-from .agent import Agent, load_agent, save_agent
+from .agent import init_weights
 from .checkpoint import prefixed, section
 from .collector import Collector
-from .config import Config
+from .config import TARGET_FIELDS, Config
 from .distributed import RayCollector
-from .env import PongVecEnv, check_env_id
+from .env import MAX_POINTS, PongVecEnv, check_env_id
 from .errors import RunError, UserError
-from .evaluate import evaluate, training_eval_seed
 from .logger import record_system, require_tensorboardx, truncate_csv, write_json
 
 
 @dataclass
 class Counters:
+    """Where a run stands. The training loop (pongrl.train) is the one writer;
+    this module makes them new, saves them and loads them."""
+
     episodes: int = 0
     env_steps: int = 0
     wall_s: float = 0.0
@@ -49,6 +52,7 @@ class Run:
         self.counters = counters or Counters()
         self.acting = learner.params if acting is None else acting  # the parameters that play
         self._thread: threading.Thread | None = None
+        self.lock: FolderLock | None = None  # the run folder's, while a command trains in it
         self._result: tuple[dict | None, BaseException | None] = (None, None)
 
     def learn(self, rollouts: list, env_steps: int) -> dict | None:
@@ -81,9 +85,13 @@ class Run:
         return stats
 
     def close(self) -> None:
-        if self._thread is not None:
-            self._thread.join()
-        self.collector.close()
+        try:
+            if self._thread is not None:
+                self._thread.join()
+            self.collector.close()
+        finally:
+            if self.lock is not None:
+                self.lock.release()
 
 
 # ------------------------------------------------------------------ making, saving, loading
@@ -140,7 +148,9 @@ def load_run(path: Path, overrides: dict | None = None) -> Run:
     params = section(arrays, "learner/params/")
     checkpoint.check_shapes(params, algo.param_shapes(cfg), path)
     checkpoint.check_params(params, (np.dtype(np.float32),), path)
-    checkpoint.check_params(section(arrays, "acting/"), (np.dtype(np.float32),), path)
+    if cfg.overlap:  # the parameters that play the rollout in flight
+        checkpoint.check_shapes(section(arrays, "acting/"), algo.param_shapes(cfg), path)
+        checkpoint.check_params(section(arrays, "acting/"), (np.dtype(np.float32),), path)
     rng = np.random.default_rng(cfg.seed)
     learner = algo.learner(cfg, algo.init_params(cfg, rng))
     try:
@@ -151,51 +161,41 @@ def load_run(path: Path, overrides: dict | None = None) -> Run:
     return Run(cfg, learner, collector, counters, section(arrays, "acting/") if cfg.overlap else None)
 
 
+COUNTS = ("episodes", "env_steps", "evals")  # integers in [0, 2**62]
+SCORES = ("running_reward", "last_return", "best_eval")  # null (none yet) or finite, in [-MAX_POINTS, MAX_POINTS]
+
+
 def checked_counters(d: dict) -> Counters:
     """The counters of a run header, each of its type and in range."""
+    if not isinstance(d, dict):
+        raise ValueError(f"counters must be an object, got {d!r}"[:200])
     c = Counters(**d)
-    for name in ("episodes", "env_steps", "evals"):
+    for name in COUNTS:
         v = getattr(c, name)
-        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-            raise ValueError(f"counter {name} must be an integer >= 0, got {v!r}")
-    for name in ("wall_s", "running_reward", "last_return", "best_eval"):
+        if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= 2**62:
+            raise ValueError(f"counter {name} must be an integer in [0, 2**62], got {v!r}")
+    for name in ("wall_s", *SCORES):
         v = getattr(c, name)
-        if not (v is None and name != "wall_s") and (isinstance(v, bool) or not isinstance(v, (int, float))):
-            raise ValueError(f"counter {name} must be a number, got {v!r}")
+        if v is None and name != "wall_s":
+            continue
+        bound = 1e9 * 3600 if name == "wall_s" else MAX_POINTS
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not -bound <= v <= bound \
+                or (name == "wall_s" and v < 0):
+            raise ValueError(f"counter {name} must be a finite number{' >= 0' if name == 'wall_s' else ''}, got {v!r}")
+    if c.episodes > c.env_steps:
+        raise ValueError(f"counters: {c.episodes} episodes cannot end in {c.env_steps} env steps")
     return c
 
 
-def init_weights(cfg: Config) -> dict[str, np.ndarray] | None:
-    """The weights of cfg.init_from, checked against cfg's network (None: random weights)."""
-    if cfg.init_from is None:
-        return None
-    agent = load_agent(cfg.init_from)
-    if agent.cfg.algo != cfg.algo:
-        raise RunError(f"init_from {cfg.init_from}: it holds a {agent.cfg.algo} agent, this run trains {cfg.algo}")
-    needs = algos.get(cfg.algo).param_shapes(cfg)
-    extra, missing = sorted(set(agent.params) - set(needs)), sorted(set(needs) - set(agent.params))
-    if extra or missing:
-        what = f"has {', '.join(extra)}, which this config's network lacks" if extra else \
-            f"lacks {', '.join(missing)}, which this config's network needs"
-        raise RunError(f"init_from {cfg.init_from}: its network {what} (match its layers: --ppo-hidden2, --ppo-conv)")
-    for name, shape in needs.items():
-        if agent.params[name].shape != shape:
-            raise RunError(f"init_from {cfg.init_from}: its {name} is {agent.params[name].shape}, this config's "
-                           f"network needs {shape} (match its hidden sizes, filters, obs and actions)")
-    return agent.params
-
-
 def open_run(run_dir: Path, cfg: Config | None, resume: bool, targets: dict, tensorboard: bool = False) -> Run:
-    """A fresh run in an empty folder, or the run saved in `run_dir` with new targets."""
+    """A fresh run in a free folder, or the run saved in `run_dir` with new targets.
+    The run holds the folder's lock until it is closed."""
     if tensorboard:
         require_tensorboardx()  # before the run folder is made
-    ckpt = run_dir / "checkpoint.npz"
     if resume:
-        if not ckpt.exists():
-            raise RunError(f"nothing to resume: {ckpt} does not exist")
-        run = load_run(ckpt, targets)
-        truncate_csv(run_dir / "metrics.csv", "episode", run.counters.episodes)
-        truncate_csv(run_dir / "eval.csv", "env_steps", run.counters.env_steps)
+        lock = FolderLock(run_dir) if run_dir.is_dir() else None
+        if lock is None or not (run_dir / "checkpoint.npz").exists() and not (run_dir / "config.json").exists():
+            raise RunError(f"nothing to resume: {run_dir / 'checkpoint.npz'} does not exist")
     else:
         if cfg is None:
             raise RunError("a new run needs a Config (or resume=True to continue the run in its folder)")
@@ -203,15 +203,89 @@ def open_run(run_dir: Path, cfg: Config | None, resume: bool, targets: dict, ten
         check_env_id(cfg.validate().env_id)  # before the folder is made: a bad env or file leaves nothing behind
         init = init_weights(cfg)
         run_dir.mkdir(parents=True, exist_ok=True)
-        run = new_run(cfg, init)
-    for stale in run_dir.glob("*.tmp"):  # left by a write that was killed: never a finished file
-        stale.unlink()
+        lock = FolderLock(run_dir)
+    try:
+        run = resumed_run(run_dir, targets) if resume else fresh_run(run_dir, cfg, init)
+    except BaseException:
+        lock.release()
+        raise
+    run.lock = lock
     write_json(run_dir / "config.json", run.cfg.to_dict())
     record_system(run_dir / "system.json", run.counters.env_steps)
     return run
 
 
+def fresh_run(run_dir: Path, cfg: Config, init: dict[str, np.ndarray] | None) -> Run:
+    check_new_folder(run_dir)  # again, now that this process owns the folder
+    remove_temporaries(run_dir)
+    return new_run(cfg, init)
+
+
+def resumed_run(run_dir: Path, targets: dict) -> Run:
+    """The run saved in run_dir, or (stopped before its first checkpoint) its config.json started
+    again: the logs of that start, which no checkpoint backs, are emptied."""
+    ckpt = run_dir / "checkpoint.npz"
+    remove_temporaries(run_dir)
+    if not ckpt.exists():
+        cfg = Config.from_json_file(run_dir / "config.json")
+        cfg = Config.from_dict({**cfg.to_dict(), **targets})
+        truncate_csv(run_dir / "metrics.csv", "episode", 0)
+        truncate_csv(run_dir / "eval.csv", "env_steps", 0)
+        return new_run(cfg, init_weights(cfg))
+    run = load_run(ckpt, targets)
+    check_saved_config(run_dir / "config.json", run.cfg)
+    truncate_csv(run_dir / "metrics.csv", "episode", run.counters.episodes)
+    truncate_csv(run_dir / "eval.csv", "env_steps", run.counters.env_steps)
+    return run
+
+
+def check_saved_config(path: Path, cfg: Config) -> None:
+    """config.json must be the run's config (its targets aside): --resume never silently undoes an edit."""
+    if not path.exists():
+        return
+    try:
+        saved = Config.from_json_file(path).to_dict()
+    except UserError as e:
+        raise RunError(f"{path} is not the run's config ({e}); put it back, or remove it to resume") from None
+    changed = sorted(k for k, v in cfg.to_dict().items() if saved.get(k) != v and k not in TARGET_FIELDS)
+    if changed:
+        k = changed[0]
+        raise RunError(f"{path} was edited ({k}: {saved.get(k)!r}, the run's is {getattr(cfg, k)!r}); --resume keeps "
+                       f"the run's config: put it back, or start a new run with --config {path}")
+
+
+LOCK_FILE = ".pongrl.lock"
 RUN_FILES = ("checkpoint.npz", "config.json", "metrics.csv", "eval.csv", "best.npz", "system.json")
+
+
+class FolderLock:
+    """One owner per run folder: an advisory lock (flock) on RUN_DIR/.pongrl.lock, held
+    while a command trains there. The system drops it when its process ends, however
+    it ends, so a lock of a dead process never blocks."""
+
+    def __init__(self, run_dir: Path):
+        self.fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(self.fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(self.fd)
+            raise RunError(f"{run_dir} is in use by another pongrl command (process {holder}); "
+                           "wait for it to end, or stop it") from None
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, f"{os.getpid()}\n".encode(), 0)
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)  # closing drops the lock
+            self.fd = -1
+
+
+def remove_temporaries(run_dir: Path) -> None:
+    """Remove the temporary files of pongrl's own writes that were killed (never finished files);
+    any other file is the user's and stays."""
+    for stale in run_dir.glob(checkpoint.TEMP_GLOB):
+        stale.unlink(missing_ok=True)
 
 
 def check_new_folder(run_dir: Path) -> None:
@@ -223,35 +297,10 @@ def check_new_folder(run_dir: Path) -> None:
             raise RunError(f"--out {run_dir} is under {parent}, which is a file; choose another --out")
     if (run_dir / "checkpoint.npz").exists():
         raise RunError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose another --out")
+    if (run_dir / "config.json").exists():
+        raise RunError(f"{run_dir} holds a run that stopped before its first checkpoint; start it again with "
+                       f"--resume {run_dir}, or choose another --out")
     found = [name for name in RUN_FILES if (run_dir / name).exists()]
     if found:
         raise RunError(f"{run_dir} holds another run's files ({', '.join(found)}) but no checkpoint to resume; "
-                       "choose another --out, or delete them")
-
-
-# ------------------------------------------------------------------ counting and evaluating
-def finished_training(cfg: Config, c: Counters) -> bool:
-    return (cfg.episodes is not None and c.episodes >= cfg.episodes) or (
-        cfg.steps is not None and c.env_steps >= cfg.steps)
-
-
-def count_episode(c: Counters, ret: float, wall_s: float) -> None:
-    c.episodes += 1
-    c.last_return = ret
-    c.running_reward = ret if c.running_reward is None else 0.99 * c.running_reward + 0.01 * ret
-    c.wall_s = wall_s
-
-
-def evaluate_now(run: Run, run_dir: Path) -> dict:
-    """Score the learner's policy over cfg.eval_games full games; keep best.npz."""
-    cfg, c = run.cfg, run.counters
-    agent = Agent(cfg, run.learner.params)
-    res = evaluate(agent, cfg.eval_games, seed=training_eval_seed(cfg.seed), greedy=cfg.eval_greedy)
-    c.evals = c.env_steps // cfg.eval_every
-    if c.best_eval is None or res["mean"] > c.best_eval:
-        c.best_eval = res["mean"]
-        info = {"eval": {"env_steps": c.env_steps, "wall_s": c.wall_s, "seed": training_eval_seed(cfg.seed),
-                         "greedy": cfg.eval_greedy,
-                         **{k: res[k] for k in ("games", "mean", "std", "win_rate", "scores")}}}
-        save_agent(run_dir / "best.npz", agent, info)
-    return res
+                       "choose another --out, or move them away")

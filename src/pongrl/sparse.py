@@ -12,12 +12,24 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .schema import Spec, check, require
+
 
 def indptr_of(row_of_entry: np.ndarray, rows: int) -> np.ndarray:
     """Row pointers (rows + 1,) from the (sorted) row of every entry."""
     indptr = np.zeros(rows + 1, np.int64)
     np.cumsum(np.bincount(row_of_entry, minlength=rows), out=indptr[1:])
     return indptr
+
+
+def check_saved(s: dict[str, np.ndarray], prefix: str, rows: int, width: int, what: str) -> None:
+    """The saved arrays prefix + indptr, cols, vals are `rows` sparse rows of `width` inputs; else StateError."""
+    check(s, {prefix + "indptr": Spec("int64", ("*",), lo=0), prefix + "cols": Spec("int16", ("*",), lo=0, hi=width - 1),
+              prefix + "vals": Spec("int8", ("*",), lo=-1, hi=1)}, what=what)
+    indptr, nnz = s[prefix + "indptr"], len(s[prefix + "cols"])
+    require(len(indptr) == rows + 1 and indptr[0] == 0 and indptr[-1] == nnz == len(s[prefix + "vals"])
+            and bool((np.diff(indptr) >= 0).all()), f"{what}: its sparse rows {prefix}indptr do not fit {rows} rows "
+                                                    f"of {nnz} entries")
 
 
 @dataclass

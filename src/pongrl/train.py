@@ -18,29 +18,38 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .agent import Agent, save_agent
 from .blas import one_thread
 from .collector import finished_in_order
 from .config import Config
+from .evaluate import evaluate, training_eval_seed
 from .logger import Logs
-from .runs import Run, count_episode, evaluate_now, finished_training, open_run, save_run
+from .runs import Counters, Run, open_run, save_run
 
 
 REPORT_EVERY = 2048  # env steps: the longest a rollout of a batch of episodes goes on without reporting
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C; and what timeout, Docker, Kubernetes, SLURM send
+
+
 @dataclass
 class Stop:
-    """The loop's SIGINT handler: Ctrl-C asks the loop to checkpoint and stop.
+    """The loop's handler of SIGINT and SIGTERM: either asks the loop to checkpoint and stop.
 
-    An evaluation of full games can take a minute or more, so Ctrl-C during one
+    An evaluation of full games can take a minute or more, so a signal during one
     also abandons it (EvalInterrupted): nothing of it has been written, and the
     resumed run plays it first, at the same env step."""
 
-    requested: bool = False
+    signum: int = 0  # the signal that asked to stop (0: none)
     evaluating: bool = False
 
-    def __call__(self, *_) -> None:
-        self.requested = True
+    @property
+    def requested(self) -> bool:
+        return self.signum != 0
+
+    def __call__(self, signum: int, frame: object) -> None:
+        self.signum = self.signum or signum
         if self.evaluating:
             self.evaluating = False  # raise at most once per evaluation
             raise EvalInterrupted
@@ -55,7 +64,8 @@ def train(cfg: Config | None, run_dir: str | Path, resume: bool = False, targets
     """Train a new run of `cfg` in `run_dir`, or (resume=True, cfg None) continue the
     one saved there with new `targets`, until its episode/step totals or Ctrl-C.
 
-    On Ctrl-C the run is checkpointed and the summary says interrupted. With
+    On Ctrl-C or SIGTERM the run is checkpointed and the summary says
+    interrupted (and by which signal). With
     `tensorboard`, scalars go to TensorBoard event files in run_dir too. BLAS
     runs on one thread (pongrl.blas): its matrices are small, and its threads
     would fight the emulator's for the cores."""
@@ -70,7 +80,7 @@ def train(cfg: Config | None, run_dir: str | Path, resume: bool = False, targets
 def loop(run: Run, run_dir: Path, logs: Logs) -> dict:
     cfg, c = run.cfg, run.counters
     stop = Stop()
-    previous = signal.signal(signal.SIGINT, stop)
+    previous = {s: signal.signal(s, stop) for s in STOP_SIGNALS}
     clock = Clock(c.wall_s)
     try:
         evaluate_if_due(run, run_dir, logs, stop, clock)  # one abandoned by Ctrl-C before a resume
@@ -88,10 +98,24 @@ def loop(run: Run, run_dir: Path, logs: Logs) -> dict:
             evaluate_if_due(run, run_dir, logs, stop, clock)
         checkpoint(run, run_dir, logs, clock)
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
         logs.close()
     return {"run_dir": str(run_dir), "episodes": c.episodes, "env_steps": c.env_steps, "wall_s": c.wall_s,
-            "updates": run.learner.updates, "running_reward": c.running_reward, "interrupted": stop.requested}
+            "updates": run.learner.updates, "running_reward": c.running_reward, "interrupted": stop.requested,
+            "signal": signal.Signals(stop.signum).name if stop.signum else None}
+
+
+def finished_training(cfg: Config, c: Counters) -> bool:
+    return (cfg.episodes is not None and c.episodes >= cfg.episodes) or (
+        cfg.steps is not None and c.env_steps >= cfg.steps)
+
+
+def count_episode(c: Counters, ret: float, wall_s: float) -> None:
+    c.episodes += 1
+    c.last_return = ret
+    c.running_reward = ret if c.running_reward is None else 0.99 * c.running_reward + 0.01 * ret
+    c.wall_s = wall_s
 
 
 def rollout_limits(run: Run) -> tuple[int | None, int | None, int | None]:
@@ -145,11 +169,31 @@ def evaluate_if_due(run: Run, run_dir: Path, logs: Logs, stop: Stop, clock: Cloc
     t = time.perf_counter()
     try:  # the flag is cleared inside the try: a Ctrl-C just after the games still lands in it
         stop.evaluating = True
-        res = evaluate_now(run, run_dir)
+        res = evaluate_policy(run)
         stop.evaluating = False
     except EvalInterrupted:
         return
     finally:
         clock.pause(time.perf_counter() - t)  # evaluation time is not training time
+    c.evals = c.env_steps // cfg.eval_every
+    keep_best(run, run_dir, res)
     logs.evaluation(c, res)
     save_run(run, run_dir / "checkpoint.npz")  # eval.csv and best.npz never run ahead of the checkpoint
+
+
+def evaluate_policy(run: Run) -> dict:
+    """Score the learner's policy over cfg.eval_games full games on the run's evaluation seed."""
+    cfg = run.cfg
+    return evaluate(Agent(cfg, run.learner.params), cfg.eval_games, seed=training_eval_seed(cfg.seed),
+                    greedy=cfg.eval_greedy)
+
+
+def keep_best(run: Run, run_dir: Path, res: dict) -> None:
+    """If `res` is the best evaluation so far, keep the policy in best.npz and its mean in the counters."""
+    cfg, c = run.cfg, run.counters
+    if c.best_eval is not None and res["mean"] <= c.best_eval:
+        return
+    c.best_eval = res["mean"]
+    info = {"eval": {"env_steps": c.env_steps, "wall_s": c.wall_s, "seed": training_eval_seed(cfg.seed),
+                     "greedy": cfg.eval_greedy, **{k: res[k] for k in ("games", "mean", "std", "win_rate", "scores")}}}
+    save_agent(run_dir / "best.npz", Agent(cfg, run.learner.params), info)

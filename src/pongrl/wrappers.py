@@ -12,7 +12,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
-from .preprocess import D, frame_diff, preprocess
+from .preprocess import D, PreviousFrame
 
 
 class DifferenceFrameObservation(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
@@ -26,14 +26,11 @@ class DifferenceFrameObservation(gym.ObservationWrapper, gym.utils.RecordConstru
         gym.utils.RecordConstructorArgs.__init__(self)
         gym.ObservationWrapper.__init__(self, env)
         self.observation_space = gym.spaces.Box(-1, 1, (D,), np.int8)
-        self._prev: np.ndarray | None = None
+        self._observe = PreviousFrame()
 
     def reset(self, *, seed=None, options=None):
-        self._prev = None  # the first frame of a game has no previous one
+        self._observe.reset()  # the first frame of a game has no previous one
         return super().reset(seed=seed, options=options)
 
     def observation(self, observation: np.ndarray) -> np.ndarray:
-        cur = preprocess(observation)
-        x = frame_diff(cur, cur if self._prev is None else self._prev)
-        self._prev = cur
-        return x
+        return self._observe(observation)[0]
