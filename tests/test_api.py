@@ -121,3 +121,18 @@ def test_difference_frame_observation_gives_the_tutorials_input():
 def test_difference_frame_observation_refuses_other_observations():
     with pytest.raises(ValueError, match=r"\(210, 160, 3\).*got an observation space of shape \(210, 160\)"):
         DifferenceFrameObservation(gym.make("ALE/Pong-v5", obs_type="grayscale"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 5])
+def test_play_records_the_game_that_eval_scores(seed):
+    """`pongrl play --seed S` and `pongrl eval --games 1 --seed S` play one game: same emulator,
+    seed and sticky actions, the same greedy moves, so the same score."""
+    from pongrl.evaluate import evaluate, play_game
+    from pongrl.preprocess import preprocess
+
+    agent, frames = pongrl.load_agent("pretrained:reinforce"), []
+    played = play_game(agent, frames.append, seed=seed)
+    assert played["finished"] and played["score"] == evaluate(agent, 1, seed=seed)["scores"][0]
+    assert len(frames) == played["steps"] and frames[0].shape == (210, 160, 3)
+    assert preprocess(frames[0]).sum() > 0

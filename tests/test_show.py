@@ -61,6 +61,9 @@ def test_sample_frames_are_a_real_pong_screen():
     assert raw.shape == (210, 160, 3) and binary.shape == (80, 80) and diff.shape == (80, 80)
     assert set(np.unique(binary)) == {0, 1} and 0 < binary.sum() < 800  # paddles, ball, score bars
     assert set(np.unique(diff)) <= {-1, 0, 1} and (diff != 0).any()  # something moved
+    from pongrl.preprocess import preprocess
+
+    assert np.array_equal(binary, preprocess(raw))  # the emulator's frame is the tutorial's rule on its screen
 
 
 @pytest.mark.parametrize("args", [

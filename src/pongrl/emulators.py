@@ -141,6 +141,10 @@ class AleGames:
             binary = preprocess_gray(gray)  # (80, 80)
             self.binary[field[i][unseen[i]]] = binary[unseen[i]]
 
+    def rgb(self, i: int) -> np.ndarray:
+        """Game i's screen in colour, (210, 160, 3) uint8: what a video shows."""
+        return self.ales[i].getScreenRGB()
+
     def states(self) -> list[bytes]:
         """Every game's whole state: the emulator's, its generator and its last action."""
         return [ale.cloneState(include_rng=True).serialize() + rand_state(rand) + np.int64(last).tobytes()
@@ -206,6 +210,13 @@ class Games:
             self.close()
             raise
         self.n = n
+
+    def rgb(self, i: int) -> np.ndarray:
+        """Game i's screen in colour (210, 160, 3); only for games stepped in this process (processes=0)."""
+        part = self.parts[0]
+        if not isinstance(part, LocalGames) or len(self.parts) != 1:
+            raise RuntimeError("colour screens are read from games stepped in this process only (processes=0)")
+        return part.games.rgb(i)
 
     def _ask(self, command: bytes, payloads: list[bytes]) -> list[bytes]:
         for part, p in zip(self.parts, payloads):

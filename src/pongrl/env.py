@@ -152,6 +152,10 @@ class PongVecEnv:
             self.ep_len[dones] = 0
         return frame_diff(self.cur, self.prev), rewards, dones, finished
 
+    def rgb(self, i: int = 0) -> np.ndarray:
+        """Game i's screen in colour, (210, 160, 3) uint8 (games made with processes=0 only)."""
+        return self._games.rgb(i)
+
     def close(self) -> None:
         self._games.close()
 

@@ -12,9 +12,8 @@ import numpy as np
 
 from .agent import Agent
 from .blas import one_thread
-from .env import EVAL_SEEDS, PongVecEnv, episode_seed, make_env
+from .env import EVAL_SEEDS, PongVecEnv
 from .errors import UserError
-from .preprocess import frame_diff, preprocess
 
 USER_EVAL_SEEDS = 2**20  # `pongrl eval --seed` is below this; training-time evals are at or above
 
@@ -66,20 +65,21 @@ def summarize(scores: list[float]) -> dict:
 
 def play_game(agent: Agent, on_frame, seed: int = 0, greedy: bool = True, max_steps: int | None = None,
               env_id: str | None = None) -> dict:
-    """Play one whole game, calling on_frame(rgb (210, 160, 3)) for every frame. Returns the score."""
-    env = make_env(env_id or agent.cfg.env_id)
+    """Play one whole game, calling on_frame(rgb (210, 160, 3)) for every frame but
+    the last (the emulator starts the next game on it). Returns the score. It is
+    the game that `evaluate(agent, 1, seed)` plays: the same emulator, seed and
+    sticky actions, and with greedy actions the same moves."""
+    env = PongVecEnv(env_id or agent.cfg.env_id, 1, seed, split=EVAL_SEEDS, processes=0)
     rng = np.random.default_rng([seed, EVAL_SEEDS])
     try:
-        obs, _ = env.reset(seed=episode_seed(seed, 0, EVAL_SEEDS))
-        on_frame(obs)
-        prev = cur = preprocess(obs)
+        x = env.reset()
+        on_frame(env.rgb())
         score, steps, done = 0.0, 0, False
         while not done and (max_steps is None or steps < max_steps):
-            a = agent.act_batch(frame_diff(cur, prev)[None], cur[None], rng, greedy)
-            obs, r, term, trunc, _ = env.step(int(a[0]))
-            on_frame(obs)
-            prev, cur = cur, preprocess(obs)
-            score, steps, done = score + float(r), steps + 1, term or trunc
+            x, rewards, dones, _ = env.step(agent.act_batch(x, env.cur, rng, greedy).astype(np.int64))
+            score, steps, done = score + float(rewards[0]), steps + 1, bool(dones[0])
+            if not done:
+                on_frame(env.rgb())
     finally:
         env.close()
-    return {"score": score, "steps": steps, "finished": bool(done)}
+    return {"score": score, "steps": steps, "finished": done}

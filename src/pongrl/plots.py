@@ -143,20 +143,18 @@ def evaluates_greedily(run_dir: str | Path) -> bool | None:
 def sample_frames(env_id: str = "ALE/Pong-v5", seed: int = 0, steps: int = 60):
     """A raw RGB frame (210, 160, 3), its 80x80 binary version and the difference
     frame (80, 80) int8 with the frame before, after `steps` random moves."""
-    from .env import make_env
-    from .preprocess import H, W, PreviousFrame
+    from .env import PongVecEnv
+    from .preprocess import H, W
 
-    env = make_env(env_id)
-    rng, observe = np.random.default_rng(seed), PreviousFrame()
+    env = PongVecEnv(env_id, 1, seed, processes=0)  # the games pongrl trains on, game 0 of seed `seed`
+    rng = np.random.default_rng(seed)
     try:
-        obs, _ = env.reset(seed=seed)
+        x = env.reset()
         for _ in range(steps):
-            observe(obs)
-            obs, *_ = env.step(int(rng.integers(2, 4)))
+            x, *_ = env.step(rng.integers(2, 4, size=1))
+        return env.rgb(), env.cur[0].copy(), x[0].reshape(H, W)
     finally:
         env.close()
-    x, binary = observe(obs)
-    return obs, binary, x.reshape(H, W)
 
 
 def frames_figure(raw: np.ndarray, binary: np.ndarray, diff: np.ndarray):
