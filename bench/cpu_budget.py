@@ -46,8 +46,10 @@ from pathlib import Path
 WAITS = re.compile(r"^(_recv|_poll|poll|wait|_wait|acquire|select|_wait_for_tstate_lock|join|_try_wait) ")
 LEARNING = [  # (part, function names), checked in order on a learner's stack
     ("learning: optimizer", {"rmsprop_step", "adam_step", "adam_update", "_adam_apply", "clip_grad_norm"}),
-    ("learning: gradients", {"backward", "backward_sparse", "backprop", "policy_term", "value_term",
-                             "entropy_term", "dlogit_of"}),
+    (
+        "learning: gradients",
+        {"backward", "backward_sparse", "backprop", "policy_term", "value_term", "entropy_term", "dlogit_of"},
+    ),
     ("learning: products", {"forward", "forward_sparse", "forward_active", "matmul_active"}),
 ]
 
@@ -125,12 +127,38 @@ def budget(args) -> dict:
     flags = ["--algo", args.algo] + (["--ppo-obs", args.obs] if args.obs else [])
     with tempfile.TemporaryDirectory(prefix="pongrl-budget-") as d:
         raw, run_dir, cpu_file = Path(d) / "samples.txt", Path(d) / "run", Path(d) / "cpu.json"
-        train = ["train", "--out", str(run_dir), "--steps", str(args.steps), "--seed", str(args.seed),
-                 "--no-progress", *flags, *args.extra]
+        train = [
+            "train",
+            "--out",
+            str(run_dir),
+            "--steps",
+            str(args.steps),
+            "--seed",
+            str(args.seed),
+            "--no-progress",
+            *flags,
+            *args.extra,
+        ]
         wrapper = Path(d) / "pongrl_cpu.py"  # pongrl's CLI, then the CPU times of it and its children
         wrapper.write_text(WRAPPER)
-        cmd = [py_spy, "record", "--subprocesses", "--threads", "--idle", "--rate", str(args.rate), "--format", "raw",
-               "--output", str(raw), "--", sys.executable, str(wrapper), str(cpu_file), *train]
+        cmd = [
+            py_spy,
+            "record",
+            "--subprocesses",
+            "--threads",
+            "--idle",
+            "--rate",
+            str(args.rate),
+            "--format",
+            "raw",
+            "--output",
+            str(raw),
+            "--",
+            sys.executable,
+            str(wrapper),
+            str(cpu_file),
+            *train,
+        ]
         p = subprocess.run(cmd, capture_output=True, text=True)
         if p.returncode != 0:
             raise SystemExit(f"the profiled run failed (rc {p.returncode}):\n{p.stderr[-3000:]}")
@@ -139,9 +167,17 @@ def budget(args) -> dict:
         parts = read_samples(raw)
         if args.raw:
             shutil.copy(raw, args.raw)
-    return {"benchmark": "cpu_budget", "cpu_count": os.cpu_count(), "command": "pongrl " + " ".join(train),
-            "env_steps": steps, "train_wall_s": round(wall, 2), "steps_per_s": round(steps / wall, 1),
-            "rate_hz": args.rate, "peak_rss_mib": usage["peak_rss_mib"], **table(parts, usage["cpu"], steps, wall)}
+    return {
+        "benchmark": "cpu_budget",
+        "cpu_count": os.cpu_count(),
+        "command": "pongrl " + " ".join(train),
+        "env_steps": steps,
+        "train_wall_s": round(wall, 2),
+        "steps_per_s": round(steps / wall, 1),
+        "rate_hz": args.rate,
+        "peak_rss_mib": usage["peak_rss_mib"],
+        **table(parts, usage["cpu"], steps, wall),
+    }
 
 
 def table(parts: Counter, cpu: dict, steps: int, wall: float) -> dict:
@@ -154,10 +190,14 @@ def table(parts: Counter, cpu: dict, steps: int, wall: float) -> dict:
         us[kind] = {part: cpu_s * n / total / steps * 1e6 for part, n in sorted(busy.items(), key=lambda kv: -kv[1])}
     work = sum(v for parts_ in us.values() for part, v in parts_.items() if part != "start-up")
     idle = (os.cpu_count() or 1) * wall / steps * 1e6 - work
-    return {"cpu_us_per_step": {k: {part: round(v, 1) for part, v in d.items() if part != "start-up"}
-                                for k, d in us.items()},
-            "work_us_per_step": round(work, 1), "idle_core_us_per_step": round(idle, 1),
-            "start_up_cpu_s": round(sum(d.get("start-up", 0) for d in us.values()) * steps / 1e6, 2)}
+    return {
+        "cpu_us_per_step": {
+            k: {part: round(v, 1) for part, v in d.items() if part != "start-up"} for k, d in us.items()
+        },
+        "work_us_per_step": round(work, 1),
+        "idle_core_us_per_step": round(idle, 1),
+        "start_up_cpu_s": round(sum(d.get("start-up", 0) for d in us.values()) * steps / 1e6, 2),
+    }
 
 
 def read_counters(run_dir: Path) -> tuple[int, float]:

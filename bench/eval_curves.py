@@ -38,10 +38,16 @@ def read_run(run_dir: Path, max_seconds: float | None) -> dict:
     except (ValueError, ConfigError) as e:
         fail(f"{run_dir}/config.json: {e}")
     evals = time_to_win.read_evals(run_dir)
-    return {"run": str(run_dir), "algo": cfg.algo, "seed": cfg.seed, "eval_games": cfg.eval_games,
-            "greedy": cfg.eval_greedy, "evals": evals,
-            "first_above_0": time_to_win.first_above(evals, 0.0, max_seconds),
-            "reached": time_to_win.first_reached(evals, max_seconds)}
+    return {
+        "run": str(run_dir),
+        "algo": cfg.algo,
+        "seed": cfg.seed,
+        "eval_games": cfg.eval_games,
+        "greedy": cfg.eval_greedy,
+        "evals": evals,
+        "first_above_0": time_to_win.first_above(evals, 0.0, max_seconds),
+        "reached": time_to_win.first_reached(evals, max_seconds),
+    }
 
 
 def main(argv=None) -> dict:
@@ -52,8 +58,14 @@ def main(argv=None) -> dict:
     p.add_argument("--title", default="Pong: PPO")
     args = p.parse_args(argv)
     runs = [read_run(r, None if args.minutes is None else args.minutes * 60) for r in args.runs]
-    time_to_win.plot(args.output, runs, args.title, budget_minutes=args.minutes, greedy=runs[0]["greedy"],
-                     eval_games=runs[0]["eval_games"])
+    time_to_win.plot(
+        args.output,
+        runs,
+        args.title,
+        budget_minutes=args.minutes,
+        greedy=runs[0]["greedy"],
+        eval_games=runs[0]["eval_games"],
+    )
     result = {"runs": runs, "summary": time_to_win.summarize(runs), "figure": str(args.output)}
     print(json.dumps(result))
     return result

@@ -43,7 +43,6 @@ import tempfile
 import time
 from pathlib import Path
 
-
 VARIANTS = {"serial": False, "overlap": True, "baseline": True, "changed": True}  # -> ppo_overlap
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,8 +51,7 @@ def log(msg: str) -> None:
     print(f"[ppo_speed {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def one(variant: str, steps: int, obs: str, hidden: int, seed: int, algo: str = "ppo",
-        vs: dict | None = None) -> dict:
+def one(variant: str, steps: int, obs: str, hidden: int, seed: int, algo: str = "ppo", vs: dict | None = None) -> dict:
     """Train for `steps` env steps in a temporary folder; its steps per second. PPO
     with the given input, width and overlap (and, for the variant "changed", the
     config fields `vs`); REINFORCE (--algo reinforce) at its defaults, where the
@@ -67,9 +65,18 @@ def one(variant: str, steps: int, obs: str, hidden: int, seed: int, algo: str = 
     with tempfile.TemporaryDirectory(prefix="pongrl-ppo-speed-") as d:
         # pongrl 0.2 takes (cfg, run_dir); a --baseline revision before it took (run_dir, cfg)
         first = next(iter(inspect.signature(train).parameters))
-        s = train(cfg, Path(d) / "run", progress=False) if first == "cfg" else train(Path(d) / "run", cfg, progress=False)
-    return {"variant": variant, "steps": s["env_steps"], "updates": s["updates"], "wall_s": round(s["wall_s"], 3),
-            "steps_per_s": s["env_steps"] / s["wall_s"]}
+        s = (
+            train(cfg, Path(d) / "run", progress=False)
+            if first == "cfg"
+            else train(Path(d) / "run", cfg, progress=False)
+        )
+    return {
+        "variant": variant,
+        "steps": s["env_steps"],
+        "updates": s["updates"],
+        "wall_s": round(s["wall_s"], 3),
+        "steps_per_s": s["env_steps"] / s["wall_s"],
+    }
 
 
 def export_src(rev: str, dest: Path) -> Path:
@@ -83,8 +90,9 @@ def export_src(rev: str, dest: Path) -> Path:
 def is_revision(rev: str) -> bool:
     """Whether `rev` names a commit of this repository (False without git or outside a clone)."""
     try:
-        p = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
-                           capture_output=True)
+        p = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], capture_output=True
+        )
     except OSError:
         return False
     return p.returncode == 0
@@ -92,8 +100,22 @@ def is_revision(rev: str) -> bool:
 
 def child(variant: str, args, src: Path | None = None) -> dict:
     """One measurement in a fresh process; with src, that package source comes first on PYTHONPATH."""
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--one", variant, "--steps", str(args.steps),
-           "--obs", args.obs, "--hidden", str(args.hidden), "--seed", str(args.seed), "--algo", args.algo]
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--one",
+        variant,
+        "--steps",
+        str(args.steps),
+        "--obs",
+        args.obs,
+        "--hidden",
+        str(args.hidden),
+        "--seed",
+        str(args.seed),
+        "--algo",
+        args.algo,
+    ]
     if args.vs:
         cmd += ["--vs", json.dumps(args.vs)]
     env = os.environ.copy()
@@ -121,8 +143,10 @@ def ceiling_child(seconds: float) -> dict:
 
 def ratio_summary(rounds: list[dict], num: str, den: str) -> dict:
     ratios = [x[num]["steps_per_s"] / x[den]["steps_per_s"] for x in rounds]
-    return {f"{num}_over_{den}": round(statistics.median(ratios), 3),
-            f"{num}_over_{den}_per_round": [round(x, 3) for x in ratios]}
+    return {
+        f"{num}_over_{den}": round(statistics.median(ratios), 3),
+        f"{num}_over_{den}_per_round": [round(x, 3) for x in ratios],
+    }
 
 
 def run_all(args) -> dict:
@@ -137,12 +161,24 @@ def run_all(args) -> dict:
                 rounds[-1]["ceiling"] = ceiling_child(args.ceiling)
     base, new = names
     med = {v: statistics.median(x[v]["steps_per_s"] for x in rounds) for v in rounds[0]}
-    return {"benchmark": "ppo_speed", "cpu_count": os.cpu_count(),
-            "config": {"algo": args.algo, "steps": args.steps, "obs": args.obs, "hidden": args.hidden, "seed": args.seed,
-                       "baseline": args.baseline, "vs": args.vs, "ceiling_s": args.ceiling},
-            "median_steps_per_s": {v: round(s, 1) for v, s in med.items()},
-            **ratio_summary(rounds, new, base), **(ratio_summary(rounds, new, "ceiling") if args.ceiling else {}),
-            "rounds": rounds}
+    return {
+        "benchmark": "ppo_speed",
+        "cpu_count": os.cpu_count(),
+        "config": {
+            "algo": args.algo,
+            "steps": args.steps,
+            "obs": args.obs,
+            "hidden": args.hidden,
+            "seed": args.seed,
+            "baseline": args.baseline,
+            "vs": args.vs,
+            "ceiling_s": args.ceiling,
+        },
+        "median_steps_per_s": {v: round(s, 1) for v, s in med.items()},
+        **ratio_summary(rounds, new, base),
+        **(ratio_summary(rounds, new, "ceiling") if args.ceiling else {}),
+        "rounds": rounds,
+    }
 
 
 def json_object(s: str) -> dict:
@@ -173,13 +209,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--obs", default="frame+diff+pyramid", help="PPO's input (--ppo-obs; default: PPO's default)")
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--algo", default="ppo", choices=("ppo", "reinforce"),
-                    help="reinforce: the tutorial's agent at its defaults (use with --baseline)")
+    ap.add_argument(
+        "--algo",
+        default="ppo",
+        choices=("ppo", "reinforce"),
+        help="reinforce: the tutorial's agent at its defaults (use with --baseline)",
+    )
     ap.add_argument("--baseline", metavar="REV", help="compare with overlap at this git revision (a commit, tag, ...)")
-    ap.add_argument("--ceiling", type=float, default=0, metavar="SECONDS",
-                    help="also time the bare emulator for SECONDS a round (0: off)")
-    ap.add_argument("--vs", type=json_object, metavar="JSON",
-                    help='compare overlap with overlap and these config fields, e.g. \'{"ppo_minibatches": 8}\'')
+    ap.add_argument(
+        "--ceiling",
+        type=float,
+        default=0,
+        metavar="SECONDS",
+        help="also time the bare emulator for SECONDS a round (0: off)",
+    )
+    ap.add_argument(
+        "--vs",
+        type=json_object,
+        metavar="JSON",
+        help="compare overlap with overlap and these config fields, e.g. '{\"ppo_minibatches\": 8}'",
+    )
     ap.add_argument("--one", choices=tuple(VARIANTS), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.steps < 1 or args.rounds < 1 or args.hidden < 1:

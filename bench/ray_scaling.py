@@ -52,8 +52,16 @@ from pongrl.train import train
 
 def config(args, algo: str, workers: int = 0) -> Config:
     small = dict(hidden=16, ppo_hidden=16, ppo_num_steps=32, worker_steps=32) if args.quick else {}
-    return Config(algo=algo, num_envs=args.num_envs, workers=workers, steps=args.steps, episodes=None,
-                  checkpoint_every=0, seed=0, **small).validate()
+    return Config(
+        algo=algo,
+        num_envs=args.num_envs,
+        workers=workers,
+        steps=args.steps,
+        episodes=None,
+        checkpoint_every=0,
+        seed=0,
+        **small,
+    ).validate()
 
 
 def speed(cfg: Config, tmp: Path) -> dict:
@@ -61,10 +69,17 @@ def speed(cfg: Config, tmp: Path) -> dict:
     t0 = time.perf_counter()
     s = train(cfg, tmp / f"{cfg.algo}-w{cfg.workers}", progress=False)
     total = time.perf_counter() - t0
-    return {"algo": cfg.algo, "mode": "ray" if cfg.workers else "local", "workers": cfg.workers,
-            "games": cfg.num_envs * max(cfg.workers, 1), "env_steps": s["env_steps"], "updates": s["updates"],
-            "wall_s": round(s["wall_s"], 3), "startup_s": round(total - s["wall_s"], 3),
-            "steps_per_s": round(s["env_steps"] / s["wall_s"], 1)}
+    return {
+        "algo": cfg.algo,
+        "mode": "ray" if cfg.workers else "local",
+        "workers": cfg.workers,
+        "games": cfg.num_envs * max(cfg.workers, 1),
+        "env_steps": s["env_steps"],
+        "updates": s["updates"],
+        "wall_s": round(s["wall_s"], 3),
+        "startup_s": round(total - s["wall_s"], 3),
+        "steps_per_s": round(s["env_steps"] / s["wall_s"], 1),
+    }
 
 
 class TimedWorker(Worker):
@@ -106,23 +121,39 @@ def overhead(cfg: Config, reps: int) -> dict:
             t2 = time.perf_counter()
             results = ray.get(refs)
             t3 = time.perf_counter()
-            rollouts = [owned(r) for r, _ in results]
+            rollouts = [owned(r, len(results)) for r, _ in results]
             t4 = time.perf_counter()
             ray.get([a.echo.remote(None) for a in actors])
             t5 = time.perf_counter()
             worker = max(seconds for _, seconds in results)
             if k:
-                rows.append({"put_ms": t1 - t0, "get_ms": t3 - t2, "copy_ms": t4 - t3, "round_ms": t3 - t0,
-                             "worker_ms": worker, "overhead_ms": t3 - t0 - worker, "call_ms": t5 - t4})
+                rows.append(
+                    {
+                        "put_ms": t1 - t0,
+                        "get_ms": t3 - t2,
+                        "copy_ms": t4 - t3,
+                        "round_ms": t3 - t0,
+                        "worker_ms": worker,
+                        "overhead_ms": t3 - t0 - worker,
+                        "call_ms": t5 - t4,
+                    }
+                )
         nbytes = sum(rollout_bytes(r) for r in rollouts)
         transitions = sum(r.rewards.size for r in rollouts)
     finally:
         for a in actors:
             ray.kill(a)
     out = {k: round(1000 * statistics.median(r[k] for r in rows), 3) for k in rows[0]}
-    return {"algo": cfg.algo, "workers": cfg.workers, "steps_per_round": steps, "reps": reps,
-            "params_bytes": int(sum(v.nbytes for v in params.values())), "rollout_bytes": int(nbytes),
-            "bytes_per_transition": round(nbytes / transitions, 1), **out}
+    return {
+        "algo": cfg.algo,
+        "workers": cfg.workers,
+        "steps_per_round": steps,
+        "reps": reps,
+        "params_bytes": int(sum(v.nbytes for v in params.values())),
+        "rollout_bytes": int(nbytes),
+        "bytes_per_transition": round(nbytes / transitions, 1),
+        **out,
+    }
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -142,8 +173,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     started = not ray.is_initialized()
     if started:
-        ray.init(num_cpus=max(os.cpu_count() or 1, max(args.workers)), include_dashboard=False,
-                 logging_level="ERROR")
+        ray.init(num_cpus=max(os.cpu_count() or 1, max(args.workers)), include_dashboard=False, logging_level="ERROR")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -167,11 +197,25 @@ def main(argv: list[str] | None = None) -> dict:
         for o in overheads:
             if o["algo"] == algo:
                 summary[algo][f"ray_w{o['workers']}_overhead_ms_per_update"] = o["overhead_ms"]
-    res = {"machine": {"cpus": os.cpu_count(), "load_avg_1min_at_start": load, "python": platform.python_version(),
-                       "ray": ray.__version__, "numpy": np.__version__},
-           "settings": {"steps": args.steps, "num_envs": args.num_envs, "workers": args.workers,
-                        "algos": args.algos, "quick": args.quick},
-           "speed": speeds, "overhead": overheads, "summary": summary}
+    res = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "load_avg_1min_at_start": load,
+            "python": platform.python_version(),
+            "ray": ray.__version__,
+            "numpy": np.__version__,
+        },
+        "settings": {
+            "steps": args.steps,
+            "num_envs": args.num_envs,
+            "workers": args.workers,
+            "algos": args.algos,
+            "quick": args.quick,
+        },
+        "speed": speeds,
+        "overhead": overheads,
+        "summary": summary,
+    }
     text = json.dumps(res, indent=2)
     if args.out:
         Path(args.out).write_text(text + "\n")

@@ -49,8 +49,10 @@ def frame_to_vector(frame: np.ndarray) -> np.ndarray:
 
 
 def init_model(hidden: int, rng: np.random.Generator, inputs: int = D) -> dict[str, np.ndarray]:
-    return {"W1": rng.standard_normal((hidden, inputs)) / np.sqrt(inputs),
-            "W2": rng.standard_normal(hidden) / np.sqrt(hidden)}
+    return {
+        "W1": rng.standard_normal((hidden, inputs)) / np.sqrt(inputs),
+        "W2": rng.standard_normal(hidden) / np.sqrt(hidden),
+    }
 
 
 def forward(model: dict[str, np.ndarray], x: np.ndarray) -> tuple[float, np.ndarray]:
@@ -61,8 +63,9 @@ def forward(model: dict[str, np.ndarray], x: np.ndarray) -> tuple[float, np.ndar
     return 1.0 / (1.0 + np.exp(-logit)), h
 
 
-def backward(model: dict[str, np.ndarray], epx: np.ndarray, eph: np.ndarray,
-             epdlogp: np.ndarray) -> dict[str, np.ndarray]:
+def backward(
+    model: dict[str, np.ndarray], epx: np.ndarray, eph: np.ndarray, epdlogp: np.ndarray
+) -> dict[str, np.ndarray]:
     """Dense gradient of one episode: epx (T, 6400), eph (T, H), epdlogp (T,)."""
     dW2 = eph.T @ epdlogp
     dh = np.outer(epdlogp, model["W2"])
@@ -88,9 +91,18 @@ def rmsprop(model, grads, cache, lr: float, decay: float, eps: float) -> None:
         model[k] += lr * grads[k] / (np.sqrt(cache[k]) + eps)
 
 
-def run(seconds: float | None = None, max_steps: int | None = None, seed: int = 0,
-        env_id: str = "ALE/Pong-v5", hidden: int = 200, batch_size: int = 10, lr: float = 1e-4,
-        gamma: float = 0.99, decay: float = 0.99, eps: float = 1e-5) -> dict:
+def run(
+    seconds: float | None = None,
+    max_steps: int | None = None,
+    seed: int = 0,
+    env_id: str = "ALE/Pong-v5",
+    hidden: int = 200,
+    batch_size: int = 10,
+    lr: float = 1e-4,
+    gamma: float = 0.99,
+    decay: float = 0.99,
+    eps: float = 1e-5,
+) -> dict:
     """Play and learn until `seconds` of wall time or `max_steps` agent steps have passed.
 
     The clock starts after the env is made and first reset (start-up excluded),
@@ -147,10 +159,16 @@ def run(seconds: float | None = None, max_steps: int | None = None, seed: int = 
         wall = time.perf_counter() - start
     finally:
         env.close()
-    return {"steps": steps, "episodes": episodes, "updates": updates, "wall_s": wall,
-            "steps_per_s": steps / wall if wall > 0 else 0.0, "longest_episode": max(longest, len(xs)),
-            "mean_return": float(np.mean(returns)) if returns else None,
-            "bytes_per_transition": bytes_per_transition(hidden)}
+    return {
+        "steps": steps,
+        "episodes": episodes,
+        "updates": updates,
+        "wall_s": wall,
+        "steps_per_s": steps / wall if wall > 0 else 0.0,
+        "longest_episode": max(longest, len(xs)),
+        "mean_return": float(np.mean(returns)) if returns else None,
+        "bytes_per_transition": bytes_per_transition(hidden),
+    }
 
 
 if __name__ == "__main__":

@@ -37,18 +37,27 @@ def summary(run_dir: Path) -> dict:
     rows, evals = read(run_dir / "metrics.csv"), read(run_dir / "eval.csv")
     saved = json.loads((run_dir / "config.json").read_text())
     tutorial = Config(algo="reinforce").to_dict()
-    differs = {k: v for k, v in saved.items() if k in tutorial and tutorial[k] != v
-               and not k.startswith(("ppo_", "eval_", "steps", "episodes", "checkpoint"))}
+    differs = {
+        k: v
+        for k, v in saved.items()
+        if k in tutorial and tutorial[k] != v and not k.startswith(("ppo_", "eval_", "steps", "episodes", "checkpoint"))
+    }
     first = {}
     for level in LEVELS:
         hit = next((r for r in rows if r["running_reward"] >= level), None)
-        first[f"{level:+g}"] = None if hit is None else {"episode": int(hit["episode"]),
-                                                         "env_steps": int(hit["env_steps"])}
+        first[f"{level:+g}"] = (
+            None if hit is None else {"episode": int(hit["episode"]), "env_steps": int(hit["env_steps"])}
+        )
     last = rows[-1] if rows else {}
-    return {"run": str(run_dir), "differs_from_tutorial": differs, "episodes": int(last.get("episode", 0)),
-            "env_steps": int(last.get("env_steps", 0)), "running_reward": last.get("running_reward"),
-            "first_running_reward_at": first,
-            "evals": [{"env_steps": int(e["env_steps"]), "mean": e["mean"]} for e in evals]}
+    return {
+        "run": str(run_dir),
+        "differs_from_tutorial": differs,
+        "episodes": int(last.get("episode", 0)),
+        "env_steps": int(last.get("env_steps", 0)),
+        "running_reward": last.get("running_reward"),
+        "first_running_reward_at": first,
+        "evals": [{"env_steps": int(e["env_steps"]), "mean": e["mean"]} for e in evals],
+    }
 
 
 def labels(runs: list[Path]) -> list[str]:

@@ -28,12 +28,14 @@ HERE = Path(__file__).resolve().parent
 RUNS = {
     "reinforce_1env": dict(algo="reinforce", episodes=3, seed=5, num_envs=1, batch_size=1),
     "reinforce_16": dict(algo="reinforce", episodes=24, seed=7, batch_size=4),
-    "reinforce_fast": dict(algo="reinforce", episodes=24, seed=4, batch_size=4, lr=0.003, lr_anneal_steps=20000,
-                           lr_floor=0.002),  # the shipped config, its schedule shrunk to the run
+    "reinforce_fast": dict(
+        algo="reinforce", episodes=24, seed=4, batch_size=4, lr=0.003, lr_anneal_steps=20000, lr_floor=0.002
+    ),  # the shipped config, its schedule shrunk to the run
     "ppo_defaults": dict(algo="ppo", steps=10240, seed=3),
     "ppo_shipped_agent": dict(algo="ppo", steps=6144, seed=1, ppo_conv=8, ppo_gamma=0.99, ppo_anneal_steps=100000),
-    "ppo_serial_2groups": dict(algo="ppo", steps=6144, seed=2, groups=2, ppo_overlap=False, num_envs=8,
-                               ppo_obs="frame+diff", ppo_hidden=32),
+    "ppo_serial_2groups": dict(
+        algo="ppo", steps=6144, seed=2, groups=2, ppo_overlap=False, num_envs=8, ppo_obs="frame+diff", ppo_hidden=32
+    ),
 }
 
 
@@ -57,8 +59,12 @@ def child(name: str, out: Path, src: Path | None) -> None:
     env = os.environ.copy()
     if src is not None:
         env["PYTHONPATH"] = os.pathsep.join([str(src)] + [x for x in [env.get("PYTHONPATH")] if x])
-    p = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--one", name, "--out", str(out)],
-                       capture_output=True, text=True, env=env)
+    p = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--one", name, "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     if p.returncode != 0:
         raise SystemExit(f"{name} failed ({'baseline' if src else 'this checkout'}):\n{p.stderr[-3000:]}")
 
@@ -72,8 +78,11 @@ def compare(a: Path, b: Path) -> dict:
     pa, pb = np.load(a / "params.npz"), np.load(b / "params.npz")
     same = sorted(pa.files) == sorted(pb.files) and all(np.array_equal(pa[k], pb[k]) for k in pa.files)
     diff = {k: float(np.abs(pa[k].astype(np.float64) - pb[k]).max()) for k in pa.files if k in pb.files}
-    return {"parameters": "identical" if same else "different", "max_abs_difference": diff,
-            "metrics_csv": "identical" if metrics(a / "metrics.csv") == metrics(b / "metrics.csv") else "different"}
+    return {
+        "parameters": "identical" if same else "different",
+        "max_abs_difference": diff,
+        "metrics_csv": "identical" if metrics(a / "metrics.csv") == metrics(b / "metrics.csv") else "different",
+    }
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -100,8 +109,12 @@ def main(argv: list[str] | None = None) -> dict:
             child(name, old, src)
             results[name] = compare(new, old)
             print(f"[same_numbers] {name}: {results[name]['parameters']}", file=sys.stderr, flush=True)
-    out = {"benchmark": "same_numbers", "baseline": args.baseline, "runs": results,
-           "all_identical": all(r["parameters"] == r["metrics_csv"] == "identical" for r in results.values())}
+    out = {
+        "benchmark": "same_numbers",
+        "baseline": args.baseline,
+        "runs": results,
+        "all_identical": all(r["parameters"] == r["metrics_csv"] == "identical" for r in results.values()),
+    }
     print(json.dumps(out, indent=2))
     return out
 

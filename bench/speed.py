@@ -122,9 +122,21 @@ def _make_stepper(kind: str, n: int, threads: int, rgb: bool, seed: int):
     if kind == "vec":  # ale-py's AtariVectorEnv: C++ threads, raw 210x160 frames
         from ale_py.vector_env import AtariVectorEnv
 
-        env = AtariVectorEnv("pong", n, num_threads=threads, img_height=210, img_width=160, grayscale=not rgb,
-                             stack_num=1, maxpool=False, noop_max=0, reward_clipping=False, use_fire_reset=False,
-                             repeat_action_probability=0.25, frameskip=4)
+        env = AtariVectorEnv(
+            "pong",
+            n,
+            num_threads=threads,
+            img_height=210,
+            img_width=160,
+            grayscale=not rgb,
+            stack_num=1,
+            maxpool=False,
+            noop_max=0,
+            reward_clipping=False,
+            use_fire_reset=False,
+            repeat_action_probability=0.25,
+            frameskip=4,
+        )
         env.reset(seed=seed)
         idx = np.arange(n)
 
@@ -165,8 +177,10 @@ def one_ceiling(kind: str, n: int, threads: int, rgb: bool, procs: int, seconds:
 
         ctx = mp.get_context("spawn")
         barrier, queue = ctx.Barrier(procs), ctx.Queue()
-        ps = [ctx.Process(target=_ceiling_worker, args=(kind, n, threads, rgb, s, seconds, barrier, queue))
-              for s in range(procs)]
+        ps = [
+            ctx.Process(target=_ceiling_worker, args=(kind, n, threads, rgb, s, seconds, barrier, queue))
+            for s in range(procs)
+        ]
         for p in ps:
             p.start()
         parts = [queue.get(timeout=seconds + 300) for _ in ps]
@@ -174,15 +188,22 @@ def one_ceiling(kind: str, n: int, threads: int, rgb: bool, procs: int, seconds:
             p.join()
     window = max(p["t1"] for p in parts) - min(p["t0"] for p in parts)  # the same wall window for all
     steps = sum(p["steps"] for p in parts)
-    return {"steps": steps, "wall_s": window, "steps_per_s": steps / window,
-            "per_process_steps_per_s": [p["steps"] / (p["t1"] - p["t0"]) for p in parts],
-            "peak_rss_bytes": sum(p["peak_rss_bytes"] for p in parts),
-            "peak_rss_bytes_per_process": [p["peak_rss_bytes"] for p in parts]}
+    return {
+        "steps": steps,
+        "wall_s": window,
+        "steps_per_s": steps / window,
+        "per_process_steps_per_s": [p["steps"] / (p["t1"] - p["t0"]) for p in parts],
+        "peak_rss_bytes": sum(p["peak_rss_bytes"] for p in parts),
+        "peak_rss_bytes_per_process": [p["peak_rss_bytes"] for p in parts],
+    }
 
 
 def ceiling_label(c: dict) -> str:
-    s = {"gym": "gym env (RGB)", "ale": "bare ALEInterface (" + ("RGB" if c["rgb"] else "gray") + ")",
-         "vec": f"AtariVectorEnv N={c['n']} threads={c['threads']} " + ("RGB" if c["rgb"] else "gray")}[c["kind"]]
+    s = {
+        "gym": "gym env (RGB)",
+        "ale": "bare ALEInterface (" + ("RGB" if c["rgb"] else "gray") + ")",
+        "vec": f"AtariVectorEnv N={c['n']} threads={c['threads']} " + ("RGB" if c["rgb"] else "gray"),
+    }[c["kind"]]
     return s + (f" x {c['procs']} processes" if c["procs"] > 1 else "")
 
 
@@ -192,10 +213,18 @@ def ceiling_configs() -> list[dict]:
 
     cores = os.cpu_count() or 1
     return [
-        cfg("gym"), cfg("gym", procs=2), cfg("ale"), cfg("ale", procs=2),
-        cfg("vec", 2, 2), cfg("vec", 8, 2), cfg("vec", 16, 2), cfg("vec", 32, 2),
-        cfg("vec", 8, 2, rgb=True), cfg("vec", 32, 2, rgb=True),
-        cfg("vec", 1, 1, procs=2), cfg("vec", 8, 1, procs=2),
+        cfg("gym"),
+        cfg("gym", procs=2),
+        cfg("ale"),
+        cfg("ale", procs=2),
+        cfg("vec", 2, 2),
+        cfg("vec", 8, 2),
+        cfg("vec", 16, 2),
+        cfg("vec", 32, 2),
+        cfg("vec", 8, 2, rgb=True),
+        cfg("vec", 32, 2, rgb=True),
+        cfg("vec", 1, 1, procs=2),
+        cfg("vec", 8, 1, procs=2),
     ] + ([cfg("vec", 32, cores)] if cores > 2 else [])
 
 
@@ -231,9 +260,16 @@ def one_train(n: int, steps: int, cap_s: float) -> dict:
         s = train(cfg, Path(d) / "run", progress=False)
         arrays, _ = checkpoint.load(Path(d) / "run" / "checkpoint.npz")
         updates = int(arrays["learner/updates"])
-    return {"num_envs": n, "steps": s["env_steps"], "wall_s": s["wall_s"], "steps_per_s": s["env_steps"] / s["wall_s"],
-            "episodes": s["episodes"], "updates": updates, "capped": bool(s["interrupted"]),
-            "peak_rss_bytes": peak_rss_bytes()}
+    return {
+        "num_envs": n,
+        "steps": s["env_steps"],
+        "wall_s": s["wall_s"],
+        "steps_per_s": s["env_steps"] / s["wall_s"],
+        "episodes": s["episodes"],
+        "updates": updates,
+        "capped": bool(s["interrupted"]),
+        "peak_rss_bytes": peak_rss_bytes(),
+    }
 
 
 def one_bytes(n: int, vec_steps: int) -> dict:
@@ -253,8 +289,14 @@ def one_bytes(n: int, vec_steps: int) -> dict:
             if ((k + 1) % 25 == 0 or k + 1 == vec_steps) and held:
                 # what Python really holds: array objects (with their data when they own it),
                 # the SparseRows objects and the list slots; payload is `stored_bytes`
-                py = sum(sys.getsizeof(b) + sys.getsizeof(b.__dict__) + sys.getsizeof(b.indptr)
-                         + sys.getsizeof(b.cols) + sys.getsizeof(b.vals) for b in buf.blocks)
+                py = sum(
+                    sys.getsizeof(b)
+                    + sys.getsizeof(b.__dict__)
+                    + sys.getsizeof(b.indptr)
+                    + sys.getsizeof(b.cols)
+                    + sys.getsizeof(b.vals)
+                    for b in buf.blocks
+                )
                 py += sum(sys.getsizeof(a) + sys.getsizeof(r) for a, r in zip(buf.actions, buf.rewards))
                 py += 8 * 3 * len(buf.blocks)
                 nnz = sum(len(b.cols) for b in buf.blocks)
@@ -262,10 +304,17 @@ def one_bytes(n: int, vec_steps: int) -> dict:
     finally:
         run.close()
     payload, python, nnz, held = (np.array(c, float) for c in zip(*samples))
-    return {"num_envs": n, "vec_steps": vec_steps, "samples": len(samples), "max_transitions_held": int(held.max()),
-            "bytes_per_transition": float(payload.mean()), "bytes_per_transition_max": float(payload.max()),
-            "bytes_per_transition_with_python_objects": float(python.mean()),
-            "nonzeros_per_input": float(nnz.mean()), "peak_rss_bytes": peak_rss_bytes()}
+    return {
+        "num_envs": n,
+        "vec_steps": vec_steps,
+        "samples": len(samples),
+        "max_transitions_held": int(held.max()),
+        "bytes_per_transition": float(payload.mean()),
+        "bytes_per_transition_max": float(payload.max()),
+        "bytes_per_transition_with_python_objects": float(python.mean()),
+        "nonzeros_per_input": float(nnz.mean()),
+        "peak_rss_bytes": peak_rss_bytes(),
+    }
 
 
 def stored_bytes(buf) -> int:
@@ -301,8 +350,9 @@ def child(*argv: str, timeout: float, env: dict | None = None) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--one", *map(str, argv)]
     t = time.perf_counter()
     try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                           env=None if env is None else os.environ | env)
+        p = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=timeout, env=None if env is None else os.environ | env
+        )
     except subprocess.TimeoutExpired:
         log(f"  TIMEOUT after {timeout:.0f} s: {' '.join(map(str, argv))}")
         return {"error": f"timeout after {timeout:.0f} s", "argv": list(map(str, argv))}
@@ -317,8 +367,21 @@ def child(*argv: str, timeout: float, env: dict | None = None) -> dict:
 
 
 def measure_ceiling(c: dict, seconds: float) -> dict:
-    out = child("ceiling", "--kind", c["kind"], "--n", c["n"], "--threads", c["threads"], "--procs", c["procs"],
-                *(["--rgb"] if c["rgb"] else []), "--seconds", seconds, timeout=seconds + 300)
+    out = child(
+        "ceiling",
+        "--kind",
+        c["kind"],
+        "--n",
+        c["n"],
+        "--threads",
+        c["threads"],
+        "--procs",
+        c["procs"],
+        *(["--rgb"] if c["rgb"] else []),
+        "--seconds",
+        seconds,
+        timeout=seconds + 300,
+    )
     out.update(config=ceiling_label(c), **{f"cfg_{k}": v for k, v in c.items()})
     log(f"  ceiling {out['config']}: {out.get('steps_per_s', float('nan')):,.0f} steps/s")
     return out
@@ -327,9 +390,11 @@ def measure_ceiling(c: dict, seconds: float) -> dict:
 def measure_train(n: int, steps: int, cap_s: float) -> dict:
     out = child("train", "--n", n, "--steps", steps, "--cap", cap_s, timeout=cap_s + 300)
     if "error" not in out:
-        log(f"  train N={n}: {out['steps_per_s']:,.0f} steps/s ({out['steps']} steps, {out['episodes']} episodes, "
+        log(
+            f"  train N={n}: {out['steps_per_s']:,.0f} steps/s ({out['steps']} steps, {out['episodes']} episodes, "
             f"{out['updates']} updates, {out['wall_s']:.1f} s{', CAPPED' if out['capped'] else ''}, "
-            f"peak RSS {out['peak_rss_bytes'] / 2**20:.0f} MiB)")
+            f"peak RSS {out['peak_rss_bytes'] / 2**20:.0f} MiB)"
+        )
     return out
 
 
@@ -343,8 +408,11 @@ def measure_reference(seconds: float, one_thread: bool) -> dict:
     out = child("reference", "--seconds", seconds, timeout=seconds + 300, env=ONE_BLAS_THREAD if one_thread else None)
     out["blas_threads"] = "1" if one_thread else "default"
     if "error" not in out:
-        log(f"  reference (BLAS threads: {out['blas_threads']}): {out['steps_per_s']:,.0f} steps/s ({out['steps']} steps, {out['episodes']} episodes, "
-            f"{out['updates']} updates, peak RSS {out['peak_rss_bytes'] / 2**20:.0f} MiB)")
+        log(
+            f"  reference (BLAS threads: {out['blas_threads']}): {out['steps_per_s']:,.0f} steps/s "
+            f"({out['steps']} steps, {out['episodes']} episodes, "
+            f"{out['updates']} updates, peak RSS {out['peak_rss_bytes'] / 2**20:.0f} MiB)"
+        )
     return out
 
 
@@ -366,11 +434,17 @@ def machine_info() -> dict:
         ale_version = ale_py.__version__
     except Exception:  # noqa: BLE001
         ale_version = None
-    return {"python": platform.python_version(), "numpy": np.__version__, "ale_py": ale_version,
-            "platform": platform.platform(), "cpu_count": os.cpu_count(),
-            "sched_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-            "thread_env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-                           if k in os.environ}}
+    return {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "ale_py": ale_version,
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "sched_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "thread_env": {
+            k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS") if k in os.environ
+        },
+    }
 
 
 def run_all(args) -> dict:
@@ -380,11 +454,23 @@ def run_all(args) -> dict:
     default_n = Config(algo="reinforce").num_envs
     S = args.seconds
     if args.quick:
-        plan = {"ceiling_s": S, "reference_s": S, "min_steps": 0, "scaling_steps": {n: max(300, 60 * n) for n in SCALING_NS},
-                "bytes_vec_steps": 100, "rounds": 1}
+        plan = {
+            "ceiling_s": S,
+            "reference_s": S,
+            "min_steps": 0,
+            "scaling_steps": {n: max(300, 60 * n) for n in SCALING_NS},
+            "bytes_vec_steps": 100,
+            "rounds": 1,
+        }
     else:
-        plan = {"ceiling_s": S / 4, "reference_s": S, "min_steps": args.min_steps,
-                "scaling_steps": {n: args.min_steps for n in SCALING_NS}, "bytes_vec_steps": 1500, "rounds": args.rounds}
+        plan = {
+            "ceiling_s": S / 4,
+            "reference_s": S,
+            "min_steps": args.min_steps,
+            "scaling_steps": {n: args.min_steps for n in SCALING_NS},
+            "bytes_vec_steps": 1500,
+            "rounds": args.rounds,
+        }
     load0 = os.getloadavg()
     log(f"plan: {json.dumps(plan)}; load average {load0}")
 
@@ -403,8 +489,10 @@ def run_all(args) -> dict:
     log("bytes per transition")
     mem = child("bytes", "--n", default_n, "--steps", plan["bytes_vec_steps"], timeout=600)
     if "error" not in mem:
-        log(f"  pongrl: {mem['bytes_per_transition']:.1f} B/transition "
-            f"({mem['bytes_per_transition_with_python_objects']:.1f} with Python objects)")
+        log(
+            f"  pongrl: {mem['bytes_per_transition']:.1f} B/transition "
+            f"({mem['bytes_per_transition_with_python_objects']:.1f} with Python objects)"
+        )
 
     # headline rounds: a, c (default N) and the best ceiling configuration, interleaved
     calib = sps(by_n.get(default_n, {}))
@@ -414,16 +502,24 @@ def run_all(args) -> dict:
     rounds = []
     for r in range(plan["rounds"]):
         log(f"headline round {r + 1}/{plan['rounds']} (train N={default_n}: {head_steps} steps)")
-        rounds.append({
-            "reference": [measure_reference(plan["reference_s"], one_thread) for one_thread in (False, True)],
-            "train": measure_train(default_n, head_steps, args.cap),
-            "ceiling": measure_ceiling(best_cfg, plan["ceiling_s"]) if best_cfg else {"error": "no ceiling"},
-        })
+        rounds.append(
+            {
+                "reference": [measure_reference(plan["reference_s"], one_thread) for one_thread in (False, True)],
+                "train": measure_train(default_n, head_steps, args.cap),
+                "ceiling": measure_ceiling(best_cfg, plan["ceiling_s"]) if best_cfg else {"error": "no ceiling"},
+            }
+        )
     wall_total = time.perf_counter() - t_start
-    return {"summary": summarize(rounds, sweep, by_n, mem, default_n), "ceiling_sweep": sweep, "scaling": scaling,
-            "rounds": rounds, "bytes": mem, "plan": plan | {"seconds": S, "quick": args.quick, "cap_s": args.cap},
-            "machine": machine_info() | {"load_average_start": load0, "load_average_end": os.getloadavg()},
-            "total_wall_s": wall_total}
+    return {
+        "summary": summarize(rounds, sweep, by_n, mem, default_n),
+        "ceiling_sweep": sweep,
+        "scaling": scaling,
+        "rounds": rounds,
+        "bytes": mem,
+        "plan": plan | {"seconds": S, "quick": args.quick, "cap_s": args.cap},
+        "machine": machine_info() | {"load_average_start": load0, "load_average_end": os.getloadavg()},
+        "total_wall_s": wall_total,
+    }
 
 
 def summarize(rounds: list[dict], sweep: list[dict], by_n: dict, mem: dict, default_n: int) -> dict:
@@ -446,34 +542,50 @@ def summarize(rounds: list[dict], sweep: list[dict], by_n: dict, mem: dict, defa
     for r in rounds:
         ra = max((sps(m) for m in r["reference"] if "error" not in m), default=float("nan"))
         rb, rc = sps(r["ceiling"]), sps(r["train"])
-        per_round.append({"a": ra, "b_same_config_as_ceiling": rb, "c": rc, "c_over_a": ratio(rc, ra),
-                          "c_over_b": ratio(rc, rb)})
+        per_round.append(
+            {"a": ra, "b_same_config_as_ceiling": rb, "c": rc, "c_over_a": ratio(rc, ra), "c_over_b": ratio(rc, rb)}
+        )
     c_over_a, c_over_b = ratio(c, a), ratio(c, b)
     return {
         "a_reference_steps_per_s": a,
-        "a_reference_by_blas_threads": {v: max((sps(m) for m in refs if m["blas_threads"] == v), default=float("nan"))
-                                        for v in ("default", "1")},
+        "a_reference_by_blas_threads": {
+            v: max((sps(m) for m in refs if m["blas_threads"] == v), default=float("nan")) for v in ("default", "1")
+        },
         "b_ceiling_steps_per_s": b,
         "b_ceiling_config": best(ceilings).get("config"),
         "c_pongrl_train_steps_per_s": c,
         "c_num_envs": default_n,
         "c_over_a": c_over_a,
         "c_over_b": c_over_b,
-        "medians": {"a": median(r["a"] for r in per_round), "c": median(sps(m) for m in trains_all),
-                    "b_best_config": median(sps(m) for m in ceilings if m.get("config") == best(ceilings).get("config"))},
+        "medians": {
+            "a": median(r["a"] for r in per_round),
+            "c": median(sps(m) for m in trains_all),
+            "b_best_config": median(sps(m) for m in ceilings if m.get("config") == best(ceilings).get("config")),
+        },
         "per_round": per_round,
-        "bytes_per_transition": {"reference": ref_bytes, "pongrl": ours_bytes, "fraction": bytes_frac,
-                                 "pongrl_with_python_objects": mem.get("bytes_per_transition_with_python_objects")},
-        "peak_rss_bytes": {"reference": max((m["peak_rss_bytes"] for m in refs), default=float("nan")),
-                           "ceiling_best_config": best(ceilings).get("peak_rss_bytes"),
-                           "pongrl_train": train_rss},
+        "bytes_per_transition": {
+            "reference": ref_bytes,
+            "pongrl": ours_bytes,
+            "fraction": bytes_frac,
+            "pongrl_with_python_objects": mem.get("bytes_per_transition_with_python_objects"),
+        },
+        "peak_rss_bytes": {
+            "reference": max((m["peak_rss_bytes"] for m in refs), default=float("nan")),
+            "ceiling_best_config": best(ceilings).get("peak_rss_bytes"),
+            "pongrl_train": train_rss,
+        },
         "scaling_steps_per_s": {str(n): sps(m) for n, m in sorted(by_n.items())},
         "targets": {  # a comparison with NaN (a failed measurement) is False: never holds
             "c/a >= 5": {"value": c_over_a, "holds": bool(c_over_a >= TARGETS["c_over_a"])},
             "c/b >= 0.8": {"value": c_over_b, "holds": bool(c_over_b >= TARGETS["c_over_b"])},
             "bytes per transition <= reference / 20": {
-                "value": bytes_frac, "holds": bool(bytes_frac <= TARGETS["bytes_fraction_of_reference"])},
-            f"peak RSS <= 1 GB at N={default_n}": {"value": train_rss, "holds": bool(train_rss <= TARGETS["peak_rss_bytes"])},
+                "value": bytes_frac,
+                "holds": bool(bytes_frac <= TARGETS["bytes_fraction_of_reference"]),
+            },
+            f"peak RSS <= 1 GB at N={default_n}": {
+                "value": train_rss,
+                "holds": bool(train_rss <= TARGETS["peak_rss_bytes"]),
+            },
         },
     }
 
@@ -490,14 +602,24 @@ def _finite(obj):
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seconds", type=float, default=None,
-                    help="time budget S (full run: 20 s; --quick: 1 s): the reference gets S per variant, "
-                         "each ceiling configuration S/4, the headline train about S (at least --min-steps)")
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--seconds",
+        type=float,
+        default=None,
+        help="time budget S (full run: 20 s; --quick: 1 s): the reference gets S per variant, "
+        "each ceiling configuration S/4, the headline train about S (at least --min-steps)",
+    )
     ap.add_argument("--quick", action="store_true", help="tiny budgets everywhere (a smoke test, numbers meaningless)")
     ap.add_argument("--rounds", type=int, default=2, help="interleaved headline rounds (full run)")
-    ap.add_argument("--min-steps", type=int, default=60_000,
-                    help="agent steps of every train measurement at least (covers several updates)")
+    ap.add_argument(
+        "--min-steps",
+        type=int,
+        default=60_000,
+        help="agent steps of every train measurement at least (covers several updates)",
+    )
     ap.add_argument("--cap", type=float, default=None, help="safety cap in seconds on one train measurement")
     ap.add_argument("--out", type=Path, help="also write the JSON to this file")
     one = ap.add_argument_group("one measurement (internal)")

@@ -53,16 +53,33 @@ from pongrl.logger import system_info  # noqa: E402
 from pongrl.train import train  # noqa: E402
 
 THRESHOLDS = (0.0, 18.0)
-BENCH_FIELDS = {"algo", "seed", "env_id", "steps", "episodes", "checkpoint_every", "eval_every", "eval_games",
-                "eval_greedy", "init_from"}  # set by the benchmark, never by --config
+BENCH_FIELDS = {
+    "algo",
+    "seed",
+    "env_id",
+    "steps",
+    "episodes",
+    "checkpoint_every",
+    "eval_every",
+    "eval_games",
+    "eval_greedy",
+    "init_from",
+}  # set by the benchmark, never by --config
 
 
 # ---------------------------------------------------------------- training with evaluations
 def read_evals(run_dir: Path) -> list[dict]:
     """The run's eval.csv (written by the train loop, Config.eval_every) as evaluation records."""
     with open(run_dir / "eval.csv", newline="") as f:
-        return [{"env_steps": int(r["env_steps"]), "wall_s": float(r["wall_s"]), "score": float(r["mean"]),
-                 "win_rate": float(r["win_rate"])} for r in csv.DictReader(f)]
+        return [
+            {
+                "env_steps": int(r["env_steps"]),
+                "wall_s": float(r["wall_s"]),
+                "score": float(r["mean"]),
+                "win_rate": float(r["win_rate"]),
+            }
+            for r in csv.DictReader(f)
+        ]
 
 
 def train_and_evaluate(run_dir: Path, cfg: Config, args, max_steps: int | None, max_seconds: float | None) -> dict:
@@ -88,16 +105,26 @@ def train_and_evaluate(run_dir: Path, cfg: Config, args, max_steps: int | None, 
             keep_within_budget(run_dir)
         if evals:
             e = evals[-1]
-            print(f"{cfg.algo} seed {cfg.seed}: {e['env_steps']} steps, {e['wall_s']:.0f} s, eval {e['score']:+.1f}",
-                  file=sys.stderr, flush=True)
+            print(
+                f"{cfg.algo} seed {cfg.seed}: {e['env_steps']} steps, {e['wall_s']:.0f} s, eval {e['score']:+.1f}",
+                file=sys.stderr,
+                flush=True,
+            )
         if summary["interrupted"]:
             break
     reached = first_reached(evals, max_seconds)
     if args.stop_above is not None:
         reached[f">{args.stop_above:+g}"] = first_above(evals, args.stop_above, max_seconds)
-    return {"algo": cfg.algo, "seed": cfg.seed, "run_dir": str(run_dir), "evals": evals,
-            "reached": with_episodes(reached, run_dir), "env_steps": summary["env_steps"],
-            "wall_s": summary["wall_s"], "interrupted": summary["interrupted"]}
+    return {
+        "algo": cfg.algo,
+        "seed": cfg.seed,
+        "run_dir": str(run_dir),
+        "evals": evals,
+        "reached": with_episodes(reached, run_dir),
+        "env_steps": summary["env_steps"],
+        "wall_s": summary["wall_s"],
+        "interrupted": summary["interrupted"],
+    }
 
 
 def keep_within_budget(run_dir: Path) -> None:
@@ -157,8 +184,10 @@ def with_episodes(reached: dict, run_dir: Path) -> dict:
     """Each threshold's first evaluation with the episodes played by then (from metrics.csv)."""
     with open(run_dir / "metrics.csv", newline="") as f:
         ends = np.array([int(r["env_steps"]) for r in csv.DictReader(f)], np.int64)  # env steps at each episode end
-    return {k: None if hit is None else hit | {"episodes": int((ends <= hit["env_steps"]).sum())}
-            for k, hit in reached.items()}
+    return {
+        k: None if hit is None else hit | {"episodes": int((ends <= hit["env_steps"]).sum())}
+        for k, hit in reached.items()
+    }
 
 
 def check_resumable(run_dir: Path, cfg: Config, resume: bool) -> None:
@@ -182,8 +211,14 @@ def write_csv(path: Path, runs: list[dict]) -> None:
                 w.writerow([r["algo"], r["seed"], e["env_steps"], e["wall_s"], e["score"]])
 
 
-def plot(path: Path, runs: list[dict], title: str, budget_minutes: float | None = None,
-         greedy: bool = False, eval_games: int = 10) -> None:
+def plot(
+    path: Path,
+    runs: list[dict],
+    title: str,
+    budget_minutes: float | None = None,
+    greedy: bool = False,
+    eval_games: int = 10,
+) -> None:
     """Eval score against env steps and against training minutes (with the budget, if one, dotted)."""
     import matplotlib
 
@@ -198,8 +233,13 @@ def plot(path: Path, runs: list[dict], title: str, budget_minutes: float | None 
         steps = [e["env_steps"] / 1e6 for e in r["evals"]]
         minutes = [e["wall_s"] / 60 for e in r["evals"]]
         score = [e["score"] for e in r["evals"]]
-        style = {"marker": ".", "color": colors.get(r["algo"]), "ls": styles[r["seed"]], "alpha": 0.8,
-                 "label": f"{r['algo']} seed {r['seed']}"}
+        style = {
+            "marker": ".",
+            "color": colors.get(r["algo"]),
+            "ls": styles[r["seed"]],
+            "alpha": 0.8,
+            "label": f"{r['algo']} seed {r['seed']}",
+        }
         axes[0].plot(steps, score, **style)
         axes[1].plot(minutes, score, **style)
     for ax, xlabel in zip(axes, ("env steps (millions)", "training wall time (minutes)")):
@@ -226,9 +266,12 @@ def summarize(runs: list[dict]) -> dict:
         out[algo] = {}
         for key in mine[0]["reached"]:
             hits = [r["reached"][key] for r in mine if r["reached"][key] is not None]
-            out[algo][key] = {"seeds_reached": len(hits), "of": len(mine),
-                              "median_env_steps": float(np.median([h["env_steps"] for h in hits])) if hits else None,
-                              "median_wall_s": float(np.median([h["wall_s"] for h in hits])) if hits else None}
+            out[algo][key] = {
+                "seeds_reached": len(hits),
+                "of": len(mine),
+                "median_env_steps": float(np.median([h["env_steps"] for h in hits])) if hits else None,
+                "median_wall_s": float(np.median([h["wall_s"] for h in hits])) if hits else None,
+            }
     return out
 
 
@@ -258,21 +301,46 @@ def parse_args(argv=None):
     ap.add_argument("--algos", nargs="+", default=["ppo", "reinforce"], choices=["ppo", "reinforce"])
     ap.add_argument("--env-id", default="ALE/Pong-v5")
     mode = ap.add_mutually_exclusive_group()
-    mode.add_argument("--greedy", dest="greedy", action="store_true", default=True,
-                      help="evaluate with the policy's most likely action (the default, as pongrl eval)")
-    mode.add_argument("--sample", dest="greedy", action="store_false",
-                      help="evaluate with actions sampled from the policy, as in training (Config.eval_greedy false)")
-    ap.add_argument("--stop-at-win", action="store_true",
-                    help=f"stop a run once an evaluation reaches {THRESHOLDS[-1]:+g} (saves hours)")
-    ap.add_argument("--stop-above", type=float, default=None, metavar="SCORE",
-                    help="stop a run once an evaluation's mean is above SCORE (0: it beats the built-in AI), "
-                         "and report when it first was")
-    ap.add_argument("--config", type=Path, default=None, metavar="FILE.json|NAME",
-                    help="hyperparameters for every algorithm: the fields this config file sets "
-                         "(a run's config.json works), but the benchmark's own (seed, env, steps, evaluations)")
+    mode.add_argument(
+        "--greedy",
+        dest="greedy",
+        action="store_true",
+        default=True,
+        help="evaluate with the policy's most likely action (the default, as pongrl eval)",
+    )
+    mode.add_argument(
+        "--sample",
+        dest="greedy",
+        action="store_false",
+        help="evaluate with actions sampled from the policy, as in training (Config.eval_greedy false)",
+    )
+    ap.add_argument(
+        "--stop-at-win",
+        action="store_true",
+        help=f"stop a run once an evaluation reaches {THRESHOLDS[-1]:+g} (saves hours)",
+    )
+    ap.add_argument(
+        "--stop-above",
+        type=float,
+        default=None,
+        metavar="SCORE",
+        help="stop a run once an evaluation's mean is above SCORE (0: it beats the built-in AI), "
+        "and report when it first was",
+    )
+    ap.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        metavar="FILE.json|NAME",
+        help="hyperparameters for every algorithm: the fields this config file sets "
+        "(a run's config.json works), but the benchmark's own (seed, env, steps, evaluations)",
+    )
     ap.add_argument("--out", type=Path, default=Path("bench_out/time_to_win"))
-    ap.add_argument("--resume", action="store_true",
-                    help="continue the runs already in --out (from an interrupted or shorter invocation)")
+    ap.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the runs already in --out (from an interrupted or shorter invocation)",
+    )
     return ap.parse_args(argv)
 
 
@@ -284,9 +352,16 @@ def main(argv=None) -> dict:
     for seed in args.seeds:
         budget = args.steps
         for algo in args.algos:
-            cfg = Config(algo=algo, seed=seed, env_id=args.env_id, checkpoint_every=0,
-                         eval_every=args.eval_every, eval_games=args.eval_games, eval_greedy=args.greedy,
-                         **fields).validate()
+            cfg = Config(
+                algo=algo,
+                seed=seed,
+                env_id=args.env_id,
+                checkpoint_every=0,
+                eval_every=args.eval_every,
+                eval_games=args.eval_games,
+                eval_greedy=args.greedy,
+                **fields,
+            ).validate()
             run_dir = args.out / f"{algo}_seed{seed}"
             if (run_dir / "checkpoint.npz").exists():
                 check_resumable(run_dir, cfg, args.resume)
@@ -298,13 +373,23 @@ def main(argv=None) -> dict:
                 break
         if runs and runs[-1]["interrupted"]:
             break
-    result = {"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-              "summary": summarize(runs), "runs": runs, "bench_wall_s": round(time.time() - started, 1),
-              "system": system_info()}
+    result = {
+        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "summary": summarize(runs),
+        "runs": runs,
+        "bench_wall_s": round(time.time() - started, 1),
+        "system": system_info(),
+    }
     (args.out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
     write_csv(args.out / "evals.csv", runs)
-    plot(args.out / "curves.png", runs, title="Pong: " + " vs ".join(a.upper() for a in args.algos),
-         budget_minutes=args.minutes if args.steps is None else None, greedy=args.greedy, eval_games=args.eval_games)
+    plot(
+        args.out / "curves.png",
+        runs,
+        title="Pong: " + " vs ".join(a.upper() for a in args.algos),
+        budget_minutes=args.minutes if args.steps is None else None,
+        greedy=args.greedy,
+        eval_games=args.eval_games,
+    )
     print(json.dumps(result))  # one line, after the progress lines
     return result
 

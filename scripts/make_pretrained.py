@@ -36,11 +36,17 @@ MAX_BYTES = 10 * 2**20
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("run_dir", type=Path)
-    ap.add_argument("--agent", choices=("best", "final"), default="best",
-                    help="best.npz, or the last weights of the run (checkpoint.npz)")
+    ap.add_argument(
+        "--agent",
+        choices=("best", "final"),
+        default="best",
+        help="best.npz, or the last weights of the run (checkpoint.npz)",
+    )
     ap.add_argument("--games", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0, help="evaluation seed, as `pongrl eval --seed`")
-    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "src/pongrl/pretrained/pong_ppo.npz")
+    ap.add_argument(
+        "--out", type=Path, default=Path(__file__).resolve().parents[1] / "src/pongrl/pretrained/pong_ppo.npz"
+    )
     args = ap.parse_args(argv)
 
     source = args.run_dir / ("best.npz" if args.agent == "best" else "checkpoint.npz")
@@ -49,15 +55,20 @@ def main(argv=None) -> dict:
     except checkpoint.CheckpointError as e:
         ap.error(str(e))  # one line, exit 2
     small = Agent(trained.cfg, {k: v.astype(np.float16) for k, v in trained.params.items()})
-    info = {"eval_during_training": training_eval(source, args.agent),
-            "made_by": f"python scripts/make_pretrained.py {args.run_dir} --agent {args.agent} "
-                       f"--games {args.games} --seed {args.seed}"}
+    info = {
+        "eval_during_training": training_eval(source, args.agent),
+        "made_by": f"python scripts/make_pretrained.py {args.run_dir} --agent {args.agent} "
+        f"--games {args.games} --seed {args.seed}",
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     new = args.out.with_name(args.out.stem + ".new.npz")  # the agent at args.out stays until this one passes
     save_agent(new, small, info, compress=True)
     fresh = evaluate(load_agent(new), args.games, seed=args.seed)  # the file as users get it
-    info["eval"] = {"seed": args.seed, "greedy": True,  # as pongrl eval's default
-                    **{k: fresh[k] for k in ("games", "mean", "std", "win_rate", "scores")}}
+    info["eval"] = {
+        "seed": args.seed,
+        "greedy": True,  # as pongrl eval's default
+        **{k: fresh[k] for k in ("games", "mean", "std", "win_rate", "scores")},
+    }
     save_agent(new, small, info, compress=True)
     size = new.stat().st_size
     if size > MAX_BYTES:
@@ -80,11 +91,20 @@ def training_eval(source: Path, agent: str) -> dict:
     with open(source.parent / "eval.csv", newline="") as f:
         row = {k: float(v) for k, v in list(csv.DictReader(f))[-1].items()}
     if row["env_steps"] != meta["counters"]["env_steps"]:
-        raise SystemExit(f"{source}: the run's last evaluation, at {row['env_steps']:.0f} env steps, is not of its "
-                         f"final weights ({meta['counters']['env_steps']} steps); use --agent best")
+        raise SystemExit(
+            f"{source}: the run's last evaluation, at {row['env_steps']:.0f} env steps, is not of its "
+            f"final weights ({meta['counters']['env_steps']} steps); use --agent best"
+        )
     cfg = meta["config"]
-    return {"env_steps": int(row["env_steps"]), "wall_s": row["wall_s"], "seed": training_eval_seed(cfg["seed"]),
-            "games": cfg["eval_games"], "mean": row["mean"], "std": row["std"], "win_rate": row["win_rate"]}
+    return {
+        "env_steps": int(row["env_steps"]),
+        "wall_s": row["wall_s"],
+        "seed": training_eval_seed(cfg["seed"]),
+        "games": cfg["eval_games"],
+        "mean": row["mean"],
+        "std": row["std"],
+        "win_rate": row["win_rate"],
+    }
 
 
 if __name__ == "__main__":

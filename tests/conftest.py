@@ -33,8 +33,9 @@ def random_actions(rng: np.random.Generator, n: int) -> np.ndarray:
     return rng.choice(np.array([UP, DOWN], np.int64), size=n)
 
 
-def random_diff_frames(rng: np.random.Generator, rows: int, dim: int = 6400, density: float = 0.01,
-                       empty_rows: tuple[int, ...] = ()) -> np.ndarray:
+def random_diff_frames(
+    rng: np.random.Generator, rows: int, dim: int = 6400, density: float = 0.01, empty_rows: tuple[int, ...] = ()
+) -> np.ndarray:
     """(rows, dim) int8 difference frames: sparse entries in {-1, 1}; the given rows all zero."""
     x = np.zeros((rows, dim), np.int8)
     mask = rng.random((rows, dim)) < density

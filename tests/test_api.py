@@ -7,10 +7,10 @@ import ale_py
 import gymnasium as gym
 import numpy as np
 import pytest
+from conftest import tiny_config
 from gymnasium.utils.env_checker import check_env
 
 import pongrl
-from conftest import tiny_config
 from pongrl.checkpoint import CheckpointError
 from pongrl.preprocess import frame_diff, preprocess
 from pongrl.wrappers import DifferenceFrameObservation
@@ -50,12 +50,15 @@ def test_act_on_raw_frames_is_act_batch_on_the_tutorials_inputs():
     agent.reset()
     got = [agent.act(f, greedy=True) for f in frames]
     binary = [preprocess(f) for f in frames]
-    want = [int(agent.act_batch(frame_diff(cur, binary[max(i - 1, 0)])[None], cur[None], None, greedy=True)[0])
-            for i, cur in enumerate(binary)]
+    want = [
+        int(agent.act_batch(frame_diff(cur, binary[max(i - 1, 0)])[None], cur[None], None, greedy=True)[0])
+        for i, cur in enumerate(binary)
+    ]
     assert got == want
     agent.reset()
     assert agent.act(frames[5], greedy=True) == int(
-        agent.act_batch(np.zeros((1, 6400), np.int8), binary[5][None], None, greedy=True)[0])
+        agent.act_batch(np.zeros((1, 6400), np.int8), binary[5][None], None, greedy=True)[0]
+    )
 
 
 def test_load_agent_takes_the_pretrained_names_a_file_and_a_run_folder(tmp_path):

@@ -20,17 +20,20 @@ def one_line_exit_2(capsys, argv) -> str:
     return err
 
 
-@pytest.mark.parametrize("fields, says", [
-    ({"lr": "abc"}, "lr must be a finite number, got 'abc'"),
-    ({"num_envs": "16"}, "num_envs must be an integer, got '16'"),
-    ({"num_envs": 16.5}, "num_envs must be an integer, got 16.5"),
-    ({"num_envs": [16]}, "num_envs must be an integer, got [16]"),
-    ({"hidden": True}, "hidden must be an integer, got True"),
-    ({"seed": None}, "seed must be an integer, got None"),
-    ({"gamma": "0.99"}, "gamma must be a finite number, got '0.99'"),
-    ({"episodes": 1.5}, "episodes must be an integer or null, got 1.5"),
-    ({"ppo_vf_coef": float("inf")}, "ppo_vf_coef must be a finite number, got inf"),
-])
+@pytest.mark.parametrize(
+    "fields, says",
+    [
+        ({"lr": "abc"}, "lr must be a finite number, got 'abc'"),
+        ({"num_envs": "16"}, "num_envs must be an integer, got '16'"),
+        ({"num_envs": 16.5}, "num_envs must be an integer, got 16.5"),
+        ({"num_envs": [16]}, "num_envs must be an integer, got [16]"),
+        ({"hidden": True}, "hidden must be an integer, got True"),
+        ({"seed": None}, "seed must be an integer, got None"),
+        ({"gamma": "0.99"}, "gamma must be a finite number, got '0.99'"),
+        ({"episodes": 1.5}, "episodes must be an integer or null, got 1.5"),
+        ({"ppo_vf_coef": float("inf")}, "ppo_vf_coef must be a finite number, got inf"),
+    ],
+)
 def test_a_config_file_with_a_wrong_value_is_one_line_and_makes_no_folder(tmp_path, capsys, fields, says):
     path = tmp_path / "c.json"
     path.write_text(json.dumps(fields))
@@ -78,6 +81,7 @@ def test_an_unknown_env_leaves_no_folder(tmp_path, capsys):
 
 def test_only_pongrls_own_stale_temporary_files_are_removed_when_a_run_starts(tmp_path):
     from conftest import tiny_config
+
     from pongrl import checkpoint
     from pongrl.train import train
 
@@ -97,8 +101,9 @@ def test_plot_output_without_a_suffix_writes_png_and_says_so(tmp_path, capsys):
     run.mkdir()
     log = CsvLog(run / "metrics.csv", METRIC_COLUMNS)
     for k in range(1, 4):
-        log.write({"episode": k, "env_steps": 900 * k, "return": -21 + k, "running_reward": -21, "length": 900,
-                   "wall_s": k})
+        log.write(
+            {"episode": k, "env_steps": 900 * k, "return": -21 + k, "running_reward": -21, "length": 900, "wall_s": k}
+        )
     log.close()
     assert main(["plot", str(run), "-o", str(tmp_path / "curve")]) == 0
     assert capsys.readouterr().out.strip() == f"wrote {tmp_path / 'curve.png'}"
@@ -117,7 +122,9 @@ def test_play_to_an_unwritable_video_is_one_line_before_the_game(tmp_path, capsy
     assert err.startswith("pongrl: error: cannot write the video") and "Not a directory" in err
 
 
-@pytest.mark.parametrize("eval_csv", ["env_steps,wall_s\n1000,1.0\n", "env_steps,wall_s,mean,std,win_rate\n1000,x,1,0,0\n"])
+@pytest.mark.parametrize(
+    "eval_csv", ["env_steps,wall_s\n1000,1.0\n", "env_steps,wall_s,mean,std,win_rate\n1000,x,1,0,0\n"]
+)
 def test_plot_of_a_run_whose_eval_csv_is_damaged(tmp_path, capsys, eval_csv):
     run = tmp_path / "run"
     run.mkdir()

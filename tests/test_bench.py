@@ -17,15 +17,25 @@ BENCH, RESULTS = ROOT / "bench", ROOT / "bench" / "results"
 
 
 def run(script: str, *args, timeout: int = 600) -> dict:
-    p = subprocess.run([sys.executable, str(BENCH / script), *map(str, args)], capture_output=True, text=True,
-                       timeout=timeout, cwd=ROOT)
+    p = subprocess.run(
+        [sys.executable, str(BENCH / script), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
 def in_git_clone() -> bool:
-    return shutil.which("git") is not None and subprocess.run(
-        ["git", "-C", str(ROOT), "rev-parse", "--verify", "--quiet", "HEAD^{commit}"], capture_output=True).returncode == 0
+    return (
+        shutil.which("git") is not None
+        and subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--verify", "--quiet", "HEAD^{commit}"], capture_output=True
+        ).returncode
+        == 0
+    )
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in BENCH.glob("*.json")))
@@ -62,14 +72,27 @@ def test_cpu_budget():
 
 @pytest.mark.slow
 def test_time_to_win(tmp_path):
-    out = run("time_to_win.py", "--algos", "reinforce", "--seeds", "0", "--steps", "2048", "--eval-every", "2048",
-              "--eval-games", "1", "--out", tmp_path)
+    out = run(
+        "time_to_win.py",
+        "--algos",
+        "reinforce",
+        "--seeds",
+        "0",
+        "--steps",
+        "2048",
+        "--eval-every",
+        "2048",
+        "--eval-games",
+        "1",
+        "--out",
+        tmp_path,
+    )
     [r] = out["runs"]
     assert r["algo"] == "reinforce" and len(r["evals"]) == 1 and (tmp_path / "curves.png").exists()
 
 
 def test_eval_curves_on_the_ppo_runs(tmp_path):
-    """docs/results.md: PPO's defaults beat the built-in AI at their first evaluation, within 5 minutes, 3 seeds of 3."""
+    """docs/results.md: PPO's defaults beat the built-in AI at their first evaluation, in 5 minutes, 3 seeds of 3."""
     runs = [RESULTS / "ppo" / "ttw25_gamma995" / f"seed{s}" for s in (0, 1, 2)]
     out = run("eval_curves.py", *runs, "--minutes", "25", "-o", tmp_path / "c.png")
     assert [r["first_above_0"]["env_steps"] for r in out["runs"]] == [401408] * 3
@@ -86,8 +109,13 @@ def test_reinforce_curves_on_the_reinforce_fast_runs(tmp_path):
 @pytest.mark.slow
 @pytest.mark.skipif(not in_git_clone(), reason="needs a git clone of pongrl")
 def test_same_numbers():
-    p = subprocess.run([sys.executable, str(BENCH / "same_numbers.py"), "--baseline", "HEAD", "--only", "reinforce_1env"],
-                       capture_output=True, text=True, timeout=600, cwd=ROOT)
+    p = subprocess.run(
+        [sys.executable, str(BENCH / "same_numbers.py"), "--baseline", "HEAD", "--only", "reinforce_1env"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     lines = p.stdout.strip().splitlines()
     try:
@@ -98,6 +126,11 @@ def test_same_numbers():
 
 
 def test_same_numbers_rejects_an_unknown_baseline():
-    p = subprocess.run([sys.executable, str(BENCH / "same_numbers.py"), "--baseline", "no-such-rev"],
-                       capture_output=True, text=True, timeout=60, cwd=ROOT)
+    p = subprocess.run(
+        [sys.executable, str(BENCH / "same_numbers.py"), "--baseline", "no-such-rev"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
     assert p.returncode == 2 and p.stdout == "" and "'no-such-rev' is not a commit" in p.stderr

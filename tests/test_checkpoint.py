@@ -22,8 +22,11 @@ def sample_arrays():
     }
 
 
-META = {"config": {"hidden": 4, "lr": 1e-4, "env_id": "ALE/Pong-v5"}, "counters": {"episodes": 3, "wall_s": 1.5},
-        "rng": {"state": {"state": 2**100 + 3, "inc": 5}}}
+META = {
+    "config": {"hidden": 4, "lr": 1e-4, "env_id": "ALE/Pong-v5"},
+    "counters": {"episodes": 3, "wall_s": 1.5},
+    "rng": {"state": {"state": 2**100 + 3, "inc": 5}},
+}
 
 
 @pytest.fixture
@@ -138,8 +141,15 @@ def test_npz_without_meta(tmp_path):
     assert_one_line_error(path, "meta")
 
 
-@pytest.mark.parametrize("header", ["not json {", '["a list"]', '{"format": "something-else", "version": 1}',
-                                    '{"format": "pongrl-checkpoint", "version": 999}'])
+@pytest.mark.parametrize(
+    "header",
+    [
+        "not json {",
+        '["a list"]',
+        '{"format": "something-else", "version": 1}',
+        '{"format": "pongrl-checkpoint", "version": 999}',
+    ],
+)
 def test_bad_header(tmp_path, header):
     path = tmp_path / "checkpoint.npz"
     np.savez(path, meta=np.array(header), W1=np.zeros(3))
@@ -148,8 +158,9 @@ def test_bad_header(tmp_path, header):
 
 def test_pickled_object_array_is_refused(tmp_path):
     path = tmp_path / "checkpoint.npz"
-    np.savez(path, meta=np.array('{"format": "pongrl-checkpoint", "version": 1}'),
-             evil=np.array([{"a": 1}], dtype=object))
+    np.savez(
+        path, meta=np.array('{"format": "pongrl-checkpoint", "version": 1}'), evil=np.array([{"a": 1}], dtype=object)
+    )
     assert_one_line_error(path)
 
 
@@ -220,8 +231,11 @@ def test_version_2_runs_say_they_cannot_be_resumed_and_their_weights_load(tmp_pa
 
     path = tmp_path / "v2.npz"
     params = {"learner/params/W1": np.ones((4, 6400), np.float32), "learner/params/W2": np.ones(4, np.float32)}
-    save(path, params | {"collector/env0/log_actions": np.zeros(3, np.uint8)},
-         {"kind": "run", "config": {"algo": "reinforce", "hidden": 4}, "counters": {"episodes": 3}})
+    save(
+        path,
+        params | {"collector/env0/log_actions": np.zeros(3, np.uint8)},
+        {"kind": "run", "config": {"algo": "reinforce", "hidden": 4}, "counters": {"episodes": 3}},
+    )
     with np.load(path) as z:  # the same file, as version 2 wrote it
         header = json.loads(str(z["meta"])) | {"version": 2}
         arrays = {k: z[k] for k in z.files if k != "meta"}

@@ -10,8 +10,8 @@ import zipfile
 
 import numpy as np
 import pytest
-
 from conftest import tiny_config
+
 from pongrl import checkpoint
 from pongrl.checkpoint import CheckpointError
 from pongrl.runs import load_run
@@ -114,8 +114,9 @@ def test_non_finite_weights_are_refused(saved, tmp_path):
         load_agent(path)
 
 
-@pytest.mark.parametrize("counters", [{"env_steps": "x"}, {"episodes": 1.5}, {"episodes": -1}, {"wall_s": None},
-                                      {"running_reward": "high"}])
+@pytest.mark.parametrize(
+    "counters", [{"env_steps": "x"}, {"episodes": 1.5}, {"episodes": -1}, {"wall_s": None}, {"running_reward": "high"}]
+)
 def test_counters_of_the_wrong_type_are_refused(saved, tmp_path, counters):
     def change(arrays, meta):
         meta["counters"] |= counters
@@ -145,8 +146,9 @@ def test_the_undamaged_file_loads_exactly(saved):
 
 def shorter_game(arrays):
     arrays["collector/env0/games"] = arrays["collector/env0/games"][:-100]
-    arrays["collector/env0/game_sizes"] = arrays["collector/env0/game_sizes"] - np.eye(
-        len(arrays["collector/env0/game_sizes"]), dtype=np.int64)[0] * 100
+    arrays["collector/env0/game_sizes"] = (
+        arrays["collector/env0/game_sizes"] - np.eye(len(arrays["collector/env0/game_sizes"]), dtype=np.int64)[0] * 100
+    )
 
 
 def garbage_game(arrays):
@@ -155,13 +157,19 @@ def garbage_game(arrays):
     arrays["collector/env0/games"] = g
 
 
-@pytest.mark.parametrize("change, says", [
-    (shorter_game, "cannot be restored"),
-    (garbage_game, "cannot be restored"),
-    (lambda a: a.update({"collector/env0/game_sizes": a["collector/env0/game_sizes"] + 1}), "do not add up"),
-    (lambda a: a.update({"collector/env0/cur": a["collector/env0/cur"] * 2}), "'cur' holds 2, above its largest allowed value 1"),
-    (lambda a: a.pop("collector/env0/ep_len"), "'ep_len' is missing"),
-])
+@pytest.mark.parametrize(
+    "change, says",
+    [
+        (shorter_game, "cannot be restored"),
+        (garbage_game, "cannot be restored"),
+        (lambda a: a.update({"collector/env0/game_sizes": a["collector/env0/game_sizes"] + 1}), "do not add up"),
+        (
+            lambda a: a.update({"collector/env0/cur": a["collector/env0/cur"] * 2}),
+            "'cur' holds 2, above its largest allowed value 1",
+        ),
+        (lambda a: a.pop("collector/env0/ep_len"), "'ep_len' is missing"),
+    ],
+)
 def test_saved_games_that_do_not_fit_are_refused_on_resume(saved, tmp_path, change, says):
     """Forged collector states (re-declared, so their checksums hold) are one line, never
     a crash of the emulator or wrong games."""
@@ -176,9 +184,11 @@ def test_no_header_turns_the_checks_off(saved, tmp_path):
     checksums cannot be switched off by the header (issue 46)."""
     files = members(saved)
     header = json.loads(str(np.load(io.BytesIO(files["meta.npy"]))))
-    cases = [("version 1", header | {"version": 1}),
-             ("version 1, undeclared", {k: v for k, v in header.items() if k != "arrays"} | {"version": 1}),
-             ("version true", header | {"version": True})]
+    cases = [
+        ("version 1", header | {"version": 1}),
+        ("version 1, undeclared", {k: v for k, v in header.items() if k != "arrays"} | {"version": 1}),
+        ("version true", header | {"version": True}),
+    ]
     for name, declared in header["arrays"].items():
         for bad in (None, {"dtype": declared[0]}, 0, [], declared[:1], [*declared, 0]):
             forged = json.loads(json.dumps(header))

@@ -11,14 +11,15 @@ import numpy as np
 import pytest
 
 from pongrl.cli import build_parser, main
-from pongrl.flags import CONFIG_PARTS, field_docs
 from pongrl.config import Config
+from pongrl.flags import CONFIG_PARTS, field_docs
 
 
 def pongrl(*args, timeout=120):
     """Run `python -m pongrl ARGS` in a subprocess; returns (returncode, stdout, stderr)."""
-    p = subprocess.run([sys.executable, "-m", "pongrl", *map(str, args)], capture_output=True, text=True,
-                       timeout=timeout)
+    p = subprocess.run(
+        [sys.executable, "-m", "pongrl", *map(str, args)], capture_output=True, text=True, timeout=timeout
+    )
     return p.returncode, p.stdout, p.stderr
 
 
@@ -32,8 +33,9 @@ def one_line_error(rc, err):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     run = tmp_path_factory.mktemp("cli") / "run"
-    rc, out, err = pongrl("train", "--episodes", 2, "--num-envs", 2, "--hidden", 16, "--batch-size", 1,
-                          "--out", run, "--no-progress")
+    rc, out, err = pongrl(
+        "train", "--episodes", 2, "--num-envs", 2, "--hidden", 16, "--batch-size", 1, "--out", run, "--no-progress"
+    )
     assert rc == 0, err
     assert json.loads(out.strip().splitlines()[-1])["episodes"] >= 2
     return run
@@ -99,27 +101,30 @@ def test_info_lists_action_meanings(capsys):
     assert "Discrete(6)" in out and "2=RIGHT" in out and "3=LEFT" in out
 
 
-@pytest.mark.parametrize("args", [
-    ["train", "--bogus"],
-    ["train", "--lr", "-1"],
-    ["train", "--hidden", "abc"],
-    ["train", "--env", "NotPong-v0", "--episodes", "1"],
-    ["info", "--env", "Breakout-v4"],
-    ["eval", "/no/such/checkpoint.npz"],
-    ["play", "/no/such/checkpoint.npz", "--video", "x.mp4"],
-    ["plot", "/no/such/run"],
-    ["train", "--resume", "/no/such/run"],
-    ["eval", "x.npz", "--games", "0"],
-    ["eval"],
-    ["eval", "x.npz", "--pretrained"],
-    ["play", "--video", "x.mp4"],
-    ["eval", "x.npz", "--seed", "-1"],
-    ["eval", "x.npz", "--seed", str(2**20)],
-    ["eval", "x.npz", "--greedy", "--sample"],
-    ["play", "x.npz", "--video", "x.mp4", "--sample", "--greedy"],
-    ["train", "--eval-every", "-1"],
-    [],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["train", "--bogus"],
+        ["train", "--lr", "-1"],
+        ["train", "--hidden", "abc"],
+        ["train", "--env", "NotPong-v0", "--episodes", "1"],
+        ["info", "--env", "Breakout-v4"],
+        ["eval", "/no/such/checkpoint.npz"],
+        ["play", "/no/such/checkpoint.npz", "--video", "x.mp4"],
+        ["plot", "/no/such/run"],
+        ["train", "--resume", "/no/such/run"],
+        ["eval", "x.npz", "--games", "0"],
+        ["eval"],
+        ["eval", "x.npz", "--pretrained"],
+        ["play", "--video", "x.mp4"],
+        ["eval", "x.npz", "--seed", "-1"],
+        ["eval", "x.npz", "--seed", str(2**20)],
+        ["eval", "x.npz", "--greedy", "--sample"],
+        ["play", "x.npz", "--video", "x.mp4", "--sample", "--greedy"],
+        ["train", "--eval-every", "-1"],
+        [],
+    ],
+)
 def test_user_errors_are_one_line_exit_2(args, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     rc = main(args)
@@ -187,8 +192,9 @@ def test_every_config_field_has_a_documented_flag():
         assert "--" + name.replace("_", "-") in help_text or name == "env_id"
 
 
-@pytest.mark.parametrize("flag", ["--ppo-lazy-adam", "--ppo-norm-value", "--ppo-hidden2", "--ppo-actions",
-                                  "--adv-norm"])
+@pytest.mark.parametrize(
+    "flag", ["--ppo-lazy-adam", "--ppo-norm-value", "--ppo-hidden2", "--ppo-actions", "--adv-norm"]
+)
 def test_a_retired_flag_is_refused_in_one_line_naming_the_last_version_with_it(flag, capsys):
     rc = main(["train", flag, "1"])
     err = capsys.readouterr().err
@@ -198,9 +204,18 @@ def test_a_retired_flag_is_refused_in_one_line_naming_the_last_version_with_it(f
     assert flag not in help_text
 
 
-@pytest.mark.parametrize("saved", [{"ppo_lazy_adam": True}, {"ppo_norm_value": True}, {"ppo_hidden2": 64},
-                                   {"ppo_actions": "noop+updown"}, {"adv_norm": "batch"},
-                                   {"ppo_obs": "frame+diff+coarse"}, {"ppo_obs": "frame+diff+pyramid3"}])
+@pytest.mark.parametrize(
+    "saved",
+    [
+        {"ppo_lazy_adam": True},
+        {"ppo_norm_value": True},
+        {"ppo_hidden2": 64},
+        {"ppo_actions": "noop+updown"},
+        {"adv_norm": "batch"},
+        {"ppo_obs": "frame+diff+coarse"},
+        {"ppo_obs": "frame+diff+pyramid3"},
+    ],
+)
 def test_a_config_file_using_a_retired_option_is_refused(saved, tmp_path, capsys):
     cfg = tmp_path / "c.json"
     cfg.write_text(json.dumps(saved))
@@ -213,8 +228,14 @@ def test_a_config_file_using_a_retired_option_is_refused(saved, tmp_path, capsys
 
 
 def test_a_060_config_that_leaves_the_retired_options_off_loads(tmp_path):
-    old = {**Config(algo="ppo").to_dict(), "ppo_lazy_adam": False, "ppo_norm_value": False, "ppo_hidden2": 0,
-           "ppo_actions": "updown", "adv_norm": "episode"}
+    old = {
+        **Config(algo="ppo").to_dict(),
+        "ppo_lazy_adam": False,
+        "ppo_norm_value": False,
+        "ppo_hidden2": 0,
+        "ppo_actions": "updown",
+        "adv_norm": "episode",
+    }
     (tmp_path / "config.json").write_text(json.dumps(old))
     assert Config.from_json_file(tmp_path / "config.json") == Config(algo="ppo")
 
@@ -222,9 +243,26 @@ def test_a_060_config_that_leaves_the_retired_options_off_loads(tmp_path):
 @pytest.mark.slow
 def test_ctrl_c_saves_checkpoint_and_resumes(tmp_path):
     run = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "pongrl", "train", "--out", str(run), "--num-envs", "2",
-                             "--hidden", "16", "--checkpoint-every", "0", "--no-progress"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pongrl",
+            "train",
+            "--out",
+            str(run),
+            "--num-envs",
+            "2",
+            "--hidden",
+            "16",
+            "--checkpoint-every",
+            "0",
+            "--no-progress",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 60
     while not (run / "metrics.csv").exists() or len((run / "metrics.csv").read_text().splitlines()) < 2:
         assert time.time() < deadline and proc.poll() is None, proc.communicate()
@@ -241,8 +279,10 @@ def test_ctrl_c_saves_checkpoint_and_resumes(tmp_path):
     assert json.loads(out.strip().splitlines()[-1])["episodes"] >= done + 1
 
 
-@pytest.mark.parametrize("command", [[], ["train"], ["eval"], ["play"], ["plot"], ["show"], ["show", "frames"],
-                                     ["show", "weights"], ["info"]])
+@pytest.mark.parametrize(
+    "command",
+    [[], ["train"], ["eval"], ["play"], ["plot"], ["show"], ["show", "frames"], ["show", "weights"], ["info"]],
+)
 def test_every_help_page_prints(command, capsys):
     """`--help` formats every flag's help with argparse's %-formatting: a stray % in a docstring broke it."""
     with pytest.raises(SystemExit) as e:

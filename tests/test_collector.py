@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import tiny_config
+
 from pongrl import algos, checkpoint
 from pongrl.collector import Collector, finished_in_order
 from pongrl.env import DOWN, UP, PongVecEnv

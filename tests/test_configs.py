@@ -5,8 +5,8 @@ import json
 import pytest
 
 from pongrl.cli import build_parser
-from pongrl.flags import config_from_args
 from pongrl.config import Config, config_file, shipped_configs
+from pongrl.flags import config_from_args
 
 
 def test_every_shipped_config_is_a_valid_partial_config():
@@ -21,7 +21,12 @@ def test_reinforce_fast_is_the_tutorial_agent_with_only_a_larger_falling_learnin
     assert fast.algo == "reinforce" and fast.lr == 3e-3 > tutorial.lr
     assert (fast.lr_anneal_steps, fast.lr_floor, fast.steps) == (8_000_000, 2e-3, 10_000_000)  # 3e-3 -> 2e-3 at 2.67M
     differ = {k for k, v in fast.to_dict().items() if tutorial.to_dict()[k] != v}
-    assert differ == {"lr", "lr_anneal_steps", "lr_floor", "steps"}  # network, batch, gamma, RMSProp, games: the tutorial's
+    assert differ == {
+        "lr",
+        "lr_anneal_steps",
+        "lr_floor",
+        "steps",
+    }  # network, batch, gamma, RMSProp, games: the tutorial's
 
 
 def test_a_path_is_a_path_and_a_bare_name_a_shipped_config(tmp_path, monkeypatch):
@@ -33,8 +38,9 @@ def test_a_path_is_a_path_and_a_bare_name_a_shipped_config(tmp_path, monkeypatch
     assert config_file("sub/x.json").parts == ("sub", "x.json")  # a missing path is reported as that path
 
 
-@pytest.mark.parametrize("argv, lr", [(["--config", "reinforce_fast"], 3e-3),
-                                      (["--config", "reinforce_fast", "--lr", "4e-3"], 4e-3)])
+@pytest.mark.parametrize(
+    "argv, lr", [(["--config", "reinforce_fast"], 3e-3), (["--config", "reinforce_fast", "--lr", "4e-3"], 4e-3)]
+)
 def test_cli_config_by_name_then_flags(argv, lr):
     cfg, _ = config_from_args(build_parser().parse_args(["train", *argv]))
     assert cfg.lr == lr and cfg.algo == "reinforce"

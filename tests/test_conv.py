@@ -32,7 +32,7 @@ def loop_conv(Wc, x, frames):
     for b in range(n):
         for oy in range(19):
             for ox in range(19):
-                window = img[b, :, 4 * oy:4 * oy + 8, 4 * ox:4 * ox + 8]  # (2, 8, 8)
+                window = img[b, :, 4 * oy : 4 * oy + 8, 4 * ox : 4 * ox + 8]  # (2, 8, 8)
                 out[b, oy, ox] = np.maximum(np.einsum("cyx,cyxf->f", window, w), 0)
     return out.reshape(n, -1)
 
@@ -73,9 +73,9 @@ def test_block_inputs_pass_beside_the_features():
     width = params["W1"].shape[1]
     assert width == conv.P * 2 + 1000 == shapes_for(cfg)["W1"][1]
     got = dense(first, width)
-    np.testing.assert_allclose(got[:, :conv.P * 2], loop_conv(params["Wc"], x, frames), atol=1e-12)
-    blocks = inputs.encode(x, frames, "frame+diff+pyramid").to_dense(13800)[:, conv.PIXELS:]  # (n, 1000)
-    np.testing.assert_array_equal(got[:, conv.P * 2:], blocks)
+    np.testing.assert_allclose(got[:, : conv.P * 2], loop_conv(params["Wc"], x, frames), atol=1e-12)
+    blocks = inputs.encode(x, frames, "frame+diff+pyramid").to_dense(13800)[:, conv.PIXELS :]  # (n, 1000)
+    np.testing.assert_array_equal(got[:, conv.P * 2 :], blocks)
     assert actor_critic.input_kind(params) == "frame+diff+pyramid"
 
 
@@ -126,9 +126,12 @@ def test_gradients_through_the_convolution_match_finite_differences():
     np.testing.assert_array_equal(rows, first.cols)
     used = np.flatnonzero(np.abs(saved.patches).sum(axis=0))  # taps some pixel reached
     assert len(used) > 10 and rows.max() >= conv.P * 2  # blocks' rows too
-    for key, idx in [("Wc", [(t, f) for t in used for f in range(2)]),
-                     ("W1", [(h, r) for h in range(4) for r in rows[::7]]),
-                     ("b1", [(h,) for h in range(4)]), ("Wpi", list(np.ndindex(params["Wpi"].shape)))]:
+    for key, idx in [
+        ("Wc", [(t, f) for t in used for f in range(2)]),
+        ("W1", [(h, r) for h in range(4) for r in rows[::7]]),
+        ("b1", [(h,) for h in range(4)]),
+        ("Wpi", list(np.ndindex(params["Wpi"].shape))),
+    ]:
         full = np.zeros_like(params[key])
         if key == "W1":
             full.T[rows] = grads["W1"]

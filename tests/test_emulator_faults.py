@@ -223,14 +223,18 @@ QUIET_SCRIPT = textwrap.dedent("""
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sig, group", [(signal.SIGINT, True), (signal.SIGTERM, False), (signal.SIGKILL, False)],
-                         ids=["ctrl-c", "SIGTERM", "SIGKILL"])
+@pytest.mark.parametrize(
+    "sig, group",
+    [(signal.SIGINT, True), (signal.SIGTERM, False), (signal.SIGKILL, False)],
+    ids=["ctrl-c", "SIGTERM", "SIGKILL"],
+)
 def test_children_say_nothing_when_the_parent_goes(sig, group):
     """Ctrl-C in a terminal (SIGINT to the foreground process group), SIGTERM, kill -9: the
     children leave without a word. stdout and stderr are the children's too: communicate()
     returns only when the last of them has gone."""
-    p = subprocess.Popen([sys.executable, "-c", QUIET_SCRIPT], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         start_new_session=True)
+    p = subprocess.Popen(
+        [sys.executable, "-c", QUIET_SCRIPT], stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
     try:
         assert p.stdout.readline() == b"ready\n"
         kids = emulator_children(p.pid)
@@ -248,8 +252,23 @@ def test_children_say_nothing_when_the_parent_goes(sig, group):
 @pytest.mark.slow
 def test_train_ends_in_one_line_and_exit_2_when_a_child_is_killed(tmp_path):
     out = tmp_path / "run"
-    p = subprocess.Popen([sys.executable, "-m", "pongrl", "train", "--algo", "ppo", "--steps", "100000",
-                          "--out", str(out), "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pongrl",
+            "train",
+            "--algo",
+            "ppo",
+            "--steps",
+            "100000",
+            "--out",
+            str(out),
+            "--no-progress",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + 60
         while not (out / "metrics.csv").exists() and time.monotonic() < deadline and p.poll() is None:

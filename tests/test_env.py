@@ -7,8 +7,8 @@ import random
 
 import numpy as np
 import pytest
-
 from conftest import random_actions
+
 from pongrl import env as env_mod
 from pongrl.env import EVAL_SEEDS, TRAIN_SEEDS, EnvError, PongVecEnv, episode_seed, make_env
 from pongrl.preprocess import D
@@ -122,8 +122,9 @@ def assert_same_outputs(a, b):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("env_id, processes, in_flight", [
-    ("ALE/Pong-v5", 2, False), ("ALE/Pong-v5", 0, True), ("Pong-v0", 2, True)])
+@pytest.mark.parametrize(
+    "env_id, processes, in_flight", [("ALE/Pong-v5", 2, False), ("ALE/Pong-v5", 0, True), ("Pong-v0", 2, True)]
+)
 def test_restore_continues_exactly(env_id, processes, in_flight):
     """Play until one game has ended and started anew, save (with actions in flight:
     sent, not received), then compare the continuation, over more episode ends, with
@@ -224,10 +225,23 @@ def test_without_sticky_actions_the_games_are_ale_py_vector_envs():
     n, seeds = 2, np.array([11, 12])
     spec = {"game": "pong", "frameskip": 4, "repeat_action_probability": 0.0, "max_num_frames_per_episode": 108_000}
     ours = AleGames(spec, n)
-    theirs = AtariVectorEnv("pong", n, num_threads=1, img_height=210, img_width=160, grayscale=True, stack_num=1,
-                            maxpool=False, frameskip=4, repeat_action_probability=0.0, noop_max=0,
-                            reward_clipping=False, use_fire_reset=False, episodic_life=False,
-                            autoreset_mode=AutoresetMode.SAME_STEP)
+    theirs = AtariVectorEnv(
+        "pong",
+        n,
+        num_threads=1,
+        img_height=210,
+        img_width=160,
+        grayscale=True,
+        stack_num=1,
+        maxpool=False,
+        frameskip=4,
+        repeat_action_probability=0.0,
+        noop_max=0,
+        reward_clipping=False,
+        use_fire_reset=False,
+        episodic_life=False,
+        autoreset_mode=AutoresetMode.SAME_STEP,
+    )
     try:
         obs, _ = theirs.reset(seed=seeds)
         assert np.array_equal(ours.seed(seeds), preprocess_gray(obs[:, 0]))
@@ -355,7 +369,7 @@ def test_emulator_process_leaves_quietly_when_the_parent_goes_mid_command():
     child returns, without a BrokenPipeError traceback on the user's terminal."""
     from multiprocessing import Pipe
 
-    from pongrl.emulator_process import serve
+    from pongrl.emulator_protocol import serve
 
     class Seeded:
         def seed(self, seeds):
@@ -405,7 +419,7 @@ def test_evaluation_steps_only_the_games_still_playing(monkeypatch):
 
 
 def test_frames_cross_the_pipe_packed_and_come_back_equal():
-    from pongrl.emulator_process import PACKED, pack_frames, unpack_frames
+    from pongrl.emulator_protocol import PACKED, pack_frames, unpack_frames
 
     frames = (np.random.default_rng(0).random((3, 80, 80)) < 0.05).astype(np.uint8)
     packed = pack_frames(frames)

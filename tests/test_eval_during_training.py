@@ -1,14 +1,16 @@
 """Evaluation during training (--eval-every): eval.csv, best.npz, resume, seed disjointness."""
 
 import csv
+import importlib
+import signal
 
 import numpy as np
 import pytest
 from conftest import tiny_config
 
 from pongrl import checkpoint
-from pongrl.env import EVAL_SEEDS, episode_seed
 from pongrl.agent import load_agent
+from pongrl.env import EVAL_SEEDS, episode_seed
 from pongrl.evaluate import USER_EVAL_SEEDS, evaluate, training_eval_seed
 from pongrl.logger import EVAL_COLUMNS, read_csv
 from pongrl.train import train
@@ -74,11 +76,11 @@ def test_resume_continues_the_evaluations(evaluated_run, tmp_path):
 
 
 @pytest.mark.slow
-def test_ctrl_c_during_an_evaluation_abandons_it_and_the_resumed_run_plays_it_first(evaluated_run, tmp_path,
-                                                                                     monkeypatch):
-    import signal
-
-    from pongrl import runs as runs_module  # the training loop's evaluations go through runs.evaluate
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_signal_during_an_evaluation_abandons_it_and_the_resumed_run_plays_it_first(
+    evaluated_run, tmp_path, monkeypatch, signum
+):
+    loop = importlib.import_module("pongrl.train")  # the training loop's evaluations go through its evaluate
 
     run_dir, _ = evaluated_run
     part, games = tmp_path / "part", []
@@ -86,16 +88,17 @@ def test_ctrl_c_during_an_evaluation_abandons_it_and_the_resumed_run_plays_it_fi
     def ctrl_c_in_the_second(*args, **kwargs):
         games.append(args)
         if len(games) == 2:
-            signal.raise_signal(signal.SIGINT)  # as if pressed while these games play
-            raise AssertionError("Ctrl-C did not stop the evaluation")
+            signal.raise_signal(signum)  # as if pressed (or sent) while these games play
+            raise AssertionError("the signal did not stop the evaluation")
         return evaluate(*args, **kwargs)
 
-    monkeypatch.setattr(runs_module, "evaluate", ctrl_c_in_the_second)
+    monkeypatch.setattr(loop, "evaluate", ctrl_c_in_the_second)
     summary = train(tiny_config(**EVAL_CFG), part, progress=False)
-    assert summary["interrupted"] and len(read_csv(part / "eval.csv")) == 1  # nothing of the abandoned one
+    assert summary["interrupted"] and summary["signal"] == signal.Signals(signum).name
+    assert len(read_csv(part / "eval.csv")) == 1  # nothing of the abandoned one
     _, meta = checkpoint.load(part / "checkpoint.npz")
     assert meta["counters"]["evals"] == 1 and meta["counters"]["env_steps"] >= 2000
-    monkeypatch.setattr(runs_module, "evaluate", evaluate)
+    monkeypatch.setattr(loop, "evaluate", evaluate)
     train(None, part, resume=True, targets={"steps": 3000}, progress=False)
     keys = ("env_steps", "mean", "std", "win_rate")
     whole = [{k: r[k] for k in keys} for r in read_csv(run_dir / "eval.csv")]

@@ -32,6 +32,7 @@ W1 = np.arange(6, dtype=np.float32).reshape(2, 3)
 @pytest.fixture(autouse=True)
 def never_hangs():
     """A case that would block (on a FIFO) fails after 30 s instead of hanging the suite."""
+
     def hung(*_):
         raise TimeoutError("this case hung")
 
@@ -82,7 +83,7 @@ def patch_central(path, member, **fields):
     data, pos, found = bytearray(path.read_bytes()), 0, False
     while (pos := data.find(b"PK\x01\x02", pos)) >= 0:
         (n,) = struct.unpack_from("<H", data, pos + 28)
-        if data[pos + 46:pos + 46 + n] == member.encode():
+        if data[pos + 46 : pos + 46 + n] == member.encode():
             for name, value in fields.items():
                 off, fmt = CENTRAL[name]
                 struct.pack_into(fmt, data, pos + off, value)
@@ -178,8 +179,9 @@ def test_a_2_gib_member_in_a_small_file_is_refused_before_it_is_read(tmp_path, c
     # declared so (a consistent forgery of the header), it is still refused: it would expand too far
     header = header_of(path)
     header["arrays"]["params/W1"][:2] = ["<f4", [2**29]]
-    path = patch_central(rewrite(tmp_path / "b.npz", header, {"params/W1": W1}, compress), "params/W1.npy",
-                         usize=2**31 + 128)
+    path = patch_central(
+        rewrite(tmp_path / "b.npz", header, {"params/W1": W1}, compress), "params/W1.npy", usize=2**31 + 128
+    )
     one_line(path, "params/W1.npy")
     assert max_rss_mb() < before + 200
 
@@ -236,13 +238,16 @@ def test_a_header_of_more_than_1_mib_is_refused(tmp_path):
     one_line(path, "header", "at most 1048576 characters")
 
 
-@pytest.mark.parametrize("header", [
-    '{"format": "pongrl-checkpoint", "version": ' + "9" * 5000 + "}",  # an int too long to convert
-    '{"format": "pongrl-checkpoint", "version": true}',
-    '{"format": "pongrl-checkpoint", "version": 1.0}',
-    '{"format": "pongrl-checkpoint", "version": "3"}',
-    '"just a string"',
-])
+@pytest.mark.parametrize(
+    "header",
+    [
+        '{"format": "pongrl-checkpoint", "version": ' + "9" * 5000 + "}",  # an int too long to convert
+        '{"format": "pongrl-checkpoint", "version": true}',
+        '{"format": "pongrl-checkpoint", "version": 1.0}',
+        '{"format": "pongrl-checkpoint", "version": "3"}',
+        '"just a string"',
+    ],
+)
 def test_headers_that_are_not_what_a_checkpoint_writes(tmp_path, header):
     one_line(rewrite(agent_file(tmp_path / "a.npz"), header))
 
@@ -253,12 +258,32 @@ def test_a_header_that_is_an_array_of_strings_is_refused(tmp_path):
     one_line(path, "damaged header")
 
 
-@pytest.mark.parametrize("declaration", [
-    {"dtype": "<f4"}, 7, 3.5, None, "<f4", [], ["<f4"], ["<f4", [2, 3], 0, 0],
-    ["<f4", [2, 3], "crc"], ["<f4", [2, 3], -1], ["<f4", [2, 3], 2**32], ["<f4", [2, 3], True],
-    ["<f4", [2, -3], 0], ["<f4", "2,3", 0], ["<f4", [2, 3.0], 0], ["<f4", [[2], 3], 0],
-    ["|O", [2, 3], 0], ["<U3", [2, 3], 0], ["float32", [2, 3], 0], ["<f99999999999", [2, 3], 0], [7, [2, 3], 0],
-])
+@pytest.mark.parametrize(
+    "declaration",
+    [
+        {"dtype": "<f4"},
+        7,
+        3.5,
+        None,
+        "<f4",
+        [],
+        ["<f4"],
+        ["<f4", [2, 3], 0, 0],
+        ["<f4", [2, 3], "crc"],
+        ["<f4", [2, 3], -1],
+        ["<f4", [2, 3], 2**32],
+        ["<f4", [2, 3], True],
+        ["<f4", [2, -3], 0],
+        ["<f4", "2,3", 0],
+        ["<f4", [2, 3.0], 0],
+        ["<f4", [[2], 3], 0],
+        ["|O", [2, 3], 0],
+        ["<U3", [2, 3], 0],
+        ["float32", [2, 3], 0],
+        ["<f99999999999", [2, 3], 0],
+        [7, [2, 3], 0],
+    ],
+)
 def test_a_declaration_that_is_not_dtype_shape_checksum_is_one_line(tmp_path, declaration):
     path = agent_file(tmp_path / "a.npz")
     header = header_of(path)
@@ -292,8 +317,12 @@ def test_a_run_relabelled_version_1_is_refused(tmp_path):
     arrays = {"learner/params/W1": W1, "collector/env0/cur": np.zeros(3, np.uint8)}
     path = agent_file(tmp_path / "run.npz", arrays, {"kind": "run", "config": CONFIG})
     header = {k: v for k, v in header_of(path).items() if k != "arrays"} | {"version": 1}
-    one_line(rewrite(path, header, arrays | {"learner/params/W1": flipped(W1)}), "says version 1",
-             "'collector/env0/cur'", "only versions 2 and later")
+    one_line(
+        rewrite(path, header, arrays | {"learner/params/W1": flipped(W1)}),
+        "says version 1",
+        "'collector/env0/cur'",
+        "only versions 2 and later",
+    )
 
 
 @pytest.mark.parametrize("version", [2, 3])
@@ -307,8 +336,11 @@ def test_an_array_declared_null_is_refused(tmp_path, version):
 def test_genuine_version_1_files_still_load(tmp_path):
     path = tmp_path / "v1.npz"
     meta = {"format": "pongrl-checkpoint", "version": 1, "config": CONFIG, "counters": {"episodes": 3}}
-    np.savez(path, meta=np.array(json.dumps(meta)), **{"params/W1": W1, "rmsprop/W1": np.zeros_like(W1),
-                                                       "buffer0/indptr": np.zeros(1, np.int64)})
+    np.savez(
+        path,
+        meta=np.array(json.dumps(meta)),
+        **{"params/W1": W1, "rmsprop/W1": np.zeros_like(W1), "buffer0/indptr": np.zeros(1, np.int64)},
+    )
     arrays, meta = load(path)
     assert sorted(arrays) == ["params/W1"] and not meta["resumable"] and meta["saved_version"] == 1
     # what migrate drops is not read, yet its dtype is still checked
@@ -356,8 +388,9 @@ def forged_version_1(tmp_path):
     return rewrite(path, header_of(path) | {"version": 1}, {"params/W1": flipped(W1)})
 
 
-@pytest.mark.parametrize("make", [fifo, dev_zero, method_99, encrypted, huge_member, deep_header, declared_as_dict,
-                                  forged_version_1])
+@pytest.mark.parametrize(
+    "make", [fifo, dev_zero, method_99, encrypted, huge_member, deep_header, declared_as_dict, forged_version_1]
+)
 def test_bad_agent_files_on_the_command_line(tmp_path, capsys, make):
     path = make(tmp_path)
     err = one_line_exit_2(capsys, ["eval", str(path), "--games", "1"])
@@ -541,7 +574,7 @@ def quick_game(monkeypatch):
     def play_game(agent, on_frame, **kwargs):
         for i in range(FRAMES):
             frame = np.zeros((210, 160, 3), np.uint8)
-            frame[:, 10 * i:10 * i + 8] = 200
+            frame[:, 10 * i : 10 * i + 8] = 200
             on_frame(frame)
         return {"score": 1.0, "steps": FRAMES - 1, "finished": True}
 
@@ -579,8 +612,9 @@ def test_a_video_is_written_whole(tmp_path, quick_game, suffix):
 
 
 @pytest.mark.parametrize("suffix", [".gif", ".mp4"])
-def test_a_video_on_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, quick_game, video_on_a_full_disk,
-                                                               unraisable, capsys, suffix):
+def test_a_video_on_a_full_disk_is_one_line_and_leaves_nothing(
+    tmp_path, quick_game, video_on_a_full_disk, unraisable, capsys, suffix
+):
     from pongrl.video import record
 
     with pytest.raises(UserError) as e:
@@ -592,8 +626,7 @@ def test_a_video_on_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, quick_g
 
 
 @pytest.mark.parametrize("suffix", [".gif", ".mp4"])
-def test_play_on_a_full_disk_is_one_line_exit_2(tmp_path, quick_game, video_on_a_full_disk, unraisable, capsys,
-                                                suffix):
+def test_play_on_a_full_disk_is_one_line_exit_2(tmp_path, quick_game, video_on_a_full_disk, unraisable, capsys, suffix):
     err = one_line_exit_2(capsys, ["play", "--pretrained", "--video", str(tmp_path / f"game{suffix}")])
     assert "No space left on device" in err and "Broken pipe" not in err
     gc.collect()
@@ -606,8 +639,10 @@ def test_ffmpeg_that_stops_mid_game_is_its_reason_not_a_broken_pipe(tmp_path, qu
     from pongrl.video import record
 
     fake = tmp_path / "ffmpeg"
-    fake.write_text("#!/bin/sh\nhead -c 1000 >/dev/null\n"
-                    "echo '[out#0/mp4 @ 0x1] Error writing trailer: Disk quota exceeded' >&2\nexit 1\n")
+    fake.write_text(
+        "#!/bin/sh\nhead -c 1000 >/dev/null\n"
+        "echo '[out#0/mp4 @ 0x1] Error writing trailer: Disk quota exceeded' >&2\nexit 1\n"
+    )
     fake.chmod(0o755)
     monkeypatch.setattr(imageio_ffmpeg, "get_ffmpeg_exe", lambda: str(fake))
     with pytest.raises(UserError, match="game.mp4: Disk quota exceeded$"):

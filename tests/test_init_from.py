@@ -5,15 +5,16 @@ import pytest
 from conftest import tiny_config
 
 from pongrl import checkpoint
+from pongrl.agent import init_weights, initial_params, load_agent, pretrained_path
 from pongrl.cli import main
 from pongrl.config import Config, ConfigError
-from pongrl.agent import init_weights, initial_params, load_agent, pretrained_path
 from pongrl.errors import RunError
 from pongrl.runs import new_run
 from pongrl.train import train
 
-PPO = dict(algo="ppo", ppo_hidden=8, ppo_num_steps=16, ppo_minibatches=2, ppo_epochs=1, episodes=None, steps=64,
-           ppo_obs="diff")
+PPO = dict(
+    algo="ppo", ppo_hidden=8, ppo_num_steps=16, ppo_minibatches=2, ppo_epochs=1, episodes=None, steps=64, ppo_obs="diff"
+)
 
 
 pytestmark = pytest.mark.slow  # every test here trains, or uses the module's trained run
@@ -72,13 +73,19 @@ def test_minus_init_subtracts_the_files_weights(trained):
         initial_params(missing)
 
 
-@pytest.mark.parametrize("change, message", [
-    (dict(algo="reinforce", hidden=8), "holds a ppo agent, this run trains reinforce"),
-    (dict(ppo_hidden=12), r"its W1 is \(8, 6400\), this config's network needs \(12, 6400\)"),
-    (dict(ppo_obs="frame+diff"), r"its W1 is \(8, 6400\), this config's network needs \(8, 12800\)"),
-    (dict(ppo_obs="frame+diff", ppo_conv=2), r"its network lacks Wc, which this config's network needs \(match its "
-                                             r"layers: --ppo-conv\)"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(algo="reinforce", hidden=8), "holds a ppo agent, this run trains reinforce"),
+        (dict(ppo_hidden=12), r"its W1 is \(8, 6400\), this config's network needs \(12, 6400\)"),
+        (dict(ppo_obs="frame+diff"), r"its W1 is \(8, 6400\), this config's network needs \(8, 12800\)"),
+        (
+            dict(ppo_obs="frame+diff", ppo_conv=2),
+            r"its network lacks Wc, which this config's network needs \(match its "
+            r"layers: --ppo-conv\)",
+        ),
+    ],
+)
 def test_a_network_that_does_not_fit_is_refused(trained, change, message):
     cfg = tiny_config(**PPO | change, init_from=str(trained / "checkpoint.npz"))
     with pytest.raises(RunError, match=message):
@@ -102,8 +109,9 @@ def test_cli_bad_init_file_is_one_line_exit_2_and_makes_no_folder(trained, tmp_p
     extra = ["--ppo-hidden", "9"] if make_file == "other shape" else []
     init = str(trained / "checkpoint.npz") if make_file == "other shape" else str(path)
     out = tmp_path / "run"
-    rc = main(["train", "--algo", "ppo", "--steps", "32", "--init-from", init, "--out", str(out), "--no-progress",
-               *extra])
+    rc = main(
+        ["train", "--algo", "ppo", "--steps", "32", "--init-from", init, "--out", str(out), "--no-progress", *extra]
+    )
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and err.startswith("pongrl"), err
     assert not out.exists()

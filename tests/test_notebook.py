@@ -38,8 +38,18 @@ def test_notebook_follows_the_tutorial():
     text = MYST.read_text()
     headings = [ln for ln in text.splitlines() if ln.startswith("## ")]
     assert len(headings) >= 7
-    for needle in ("env_info", "frames_figure", "policy.forward", "policy.backward", "finite differences",
-                   "discount_rewards", "train(", "pretrained_path", "Video(", "agent_curves"):
+    for needle in (
+        "env_info",
+        "frames_figure",
+        "policy.forward",
+        "policy.backward",
+        "finite differences",
+        "discount_rewards",
+        "train(",
+        "pretrained_path",
+        "Video(",
+        "agent_curves",
+    ):
         assert needle in text, needle
 
 
@@ -52,8 +62,9 @@ def test_notebook_runs(tmp_path, monkeypatch):
     monkeypatch.delenv("JUPYTER_PATH", raising=False)
     nb = nbformat.read(IPYNB, as_version=4)
     nb.cells.append(nbformat.v4.new_code_cell("import sys; print(sys.executable)"))
-    client = nbclient.NotebookClient(nb, kernel_name="python3", timeout=BUDGET_S,
-                                     resources={"metadata": {"path": str(tmp_path)}})
+    client = nbclient.NotebookClient(
+        nb, kernel_name="python3", timeout=BUDGET_S, resources={"metadata": {"path": str(tmp_path)}}
+    )
     start = time.perf_counter()
     client.execute()
     elapsed = time.perf_counter() - start

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import random_actions, random_diff_frames
+
 from pongrl import policy
 from pongrl.env import UP
 from pongrl.optim import linear_decay, rmsprop_step
@@ -23,8 +23,9 @@ def test_rmsprop_one_step_by_hand():
     np.testing.assert_allclose(cache["W1"], [[0.9 + 0.4, 3.6, 0.1]], rtol=1e-15)
     np.testing.assert_allclose(cache["W2"], [0.025], rtol=1e-15)
     # param += 0.1 * g / (sqrt(cache) + 1e-5)
-    np.testing.assert_allclose(params["W1"], [[1.0 + 0.2 / (np.sqrt(1.3) + 1e-5), -2.0, 0.5 - 0.1 / (np.sqrt(0.1) + 1e-5)]],
-                               rtol=1e-15)
+    np.testing.assert_allclose(
+        params["W1"], [[1.0 + 0.2 / (np.sqrt(1.3) + 1e-5), -2.0, 0.5 - 0.1 / (np.sqrt(0.1) + 1e-5)]], rtol=1e-15
+    )
     np.testing.assert_allclose(params["W2"], [0.25 + 0.05 / (np.sqrt(0.025) + 1e-5)], rtol=1e-15)
     assert {k: id(v) for k, v in params.items()} == ids  # updated in place
     np.testing.assert_array_equal(grads["W1"], [[2.0, 0.0, -1.0]])  # gradients untouched

@@ -6,8 +6,8 @@ import warnings
 
 import numpy as np
 import pytest
-
 from conftest import random_actions, random_diff_frames
+
 from pongrl import policy
 from pongrl.env import DOWN, UP
 from pongrl.preprocess import D
@@ -98,7 +98,7 @@ def test_dlogit_of_is_derivative_of_log_pi():
     logit = np.array([-3.0, -0.2, 0.0, 0.7, 4.0])
     for a in (UP, DOWN):
         actions = np.full(5, a)
-        lp = lambda z: np.where(actions == UP, -np.logaddexp(0, -z), -np.logaddexp(0, z))  # noqa: E731
+        lp = lambda z, actions=actions: np.where(actions == UP, -np.logaddexp(0, -z), -np.logaddexp(0, z))  # noqa: E731
         fd = (lp(logit + 1e-6) - lp(logit - 1e-6)) / 2e-6
         np.testing.assert_allclose(policy.dlogit_of(actions, policy.sigmoid(logit)), fd, rtol=1e-7, atol=1e-9)
 

@@ -31,16 +31,24 @@ def gradcheck_problem(seed=0):
     """Float64 params and a minibatch away from every kink (ReLU, ratio and value clips)."""
     rng = np.random.default_rng(seed)
     params = actor_critic.init_params(D_SMALL, H_SMALL, A_SMALL, rng, dtype=np.float64)
-    params = {k: np.asfortranarray(rng.standard_normal(v.shape)) if k == "W1" else rng.standard_normal(v.shape)
-              for k, v in params.items()}
+    params = {
+        k: np.asfortranarray(rng.standard_normal(v.shape)) if k == "W1" else rng.standard_normal(v.shape)
+        for k, v in params.items()
+    }
     xd = random_sparse(rng, B_SMALL, D_SMALL)
     x = inputs.compact(SparseRows.from_dense(xd), np.float64)
     logits, v, _ = actor_critic.forward(params, x)
     logp = actor_critic.log_softmax(logits)
     actions = rng.integers(0, A_SMALL, B_SMALL)
     old_logp = logp[np.arange(B_SMALL), actions] + rng.normal(0, 0.2, B_SMALL)  # some ratios outside the clip
-    batch = Batch(x, actions, old_logp, v + rng.normal(0, 0.2, B_SMALL), rng.standard_normal(B_SMALL),
-                      rng.standard_normal(B_SMALL))
+    batch = Batch(
+        x,
+        actions,
+        old_logp,
+        v + rng.normal(0, 0.2, B_SMALL),
+        rng.standard_normal(B_SMALL),
+        rng.standard_normal(B_SMALL),
+    )
     return params, xd, batch
 
 
@@ -197,6 +205,47 @@ def test_adam_matches_reference_on_every_row():
     assert params["W1"].flags.f_contiguous
 
 
+def decay_after_one_gradient(steps, flush_every):
+    """Adam on a network whose pixel 3 has a gradient at step 1 only; its moments then decay."""
+    rng = np.random.default_rng(3)
+    params = actor_critic.init_params(D_SMALL, H_SMALL, 2, rng)
+    m, v = ({k: np.zeros_like(a) for k, a in params.items()} for _ in range(2))
+    grads = {k: np.zeros_like(p) for k, p in params.items()}
+    g1 = rng.standard_normal((1, H_SMALL)).astype(np.float32)
+    tiny, denormal = np.finfo(np.float32).tiny, 0  # tiny: the smallest normal float32
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(optim, "FLUSH_EVERY", flush_every)
+        for t in range(1, steps):
+            grads["W1"] = g1 * (t == 1)
+            optim.adam_step(params, grads, np.array([3]), m, v, t, 1e-3, 1e-5)
+            denormal = max(denormal, int(((m["W1"] != 0) & (np.abs(m["W1"]) < tiny)).sum()))
+    return params, m, denormal
+
+
+def test_moments_of_pixels_that_stop_occurring_never_become_denormal():
+    """Without the flush, Adam's first moment of a pixel that stopped occurring sinks into
+    float32's denormals and stays there; with it, it never gets there, and the weights are the same."""
+    plain, m_plain, denormal_plain = decay_after_one_gradient(1200, flush_every=10**9)
+    flushed, m_flushed, denormal_flushed = decay_after_one_gradient(1200, flush_every=optim.FLUSH_EVERY)
+    assert denormal_plain == H_SMALL and (m_plain["W1"] != 0).any()  # stuck: 0.9 x 4 units rounds to 4
+    assert denormal_flushed == 0 and not m_flushed["W1"].any()
+    for k in plain:
+        np.testing.assert_array_equal(flushed[k], plain[k], err_msg=k)
+
+
+def test_flushing_tiny_moments_changes_no_weight():
+    """Adam with and without the flush, moments seeded below TINY: the same float32 weights."""
+    rng = np.random.default_rng(4)
+    p = rng.standard_normal((50, 8)).astype(np.float32)
+    m, v = (np.full((50, 8), 1e-31, np.float32) * rng.random((50, 8), np.float32) for _ in range(2))
+    g, rows = rng.standard_normal((5, 8)).astype(np.float32), np.arange(5)
+    plain = [a.copy() for a in (p, m, v)]
+    optim.adam_update(*plain, g, optim.FLUSH_EVERY, 1e-3, 1e-5, rows)
+    optim.adam_step({"W1": p.T}, {"W1": g}, rows, {"W1": m.T}, {"W1": v.T}, optim.FLUSH_EVERY, 1e-3, 1e-5)
+    np.testing.assert_array_equal(p, plain[0])
+    assert not m[5:].any() and plain[1][5:].all()  # only the flush differs: the untouched rows' moments
+
+
 def test_clip_grad_norm():
     g = {"a": np.array([3.0, 0.0]), "b": np.array([4.0])}
     assert optim.clip_grad_norm(g, 10.0) == pytest.approx(5.0)
@@ -213,7 +262,7 @@ def test_probabilities_and_greedy_actions(obs):
     params = actor_critic.init_params(inputs.WIDTHS[obs], 8, 2, rng)
     frames = (rng.random((5, 80, 80)) < 0.01).astype(np.uint8)
     x = random_sparse(rng, 5, 6400, 20)
-    assert inputs.kind_of_width(params['W1'].shape[1]) == obs
+    assert inputs.kind_of_width(params["W1"].shape[1]) == obs
     assert tuple(actor_critic.action_set(params)) == actor_critic.ACTIONS == (UP, DOWN)
     p = actor_critic.probabilities(params, x, frames)
     assert p.shape == (5, 2)
@@ -265,8 +314,11 @@ def test_block_max_matches_a_max_over_each_block(side, k):
     rng = np.random.default_rng(side * k)
     f = (rng.random((3, side * side)) < 0.05).astype(np.int8)
     out = side // k
-    blocks = [[f[:, (r * k + i) * side + c * k + j] for i in range(k) for j in range(k)]
-              for r in range(out) for c in range(out)]  # per cell, its k*k pixel columns
+    blocks = [
+        [f[:, (r * k + i) * side + c * k + j] for i in range(k) for j in range(k)]
+        for r in range(out)
+        for c in range(out)
+    ]  # per cell, its k*k pixel columns
     reference = np.stack([np.max(cell, axis=0) for cell in blocks], axis=1)  # (3, out**2)
     np.testing.assert_array_equal(inputs.block_max(f, side, k), reference)
     assert inputs.block_max(f, side, k).dtype == np.int8
@@ -293,9 +345,15 @@ def fake_rollout(rng, params, T=8, n=2, source=0, reward_of=None):
         logp.append(extras["logp"])
         values.append(extras["values"])
     last = actor_critic.bootstrap(params, random_sparse(rng, n, 6400, 20), frames)
-    return Rollout(source, SparseRows.concat(blocks), np.array(actions, np.uint8), np.array(rewards, np.float32),
-                   np.array(dones), {"logp": np.array(logp, np.float32), "values": np.array(values, np.float32)},
-                   last)
+    return Rollout(
+        source,
+        SparseRows.concat(blocks),
+        np.array(actions, np.uint8),
+        np.array(rewards, np.float32),
+        np.array(dones),
+        {"logp": np.array(logp, np.float32), "values": np.array(values, np.float32)},
+        last,
+    )
 
 
 def test_rollout_buffer_minibatches_cover_each_row_once_and_keep_rows_aligned():
@@ -337,14 +395,23 @@ def test_rollout_buffer_bootstraps_each_rollout_from_its_own_last_values():
 
 # ---------------------------------------------------------------- the learner
 def small_cfg(**kw):
-    base = dict(algo="ppo", num_envs=2, ppo_num_steps=8, ppo_hidden=16, ppo_minibatches=2, ppo_epochs=2, seed=3,
-                ppo_overlap=False)
+    base = dict(
+        algo="ppo",
+        num_envs=2,
+        ppo_num_steps=8,
+        ppo_hidden=16,
+        ppo_minibatches=2,
+        ppo_epochs=2,
+        seed=3,
+        ppo_overlap=False,
+    )
     return Config(**{**base, **kw}).validate()
 
 
 def new_learner(cfg, seed=0):
-    return ppo.PPO(cfg, actor_critic.init_network(cfg.ppo_obs, cfg.ppo_hidden, cfg.ppo_conv,
-                                                  np.random.default_rng(seed)), cfg.seed)
+    return ppo.PPO(
+        cfg, actor_critic.init_network(cfg.ppo_obs, cfg.ppo_hidden, cfg.ppo_conv, np.random.default_rng(seed)), cfg.seed
+    )
 
 
 def drive(learner, rng, updates, reward_of=None, env_steps=0):
@@ -360,8 +427,16 @@ def test_one_update_per_learn_with_cleanrl_stats():
     learner = new_learner(small_cfg())
     stats = drive(learner, np.random.default_rng(1), 3)
     assert learner.updates == 3 and learner.t == 3 * 2 * 2
-    for key in ("losses/policy_loss", "losses/value_loss", "losses/entropy", "losses/approx_kl",
-                "losses/clipfrac", "losses/explained_variance", "losses/grad_norm", "charts/learning_rate"):
+    for key in (
+        "losses/policy_loss",
+        "losses/value_loss",
+        "losses/entropy",
+        "losses/approx_kl",
+        "losses/clipfrac",
+        "losses/explained_variance",
+        "losses/grad_norm",
+        "charts/learning_rate",
+    ):
         assert key in stats[-1]
     assert all(np.isfinite(v) for k, v in stats[-1].items() if k != "losses/explained_variance")
     assert stats[0]["losses/entropy"] == pytest.approx(np.log(2), rel=1e-3)  # near-uniform initial policy
@@ -541,8 +616,19 @@ def test_train_resume_equals_uninterrupted_run(tmp_path, groups, overlap, conv):
     from pongrl import checkpoint
     from pongrl.train import train
 
-    cfg = Config(algo="ppo", num_envs=2, groups=groups, ppo_num_steps=8, ppo_hidden=16, ppo_minibatches=2,
-                 ppo_epochs=2, seed=5, steps=2 * 8 * 3 + 2 * 5, ppo_overlap=overlap, ppo_conv=conv)
+    cfg = Config(
+        algo="ppo",
+        num_envs=2,
+        groups=groups,
+        ppo_num_steps=8,
+        ppo_hidden=16,
+        ppo_minibatches=2,
+        ppo_epochs=2,
+        seed=5,
+        steps=2 * 8 * 3 + 2 * 5,
+        ppo_overlap=overlap,
+        ppo_conv=conv,
+    )
     full = train(cfg, tmp_path / "full", progress=False)
     train(dataclasses.replace(cfg, steps=2 * 8 + 2 * 3), tmp_path / "part", progress=False)  # ends a rollout later
     resumed = train(None, tmp_path / "part", resume=True, targets={"steps": cfg.steps}, progress=False)
@@ -554,8 +640,9 @@ def test_train_resume_equals_uninterrupted_run(tmp_path, groups, overlap, conv):
     assert ("acting/W1" in a) == overlap and ("learner/params/Wc" in a) == bool(conv)
     for k in a:
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
-    assert {k: v for k, v in meta_a["counters"].items() if k != "wall_s"} == \
-        {k: v for k, v in meta_b["counters"].items() if k != "wall_s"}
+    assert {k: v for k, v in meta_a["counters"].items() if k != "wall_s"} == {
+        k: v for k, v in meta_b["counters"].items() if k != "wall_s"
+    }
 
 
 @pytest.mark.parametrize("shape", [(16, 12800), (3, 6400), (2, 7)])

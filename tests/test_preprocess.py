@@ -122,8 +122,17 @@ def test_real_ale_frame_is_binary_80x80_with_objects():
 def test_grayscale_rule_matches_rgb_rule_on_real_pong():
     from ale_py.vector_env import AtariVectorEnv
 
-    kwargs = dict(img_height=210, img_width=160, stack_num=1, maxpool=False, noop_max=0, reward_clipping=False,
-                  use_fire_reset=False, repeat_action_probability=0.25, frameskip=4)
+    kwargs = dict(
+        img_height=210,
+        img_width=160,
+        stack_num=1,
+        maxpool=False,
+        noop_max=0,
+        reward_clipping=False,
+        use_fire_reset=False,
+        repeat_action_probability=0.25,
+        frameskip=4,
+    )
     n = 2
     rgb_env = AtariVectorEnv("pong", n, grayscale=False, num_threads=1, **kwargs)
     gray_env = AtariVectorEnv("pong", n, grayscale=True, num_threads=1, **kwargs)

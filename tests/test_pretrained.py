@@ -38,8 +38,9 @@ def test_the_tutorial_agent_ships_too_trained_with_its_documented_config():
     # bench/reinforce_lr1e-3.json: the config the shipped REINFORCE agent was trained with
     fast = Config.from_json_file(Path(__file__).parents[1] / "bench" / "reinforce_lr1e-3.json").to_dict()
     run_fields = ("seed", "steps", "episodes", "checkpoint_every", "eval_every", "eval_games", "eval_greedy")
-    assert {k: v for k, v in agent.cfg.to_dict().items() if k not in run_fields and not k.startswith("ppo_")} == \
-        {k: v for k, v in fast.items() if k not in run_fields and not k.startswith("ppo_")}
+    assert {k: v for k, v in agent.cfg.to_dict().items() if k not in run_fields and not k.startswith("ppo_")} == {
+        k: v for k, v in fast.items() if k not in run_fields and not k.startswith("ppo_")
+    }
     assert meta["eval_during_training"]["seed"] >= USER_EVAL_SEEDS > meta["eval"]["seed"] >= 0
 
 
@@ -60,13 +61,21 @@ def test_the_tutorial_agent_plays_far_above_an_untrained_one():
 @pytest.mark.slow
 def test_cli_eval_and_play_pretrained(tmp_path):
     run = [sys.executable, "-m", "pongrl"]
-    p = subprocess.run(run + ["eval", "--pretrained", "--games", "1", "--seed", "3", "--json"],
-                       capture_output=True, text=True, timeout=300)
+    p = subprocess.run(
+        run + ["eval", "--pretrained", "--games", "1", "--seed", "3", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout.strip().splitlines()[-1])["games"] == 1
     video = tmp_path / "clip.gif"
-    p = subprocess.run(run + ["play", "--pretrained", "--video", str(video), "--max-steps", "40"],
-                       capture_output=True, text=True, timeout=300)
+    p = subprocess.run(
+        run + ["play", "--pretrained", "--video", str(video), "--max-steps", "40"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert p.returncode == 0, p.stderr
     assert video.stat().st_size > 1000
 
@@ -76,18 +85,36 @@ def test_make_pretrained_packages_best_npz_and_never_loses_the_old_agent(tmp_pat
     from pathlib import Path
 
     from conftest import tiny_config
+
     from pongrl.train import train
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
     import make_pretrained
 
     run = tmp_path / "run"
-    train(tiny_config(algo="ppo", episodes=None, steps=64, eval_every=32, eval_games=1, ppo_num_steps=8,
-                           ppo_hidden=16, ppo_obs="diff"), run, progress=False)
+    train(
+        tiny_config(
+            algo="ppo",
+            episodes=None,
+            steps=64,
+            eval_every=32,
+            eval_games=1,
+            ppo_num_steps=8,
+            ppo_hidden=16,
+            ppo_obs="diff",
+        ),
+        run,
+        progress=False,
+    )
     out = tmp_path / "agent.npz"
     res = make_pretrained.main([str(run), "--games", "1", "--seed", "3", "--out", str(out)])
     agent = load_agent(out)
-    assert agent.params["W1"].shape == (16, 6400) and res["eval"]["games"] == 1 and res["eval"]["greedy"] and res["bytes"] == out.stat().st_size
+    assert (
+        agent.params["W1"].shape == (16, 6400)
+        and res["eval"]["games"] == 1
+        and res["eval"]["greedy"]
+        and res["bytes"] == out.stat().st_size
+    )
     assert (tmp_path / "agent_eval.csv").exists() and (tmp_path / "agent_metrics.csv").exists()
     before = out.read_bytes()
     monkeypatch.setattr(make_pretrained, "MAX_BYTES", 100)

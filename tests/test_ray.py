@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import tiny_config
+
 from pongrl import algos, checkpoint, distributed
 from pongrl.cli import main
 from pongrl.collector import Collector
@@ -31,8 +31,17 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 def ray_config(algo: str = "reinforce", **overrides):
     """2 workers x 2 games; short rounds (REINFORCE 64 steps, PPO 32)."""
-    base = dict(algo=algo, workers=2, num_envs=2, episodes=None, worker_steps=64, ppo_num_steps=32,
-                ppo_hidden=16, ppo_minibatches=2, ppo_epochs=2)
+    base = dict(
+        algo=algo,
+        workers=2,
+        num_envs=2,
+        episodes=None,
+        worker_steps=64,
+        ppo_num_steps=32,
+        ppo_hidden=16,
+        ppo_minibatches=2,
+        ppo_epochs=2,
+    )
     return tiny_config(**(base | overrides))
 
 
@@ -61,8 +70,9 @@ def assert_same_rollouts(a, b):
         assert r.extras.keys() == q.extras.keys() and r.last.keys() == q.last.keys()
         assert all(np.array_equal(r.extras[k], q.extras[k]) for k in r.extras)
         assert all(np.array_equal(r.last[k], q.last[k]) for k in r.last)
-        assert [(f.env, f.ret, f.length, f.turn) for f in r.finished] == [(f.env, f.ret, f.length, f.turn)
-                                                                          for f in q.finished]
+        assert [(f.env, f.ret, f.length, f.turn) for f in r.finished] == [
+            (f.env, f.ret, f.length, f.turn) for f in q.finished
+        ]
 
 
 def local_twin(cfg, index):
@@ -74,8 +84,9 @@ def local_twin(cfg, index):
     return collector
 
 
-@pytest.mark.parametrize("algo, extra", [("reinforce", {}), ("ppo", {}),
-                                         ("ppo", {"ppo_obs": "frame+diff+pyramid", "ppo_conv": 2})])
+@pytest.mark.parametrize(
+    "algo, extra", [("reinforce", {}), ("ppo", {}), ("ppo", {"ppo_obs": "frame+diff+pyramid", "ppo_conv": 2})]
+)
 def test_a_worker_collects_what_a_local_collector_collects(algo, extra):
     """A Ray worker runs the local collector's code: the same games, generator and
     parameters give the same rollouts, round after round (REINFORCE: episodes end)."""
@@ -107,12 +118,15 @@ def test_ray_flag_without_ray_says_how_to_install(tmp_path, capsys, monkeypatch)
     assert not (tmp_path / "r").exists()
 
 
-@pytest.mark.parametrize("args", [
-    ["--ray", "local"],  # no --workers
-    ["--workers", "2"],  # no --ray
-    ["--workers", "-1", "--ray", "local"],
-    ["--worker-steps", "0"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--ray", "local"],  # no --workers
+        ["--workers", "2"],  # no --ray
+        ["--workers", "-1", "--ray", "local"],
+        ["--worker-steps", "0"],
+    ],
+)
 def test_ray_user_errors_are_one_line_exit_2(args, tmp_path, capsys):
     pytest.importorskip("ray")
     import ray
@@ -232,7 +246,8 @@ def test_benchmark_quick(ray_cluster, tmp_path):
     res = ray_scaling.main(["--quick", "--out", str(out)])
     assert out.exists() and ray_cluster.is_initialized()  # it used the running cluster and left it running
     assert [(s["algo"], s["mode"], s["workers"]) for s in res["speed"]] == [
-        (a, m, w) for a in ("reinforce", "ppo") for m, w in (("local", 0), ("ray", 1), ("ray", 2))]
+        (a, m, w) for a in ("reinforce", "ppo") for m, w in (("local", 0), ("ray", 1), ("ray", 2))
+    ]
     assert all(s["steps_per_s"] > 0 and s["env_steps"] >= 512 for s in res["speed"])
     for o in res["overhead"]:
         assert o["params_bytes"] > 0 and 0 < o["bytes_per_transition"] < 400, o

@@ -58,6 +58,7 @@ def test_float32_rewards_are_discounted_in_float64():
     r = np.zeros(50, np.float32)
     r[-1] = 1.0
     r[20] = -1.0
-    np.testing.assert_allclose(discount_rewards(r, 0.99), discount_rewards(r.astype(np.float64), 0.99),
-                               rtol=1e-15, atol=0)
+    np.testing.assert_allclose(
+        discount_rewards(r, 0.99), discount_rewards(r.astype(np.float64), 0.99), rtol=1e-15, atol=0
+    )
     assert abs(discount_rewards(r, 0.99)[0] + 0.99**20) < 1e-15

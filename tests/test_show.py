@@ -9,12 +9,11 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from pongrl import checkpoint, plots, plots_weights
+from pongrl import algos, checkpoint, plots, plots_weights
+from pongrl.agent import Agent, initial_params, pretrained_path, save_agent
 from pongrl.cli import main
 from pongrl.config import Config
-from pongrl.agent import Agent, initial_params, pretrained_path, save_agent
 from pongrl.logger import EVAL_COLUMNS, METRIC_COLUMNS, CsvLog
-from pongrl import algos
 
 
 def read_png(path):
@@ -66,17 +65,20 @@ def test_sample_frames_are_a_real_pong_screen():
     assert np.array_equal(binary, preprocess(raw))  # the emulator's frame is the tutorial's rule on its screen
 
 
-@pytest.mark.parametrize("args", [
-    ["show"],
-    ["show", "frames", "--env", "Breakout-v4"],
-    ["show", "frames", "-o", "/no/such/folder/frames.png"],
-    ["show", "frames", "--seed", "-1"],
-    ["show", "frames", "-o", "frames.xyz"],
-    ["show", "weights"],
-    ["show", "weights", "x.npz", "--pretrained"],
-    ["show", "weights", "/no/such/checkpoint.npz"],
-    ["show", "weights", "x.npz", "--units", "0"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["show"],
+        ["show", "frames", "--env", "Breakout-v4"],
+        ["show", "frames", "-o", "/no/such/folder/frames.png"],
+        ["show", "frames", "--seed", "-1"],
+        ["show", "frames", "-o", "frames.xyz"],
+        ["show", "weights"],
+        ["show", "weights", "x.npz", "--pretrained"],
+        ["show", "weights", "/no/such/checkpoint.npz"],
+        ["show", "weights", "x.npz", "--units", "0"],
+    ],
+)
 def test_show_user_errors_are_one_line_exit_2(args, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     one_line_error(main(args), capsys.readouterr().err)
@@ -110,12 +112,13 @@ def test_unit_images_draw_blocks_as_the_pixels_they_cover():
     assert imgs.shape == (2, 80, 480)  # frame | diff | 4x4 frame | 4x4 diff | 8x8 frame | 8x8 diff
     assert np.array_equal(imgs[1][:, 80:160], W1[1, 6400:12800].reshape(80, 80))
     block = W1[1, 12800 + 3 * 20 + 5]  # 4x4 frame, block row 3, column 5
-    assert np.all(imgs[1][12:16, 160 + 20:160 + 24] == block)
+    assert np.all(imgs[1][12:16, 160 + 20 : 160 + 24] == block)
     assert imgs[1][79, 319] == W1[1, 13599]  # last 4x4-diff block, bottom right
     scaled = plots_weights.scale_blocks(imgs, 13800)
     assert np.array_equal(scaled[:, :, :160], imgs[:, :, :160])  # the pixel panels are as they were
-    np.testing.assert_allclose(np.abs(scaled[:, :, 160:320]).max(axis=(1, 2)),
-                               np.abs(imgs[:, :, :160]).max(axis=(1, 2)))
+    np.testing.assert_allclose(
+        np.abs(scaled[:, :, 160:320]).max(axis=(1, 2)), np.abs(imgs[:, :, :160]).max(axis=(1, 2))
+    )
     assert np.array_equal(plots_weights.scale_blocks(imgs[:, :, :160], 12800), imgs[:, :, :160])  # no blocks: unchanged
 
 
@@ -124,7 +127,7 @@ def test_unit_images_draw_both_pyramid_levels_each_on_its_own_scale():
     W1[:, 13600:] *= 100.0  # 8x8-block weights far larger than the rest
     imgs = plots_weights.unit_images(W1)
     assert imgs.shape == (2, 80, 480)  # frame | diff | 4x4 frame | 4x4 diff | 8x8 frame | 8x8 diff
-    assert np.all(imgs[0][16:24, 320 + 56:320 + 64] == W1[0, 13600 + 2 * 10 + 7])  # 8x8 frame, row 2, col 7
+    assert np.all(imgs[0][16:24, 320 + 56 : 320 + 64] == W1[0, 13600 + 2 * 10 + 7])  # 8x8 frame, row 2, col 7
     assert imgs[0][79, 479] == W1[0, -1]  # last 8x8 diff block, bottom right
     scaled = plots_weights.scale_blocks(imgs, 13800)
     top_fine = np.abs(imgs[:, :, :160]).max(axis=(1, 2))  # (U,)
@@ -164,13 +167,16 @@ def test_initial_params_are_those_a_run_starts_from(tmp_path):
 
 
 # ------------------------------------------------------------------ weights: the picture
-@pytest.mark.parametrize("cfg, units, halves", [
-    (dict(algo="reinforce", hidden=12), 12, 1),
-    (dict(algo="ppo", ppo_hidden=10, ppo_obs="diff"), 10, 1),
-    (dict(algo="ppo", ppo_hidden=6, ppo_obs="frame+diff"), 6, 2),
-    (dict(algo="ppo", ppo_hidden=9, ppo_obs="frame+diff+pyramid"), 9, 6),
-    (dict(algo="ppo", ppo_hidden=4, ppo_conv=3), 3, 2),  # the 3 filters: 8x8 taps on frame | difference, 10 px each
-])
+@pytest.mark.parametrize(
+    "cfg, units, halves",
+    [
+        (dict(algo="reinforce", hidden=12), 12, 1),
+        (dict(algo="ppo", ppo_hidden=10, ppo_obs="diff"), 10, 1),
+        (dict(algo="ppo", ppo_hidden=6, ppo_obs="frame+diff"), 6, 2),
+        (dict(algo="ppo", ppo_hidden=9, ppo_obs="frame+diff+pyramid"), 9, 6),
+        (dict(algo="ppo", ppo_hidden=4, ppo_conv=3), 3, 2),  # the 3 filters: 8x8 taps on frame | difference, 10 px each
+    ],
+)
 def test_show_weights_draws_every_unit(tmp_path, cfg, units, halves):
     path, _ = agent_file(tmp_path, **cfg)
     png = tmp_path / "weights.png"
@@ -227,8 +233,16 @@ def fake_run(run_dir, evals: bool):
     for ep in range(1, 41):
         ret = -21 + ep // 2
         running = 0.99 * running + 0.01 * ret
-        log.write({"episode": ep, "env_steps": 900 * ep, "return": ret, "running_reward": running,
-                   "length": 900, "wall_s": ep})
+        log.write(
+            {
+                "episode": ep,
+                "env_steps": 900 * ep,
+                "return": ret,
+                "running_reward": running,
+                "length": 900,
+                "wall_s": ep,
+            }
+        )
     log.close()
     if evals:
         log = CsvLog(run_dir / "eval.csv", EVAL_COLUMNS)
@@ -249,10 +263,17 @@ def test_plot_draws_the_eval_curve_beside_the_training_curve(tmp_path, evals, wi
         assert panel.std() > 0.05
 
 
-@pytest.mark.parametrize("config, greedy, words", [
-    ('{"eval_greedy": true}', True, "greedy actions"), ('{"eval_greedy": false}', False, "sampled actions"),
-    ("{}", False, "sampled actions"),  # a config that predates eval_greedy: evaluations sampled
-    (None, None, "actions unknown"), ("{not json", None, "actions unknown"), ("[1, 2]", None, "actions unknown")])
+@pytest.mark.parametrize(
+    "config, greedy, words",
+    [
+        ('{"eval_greedy": true}', True, "greedy actions"),
+        ('{"eval_greedy": false}', False, "sampled actions"),
+        ("{}", False, "sampled actions"),  # a config that predates eval_greedy: evaluations sampled
+        (None, None, "actions unknown"),
+        ("{not json", None, "actions unknown"),
+        ("[1, 2]", None, "actions unknown"),
+    ],
+)
 def test_the_eval_panel_says_whether_the_run_evaluated_greedily(tmp_path, config, greedy, words):
     run = fake_run(tmp_path / "run", evals=True)
     if config is not None:
@@ -291,9 +312,14 @@ def test_the_pretrained_agents_ship_their_learning_curves(name):
     assert metrics and evals, f"ship {path.stem}_metrics.csv and {path.stem}_eval.csv (the run's CSVs) beside it"
 
 
-@pytest.mark.parametrize("inputs, says", [(6400, "80×80 difference-frame weights"),
-                                          (12800, "frame (left) and difference frame (right)"),
-                                          (13800, "the 4×4 and 8×8 blocks of each")])
+@pytest.mark.parametrize(
+    "inputs, says",
+    [
+        (6400, "80×80 difference-frame weights"),
+        (12800, "frame (left) and difference frame (right)"),
+        (13800, "the 4×4 and 8×8 blocks of each"),
+    ],
+)
 def test_weights_title_names_the_panels(inputs, says):
     title = plots_weights.weights_title({"W1": np.zeros((3, inputs))}, "ppo", 2)
     assert title.startswith("ppo: 2 of 3 hidden units") and says in title

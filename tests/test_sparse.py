@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import random_actions, random_diff_frames
+
 from pongrl import policy, reinforce, sparse
 from pongrl.env import UP
 from pongrl.inputs import compact
@@ -164,8 +164,8 @@ def dense_reference_update(params, cache, x, actions, rewards, lengths, gamma, l
     grads = {k: np.zeros_like(v) for k, v in params.items()}
     start = 0
     for n in lengths:
-        xe = x[start:start + n].astype(np.float64)
-        r = rewards[start:start + n].astype(np.float64)
+        xe = x[start : start + n].astype(np.float64)
+        r = rewards[start : start + n].astype(np.float64)
         ret = np.zeros(n)
         running = 0.0
         for t in reversed(range(n)):
@@ -176,7 +176,7 @@ def dense_reference_update(params, cache, x, actions, rewards, lengths, gamma, l
         adv = (ret - ret.mean()) / (ret.std() + 1e-8)
         h = np.maximum(xe @ params["W1"].T, 0)
         p = 1 / (1 + np.exp(-(h @ params["W2"])))
-        y = (actions[start:start + n] == UP).astype(np.float64)
+        y = (actions[start : start + n] == UP).astype(np.float64)
         dlogit = adv * (y - p)
         grads["W2"] += h.T @ dlogit
         dh = np.outer(dlogit, params["W2"])
@@ -199,8 +199,9 @@ def test_reinforce_update_equals_dense_reference(dtype, chunk, monkeypatch):
     params = policy.init_params(16, rng, dtype=dtype)
     cache = {k: (0.01 * rng.random(v.shape)).astype(dtype) for k, v in params.items()}
     gamma, lr, decay, eps = 0.99, 1e-3, 0.99, 1e-5
-    ref_grads, ref_params, ref_cache = dense_reference_update(params, cache, x, actions, rewards, lengths,
-                                                              gamma, lr, decay, eps)
+    ref_grads, ref_params, ref_cache = dense_reference_update(
+        params, cache, x, actions, rewards, lengths, gamma, lr, decay, eps
+    )
 
     eps_ = Episodes(SparseRows.from_dense(x), actions.astype(np.uint8), rewards, lengths)
     grads, stats = policy_gradient(params, eps_, gamma)

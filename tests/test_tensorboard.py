@@ -30,11 +30,11 @@ def read_events(run_dir) -> list:
     for path in files:
         data, pos = path.read_bytes(), 0
         while pos < len(data):
-            header = data[pos:pos + 8]
+            header = data[pos : pos + 8]
             (length,) = struct.unpack("<Q", header)
-            (header_crc,) = struct.unpack("<I", data[pos + 8:pos + 12])
-            body = data[pos + 12:pos + 12 + length]
-            (body_crc,) = struct.unpack("<I", data[pos + 12 + length:pos + 16 + length])
+            (header_crc,) = struct.unpack("<I", data[pos + 8 : pos + 12])
+            body = data[pos + 12 : pos + 12 + length]
+            (body_crc,) = struct.unpack("<I", data[pos + 12 + length : pos + 16 + length])
             assert header_crc == masked_crc32c(header) and body_crc == masked_crc32c(body), f"bad CRC in {path}"
             events.append(Event.FromString(body))
             pos += 16 + length
@@ -70,13 +70,19 @@ def test_reinforce_run_logs_episodes_losses_sps_and_evals(run_dir):
 @pytest.mark.slow
 @pytest.mark.parametrize("overlap", [False, True])
 def test_ppo_run_logs_its_update_stats(run_dir, overlap):
-    cfg = tiny_config(algo="ppo", episodes=None, steps=64, ppo_num_steps=8, ppo_minibatches=2, ppo_hidden=16,
-                      ppo_overlap=overlap)
+    cfg = tiny_config(
+        algo="ppo", episodes=None, steps=64, ppo_num_steps=8, ppo_minibatches=2, ppo_hidden=16, ppo_overlap=overlap
+    )
     train(cfg, run_dir, progress=False, tensorboard=True)
     tb = scalars(run_dir)
     updates = 64 // (8 * 2)
-    for tag in ("losses/value_loss", "losses/policy_loss", "losses/entropy", "losses/explained_variance",
-                "charts/learning_rate"):
+    for tag in (
+        "losses/value_loss",
+        "losses/policy_loss",
+        "losses/entropy",
+        "losses/explained_variance",
+        "charts/learning_rate",
+    ):
         assert len(tb[tag]) == updates, tag
     assert [v for _, v in tb["charts/updates"]] == list(range(1, updates + 1))
     steps = [step for step, _ in tb["charts/learning_rate"]]
@@ -89,8 +95,25 @@ def test_ppo_run_logs_its_update_stats(run_dir, overlap):
 
 @pytest.mark.slow
 def test_resume_accepts_tensorboard_and_purges_what_was_not_saved(run_dir, capsys):
-    assert main(["train", "--out", str(run_dir), "--num-envs", "2", "--hidden", "16", "--batch-size", "1",
-                 "--episodes", "1", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--out",
+                str(run_dir),
+                "--num-envs",
+                "2",
+                "--hidden",
+                "16",
+                "--batch-size",
+                "1",
+                "--episodes",
+                "1",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert not list(run_dir.glob("events.out.tfevents.*"))  # not asked for: no event file
     assert main(["train", "--resume", str(run_dir), "--episodes", "2", "--tensorboard", "--no-progress"]) == 0
     rows = read_csv(run_dir / "metrics.csv")

@@ -7,13 +7,13 @@ import shutil
 
 import numpy as np
 import pytest
-
 from conftest import tiny_config
+
 from pongrl import checkpoint
 from pongrl.checkpoint import CheckpointError
 from pongrl.config import Config
-from pongrl.logger import read_csv
 from pongrl.errors import RunError
+from pongrl.logger import read_csv
 from pongrl.runs import load_run
 from pongrl.train import train
 
@@ -69,6 +69,7 @@ def test_run_records_the_system_it_trained_on(finished_run, tmp_path):
     import json
 
     import numpy
+
     from pongrl.logger import system_info
 
     run_dir = copy_run(finished_run, tmp_path)
@@ -182,6 +183,7 @@ def test_load_run_rejects_arrays_of_another_size(finished_run, tmp_path):
     def smaller(arrays, meta):
         arrays["learner/params/W1"] = np.zeros((8, 6400), np.float32)
         arrays["learner/params/W2"] = np.zeros(8, np.float32)
+
     expect_checkpoint_error(rewrite(finished_run, tmp_path, smaller))
 
 
@@ -234,4 +236,3 @@ def test_reinforce_learning_rate_anneals_with_the_env_steps_taken(tmp_path, monk
     assert len(lrs_used) >= 4 and steps_seen[0] == 0 and steps_seen[-1] > 2000  # the last ones at the floor
     assert lrs_used == [max(floor, 1e-2 * max(1 - s / 2000, 0.0)) for s in steps_seen]
     assert lrs_used[0] == 1e-2 and lrs_used[-1] == floor
-

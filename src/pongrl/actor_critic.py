@@ -48,16 +48,23 @@ def action_set(params: Params) -> np.ndarray:
     return np.array(ACTIONS)
 
 
-def init_params(inputs: int, hidden: int, n_actions: int, rng: np.random.Generator, dtype=np.float32,
-                filters: int = 0) -> Params:
+def init_params(
+    inputs: int, hidden: int, n_actions: int, rng: np.random.Generator, dtype=np.float32, filters: int = 0
+) -> Params:
     """W1 ~ N(0, 1/inputs) as the tutorial; a near-zero policy head (uniform
     initial policy, like CleanRL's 0.01 gain); value head ~ N(0, 1/H); zero biases;
     filters > 0 convolution filters Wc ~ N(0, 2/128), drawn last."""
     W1 = rng.standard_normal((hidden, inputs)) / np.sqrt(inputs)
     Wpi = 0.01 * rng.standard_normal((n_actions, hidden)) / np.sqrt(hidden)
     Wv = rng.standard_normal(hidden) / np.sqrt(hidden)
-    p = {"W1": np.asfortranarray(W1), "b1": np.zeros(hidden), "Wpi": Wpi, "bpi": np.zeros(n_actions),
-         "Wv": Wv, "bv": np.zeros(1)}
+    p = {
+        "W1": np.asfortranarray(W1),
+        "b1": np.zeros(hidden),
+        "Wpi": Wpi,
+        "bpi": np.zeros(n_actions),
+        "Wv": Wv,
+        "bv": np.zeros(1),
+    }
     if filters:
         p["Wc"] = rng.standard_normal((conv.TAPS, filters)) * np.sqrt(2 / conv.TAPS)
     return {k: (np.asfortranarray(v, dtype) if k == "W1" else v.astype(dtype)) for k, v in p.items()}
@@ -124,8 +131,9 @@ def greedy_actions(params: Params, x: np.ndarray, frames: np.ndarray) -> np.ndar
     return action_set(params)[np.argmax(probabilities(params, x, frames), axis=1)]
 
 
-def act(params: Params, x: np.ndarray, frames: np.ndarray,
-        rng: np.random.Generator) -> tuple[np.ndarray, SparseRows, dict]:
+def act(
+    params: Params, x: np.ndarray, frames: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, SparseRows, dict]:
     """Sample an action in every game: ALE ids (N,), the encoded inputs (N, D) and
     {"logp": log pi(a|x) (N,), "values": V(x) (N,)}, which the learner stores."""
     xs = encode_for(params, x, frames)
@@ -148,8 +156,9 @@ def sample(logp: np.ndarray, u: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- the backward pass
-def backprop(params: Params, x: Inputs, h: np.ndarray, dlogits: np.ndarray, dv: np.ndarray,
-             saved: conv.Saved | None = None) -> Params:
+def backprop(
+    params: Params, x: Inputs, h: np.ndarray, dlogits: np.ndarray, dv: np.ndarray, saved: conv.Saved | None = None
+) -> Params:
     """Gradients of the loss from its gradients w.r.t. logits (B, A) and values (B,);
     x and h (B, H) are the first layer's inputs and the activations (first_inputs,
     layers), saved the convolution's (if any). grads["W1"] is (U, H): the

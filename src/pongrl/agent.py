@@ -42,8 +42,9 @@ class Agent:
         x, cur = self.observe(obs)  # (6400,), (80, 80)
         return int(self.act_batch(x[None], cur[None], self.rng, greedy)[0])
 
-    def act_batch(self, x: np.ndarray, frames: np.ndarray, rng: np.random.Generator,
-                  greedy: bool = False) -> np.ndarray:
+    def act_batch(
+        self, x: np.ndarray, frames: np.ndarray, rng: np.random.Generator, greedy: bool = False
+    ) -> np.ndarray:
         """ALE actions (N,) for inputs x (N, 6400) int8 and binary frames (N, 80, 80)."""
         if greedy:
             return self.algo.greedy(self.params, x, frames)
@@ -92,13 +93,18 @@ def init_weights(cfg: Config) -> dict[str, np.ndarray] | None:
     needs = algos.get(cfg.algo).param_shapes(cfg)
     extra, missing = sorted(set(agent.params) - set(needs)), sorted(set(needs) - set(agent.params))
     if extra or missing:
-        what = f"has {', '.join(extra)}, which this config's network lacks" if extra else \
-            f"lacks {', '.join(missing)}, which this config's network needs"
+        what = (
+            f"has {', '.join(extra)}, which this config's network lacks"
+            if extra
+            else f"lacks {', '.join(missing)}, which this config's network needs"
+        )
         raise RunError(f"init_from {cfg.init_from}: its network {what} (match its layers: --ppo-conv)")
     for name, shape in needs.items():
         if agent.params[name].shape != shape:
-            raise RunError(f"init_from {cfg.init_from}: its {name} is {agent.params[name].shape}, this config's "
-                           f"network needs {shape} (match its hidden sizes, filters and obs)")
+            raise RunError(
+                f"init_from {cfg.init_from}: its {name} is {agent.params[name].shape}, this config's "
+                f"network needs {shape} (match its hidden sizes, filters and obs)"
+            )
     return agent.params
 
 

@@ -8,8 +8,8 @@ loop, checkpoints, evaluation, pictures, Ray workers) asks `get(name)`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -41,14 +41,22 @@ REGISTRY = {
         "reinforce",
         param_shapes=lambda cfg: {"W1": (cfg.hidden, policy.D), "W2": (cfg.hidden,)},
         init_params=lambda cfg, rng: policy.init_params(cfg.hidden, rng),
-        act=reinforce.act, greedy=reinforce.greedy_actions, bootstrap=reinforce.bootstrap,
+        act=reinforce.act,
+        greedy=reinforce.greedy_actions,
+        bootstrap=reinforce.bootstrap,
         learner=lambda cfg, params: reinforce.Reinforce(cfg, params, cfg.worker_steps if cfg.workers else None),
-        unit_weights=lambda params: np.abs(params["W2"].astype(np.float64))),
+        unit_weights=lambda params: np.abs(params["W2"].astype(np.float64)),
+    ),
     "ppo": Algorithm(
-        "ppo", param_shapes=lambda cfg: actor_critic.param_shapes(*ppo_network(cfg)),
+        "ppo",
+        param_shapes=lambda cfg: actor_critic.param_shapes(*ppo_network(cfg)),
         init_params=lambda cfg, rng: actor_critic.init_network(*ppo_network(cfg), rng),
-        act=actor_critic.act, greedy=actor_critic.greedy_actions, bootstrap=actor_critic.bootstrap,
-        learner=lambda cfg, params: ppo.PPO(cfg, params, cfg.seed), unit_weights=actor_critic.unit_weights),
+        act=actor_critic.act,
+        greedy=actor_critic.greedy_actions,
+        bootstrap=actor_critic.bootstrap,
+        learner=lambda cfg, params: ppo.PPO(cfg, params, cfg.seed),
+        unit_weights=actor_critic.unit_weights,
+    ),
 }
 
 

@@ -1,8 +1,6 @@
-"""The `pongrl` command: train, eval, play, plot, show, info.
+"""The `pongrl` command: train, eval, play, plot, show, info (training's flags: pongrl.flags).
 
-Training flags are made from the fields of `Config` (one flag per field, its
-help taken from the field's docstring), so a new hyperparameter is a new flag.
-A user error prints one line and exits with code 2.
+A user error prints one line and exits with code 2; Ctrl-C and SIGTERM exit with 130 and 143.
 """
 
 from __future__ import annotations
@@ -12,11 +10,11 @@ import json
 import signal
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from .errors import UserError
 from .version import __version__
-
 
 
 class Parser(argparse.ArgumentParser):
@@ -26,24 +24,25 @@ class Parser(argparse.ArgumentParser):
 
 # ------------------------------------------------------------------ commands
 def cmd_train(args) -> int:
-    from .config import TARGET_FIELDS
+    from .config import TARGET_FIELDS, Config
     from .distributed import check_ray_flag, cluster
     from .flags import config_from_args
     from .train import train
 
+    cfg: Config | None
     cfg, given = config_from_args(args)
     if args.resume:
         extra = sorted(set(given) - set(TARGET_FIELDS)) + (["--config"] if args.config else [])
         if extra:
             allowed = ", ".join("--" + f.replace("_", "-") for f in TARGET_FIELDS)
-            raise UserError(f"--resume keeps the run's saved config; only {allowed} may be given "
-                            f"(got {', '.join(extra)})")
+            raise UserError(
+                f"--resume keeps the run's saved config; only {allowed} may be given (got {', '.join(extra)})"
+            )
         run_dir, cfg = Path(args.resume), None
     else:
         run_dir = Path(args.out or f"runs/{cfg.algo}-s{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}")
     with cluster(args.ray, check_ray_flag(args.ray, cfg, run_dir)):
-        summary = train(cfg, run_dir, resume=bool(args.resume), targets=given, progress=not args.no_progress,
-                        tensorboard=args.tensorboard)
+        summary = train(cfg, run_dir, bool(args.resume), given, not args.no_progress, args.tensorboard)
     if summary["interrupted"]:
         signum = signal.Signals[summary["signal"]]
         how = "terminated" if signum == signal.SIGTERM else "interrupted"
@@ -71,12 +70,17 @@ def cmd_eval(args) -> int:
     res = evaluate(agent, args.games, seed=args.seed, greedy=args.greedy, env_id=args.env)
     if not args.json:
         mode = "greedy" if args.greedy else "sampled"
-        print(f"{res['games']} games on {args.env or agent.cfg.env_id}, {mode} actions: "
-              f"score {res['mean']:+.2f} ± {res['std']:.2f} (min {res['min']:+.0f}, max {res['max']:+.0f}), "
-              f"win rate {res['win_rate']:.0%}")
+        print(
+            f"{res['games']} games on {args.env or agent.cfg.env_id}, {mode} actions: "
+            f"score {res['mean']:+.2f} ± {res['std']:.2f} (min {res['min']:+.0f}, max {res['max']:+.0f}), "
+            f"win rate {res['win_rate']:.0%}"
+        )
     else:
-        print(json.dumps({**{k: res[k] for k in ("games", "mean", "std", "min", "max", "win_rate")},
-                          "greedy": args.greedy}))
+        print(
+            json.dumps(
+                {**{k: res[k] for k in ("games", "mean", "std", "min", "max", "win_rate")}, "greedy": args.greedy}
+            )
+        )
     return 0
 
 
@@ -85,8 +89,7 @@ def cmd_play(args) -> int:
 
     if args.seed < 0:
         raise UserError(f"pongrl play: --seed must be >= 0, got {args.seed}")
-    res = record(agent_of(args), args.video, seed=args.seed, greedy=args.greedy,
-                 max_steps=args.max_steps)
+    res = record(agent_of(args), args.video, seed=args.seed, greedy=args.greedy, max_steps=args.max_steps)
     print(f"wrote {res['video']}: score {res['score']:+.0f} in {res['steps']} steps")
     return 0
 
@@ -156,34 +159,54 @@ def add_train(t: argparse.ArgumentParser) -> None:
 
     t.add_argument("--out", metavar="RUN_DIR", help="new run folder (default: runs/ALGO-sSEED-TIME)")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue the run saved in RUN_DIR")
-    t.add_argument("--config", metavar="FILE.json|NAME",
-                   help="config file (a run folder's config.json works), or the name of a config that ships "
-                        f"with pongrl: {', '.join(shipped_configs())}")
+    t.add_argument(
+        "--config",
+        metavar="FILE.json|NAME",
+        help="config file (a run folder's config.json works), or the name of a config that ships "
+        f"with pongrl: {', '.join(shipped_configs())}",
+    )
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
-    t.add_argument("--ray", metavar="ADDRESS",
-                   help="play the games on --workers W Ray actors (needs pongrl[ray]): 'local' starts a Ray "
-                        "cluster in this process, 'auto' joins this machine's (ray start), ray://HOST:PORT a remote one")
-    t.add_argument("--tensorboard", action="store_true",
-                   help="also log scalars for TensorBoard (event files in RUN_DIR; needs pongrl[tensorboard]). "
-                        "A run option, not saved in config.json: give it again with --resume to keep logging")
+    t.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="play the games on --workers W Ray actors (needs pongrl[ray]): 'local' starts a Ray "
+        "cluster in this process, 'auto' joins this machine's (ray start), ray://HOST:PORT a remote one",
+    )
+    t.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help="also log scalars for TensorBoard (event files in RUN_DIR; needs pongrl[tensorboard]). "
+        "A run option, not saved in config.json: give it again with --resume to keep logging",
+    )
     add_config_flags(t)
     t.set_defaults(func=cmd_train)
 
 
 def add_agent_source(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", nargs="?", help="agent file, checkpoint .npz or run folder")
-    p.add_argument("--pretrained", nargs="?", const="ppo", metavar="NAME",
-                   help="an agent that ships with pongrl: ppo (the default, the strongest) or reinforce "
-                        "(the tutorial's network, trained by its REINFORCE)")
+    p.add_argument(
+        "--pretrained",
+        nargs="?",
+        const="ppo",
+        metavar="NAME",
+        help="an agent that ships with pongrl: ppo (the default, the strongest) or reinforce "
+        "(the tutorial's network, trained by its REINFORCE)",
+    )
 
 
 def add_action_mode(p: argparse.ArgumentParser) -> None:
     """--greedy (the default) or --sample: how the agent picks its action from the policy."""
     mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--greedy", dest="greedy", action="store_true", default=True,
-                      help="play the policy's most likely action (the default; see the README's 'Evaluating')")
-    mode.add_argument("--sample", dest="greedy", action="store_false",
-                      help="sample the action from the policy, as in training")
+    mode.add_argument(
+        "--greedy",
+        dest="greedy",
+        action="store_true",
+        default=True,
+        help="play the policy's most likely action (the default; see the README's 'Evaluating')",
+    )
+    mode.add_argument(
+        "--sample", dest="greedy", action="store_false", help="sample the action from the policy, as in training"
+    )
 
 
 def add_eval(e: argparse.ArgumentParser) -> None:
@@ -212,13 +235,23 @@ def add_show(s: argparse.ArgumentParser) -> None:
     f.add_argument("--seed", type=int, default=0, help="seed of the game and of the random moves before the frame")
     f.add_argument("-o", "--output", default="frames.png", help="PNG file (default: frames.png)")
     f.set_defaults(func=cmd_show_frames)
-    w = pictures.add_parser("weights", help="the hidden units' first-layer weights (W1 rows), each as an "
-                                  "80x80 image; with a convolution (--ppo-conv), its filters")
+    w = pictures.add_parser(
+        "weights",
+        help="the hidden units' first-layer weights (W1 rows), each as an "
+        "80x80 image; with a convolution (--ppo-conv), its filters",
+    )
     add_agent_source(w)
-    w.add_argument("--units", type=positive_int, default=None,
-                   help="draw only this many units, the most influential on the policy (default: all)")
-    w.add_argument("--minus-init", action="store_true",
-                   help="draw what training changed: W1 minus its initial value (recomputed from the run's seed)")
+    w.add_argument(
+        "--units",
+        type=positive_int,
+        default=None,
+        help="draw only this many units, the most influential on the policy (default: all)",
+    )
+    w.add_argument(
+        "--minus-init",
+        action="store_true",
+        help="draw what training changed: W1 minus its initial value (recomputed from the run's seed)",
+    )
     w.add_argument("-o", "--output", default="weights.png", help="PNG file (default: weights.png)")
     w.set_defaults(func=cmd_show_weights, command="show weights")
 
@@ -241,8 +274,10 @@ def main(argv: list[str] | None = None) -> int:
     Training installs its own handlers for both signals: it checkpoints, then stops."""
     previous = signal.signal(signal.SIGTERM, terminate)
     try:
-        args = build_parser().parse_args(argv)
-        return args.func(args)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # overflows of a run that diverges: its guard says so
+            args = build_parser().parse_args(argv)
+            return args.func(args)
     except USER_ERRORS as e:
         msg = str(e) if str(e).startswith("pongrl") else f"pongrl: error: {e}"
         print(msg.splitlines()[0] if msg else "pongrl: error", file=sys.stderr)

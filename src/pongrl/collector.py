@@ -15,8 +15,8 @@ the random generator) is saved with `state()` and put back with `restore()`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -49,16 +49,24 @@ class Recording:
             return np.array(rows, dtype).reshape(len(rows), n)
 
         keys = self.extras[0].keys() if self.extras else ()
-        return Rollout(source, SparseRows.concat(self.blocks), stack(self.actions, np.uint8),
-                       stack(self.rewards, np.float32), stack(self.dones, bool),
-                       {k: stack([e[k] for e in self.extras], np.float32) for k in keys}, last, self.finished)
+        return Rollout(
+            source,
+            SparseRows.concat(self.blocks),
+            stack(self.actions, np.uint8),
+            stack(self.rewards, np.float32),
+            stack(self.dones, bool),
+            {k: stack([e[k] for e in self.extras], np.float32) for k in keys},
+            last,
+            self.finished,
+        )
 
 
 class Collector:
     """G groups of games (one `PongVecEnv` each), an acting function and its random generator."""
 
-    def __init__(self, envs: list[PongVecEnv], act: Act, bootstrap: Bootstrap, rng: np.random.Generator,
-                 source: int = 0):
+    def __init__(
+        self, envs: list[PongVecEnv], act: Act, bootstrap: Bootstrap, rng: np.random.Generator, source: int = 0
+    ):
         self.envs, self.act, self.bootstrap, self.rng = envs, act, bootstrap, rng
         self.source = source  # the rollouts of group g come from source + g (a Ray worker: its index)
         self.x = [np.zeros((e.num_envs, 0), np.int8) for e in envs]  # per group: (n, 6400) current inputs
@@ -69,8 +77,9 @@ class Collector:
     def reset(self) -> None:
         self.x = [env.reset() for env in self.envs]
 
-    def collect(self, params, steps: int | None = None, episodes: int | None = None,
-                budget: int | None = None) -> list[Rollout]:
+    def collect(
+        self, params, steps: int | None = None, episodes: int | None = None, budget: int | None = None
+    ) -> list[Rollout]:
         """Play with `params` until every group has `steps` steps, or `episodes`
         episodes have ended, or `budget` env steps were taken (whichever comes
         first; at least one condition must be given). Returns one rollout per group."""
@@ -91,8 +100,10 @@ class Collector:
             elif all(p is None for p in self.pending):
                 raise RuntimeError("no group of games can move")
             self.next_group = (g + 1) % len(self.envs)
-        return [r.rollout(self.source + g, e.num_envs, self.bootstrap(params, self.x[g], e.cur))
-                for g, (r, e) in enumerate(zip(recs, self.envs))]
+        return [
+            r.rollout(self.source + g, e.num_envs, self.bootstrap(params, self.x[g], e.cur))
+            for g, (r, e) in enumerate(zip(recs, self.envs))
+        ]
 
     def _send(self, g: int, params) -> None:
         env = self.envs[g]
@@ -103,7 +114,9 @@ class Collector:
     def _receive(self, g: int, rec: Recording, taken: int) -> int:
         env = self.envs[g]
         actions = env.pending
-        xs, extras = self.pending[g]
+        pending = self.pending[g]
+        assert pending is not None  # collect receives only a group with a step in flight
+        xs, extras = pending
         self.pending[g] = None
         self.x[g], rewards, dones, finished = env.recv()
         self.turns += 1
@@ -124,17 +137,20 @@ class Collector:
         out = {"next_group": np.int64(self.next_group), "turns": np.int64(self.turns), "rng": rng_state(self.rng)}
         for g, env in enumerate(self.envs):
             out |= {f"env{g}/{k}": v for k, v in env.state().items()}
-            if self.pending[g] is not None:
-                xs, extras = self.pending[g]
-                out |= {f"pending{g}/x/indptr": xs.indptr, f"pending{g}/x/cols": xs.cols,
-                        f"pending{g}/x/vals": xs.vals}
+            pending = self.pending[g]
+            if pending is not None:
+                xs, extras = pending
+                out |= {f"pending{g}/x/indptr": xs.indptr, f"pending{g}/x/cols": xs.cols, f"pending{g}/x/vals": xs.vals}
                 out |= {f"pending{g}/{k}": np.asarray(v) for k, v in extras.items()}
         return out
 
     def schema(self) -> dict[str, Spec]:
         """What the saved collector must be, besides its games (env.STATE) and the inputs in flight."""
-        return {"next_group": Spec("int64", (), lo=0, hi=len(self.envs) - 1), "turns": Spec("int64", (), lo=0),
-                "rng": Spec("uint64", (6,))}
+        return {
+            "next_group": Spec("int64", (), lo=0, hi=len(self.envs) - 1),
+            "turns": Spec("int64", (), lo=0),
+            "rng": Spec("uint64", (6,)),
+        }
 
     def restore(self, s: dict[str, np.ndarray]) -> None:
         """Put the collector back where `state()` found it, its games included."""

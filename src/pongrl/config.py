@@ -25,14 +25,25 @@ from .version import __version__
 ALGOS = ("reinforce", "ppo")
 TARGET_FIELDS = ("episodes", "steps", "checkpoint_every", "eval_every", "eval_games")  # what --resume may change
 # Fields added after runs had been saved without them, with the value those runs used.
-SAVED_BEFORE = {"ppo_overlap": False, "eval_greedy": False, "ppo_obs": "diff", "ppo_anneal_entropy": False,
-                "lr_anneal_steps": 0, "lr_floor": 0.0}
+SAVED_BEFORE = {
+    "ppo_overlap": False,
+    "eval_greedy": False,
+    "ppo_obs": "diff",
+    "ppo_anneal_entropy": False,
+    "lr_anneal_steps": 0,
+    "lr_floor": 0.0,
+}
 # Fields added after runs had been saved without them, whose value those runs kept in another field.
 SAVED_AS = {"ppo_gamma": "gamma"}
 # Options measured and not kept: the value that means "not used" (which old configs carry) and
 # the last pongrl that has them. A config that uses one is refused; one that leaves it off loads.
-RETIRED = {"ppo_lazy_adam": False, "ppo_norm_value": False, "ppo_hidden2": 0, "ppo_actions": "updown",
-           "adv_norm": "episode"}
+RETIRED = {
+    "ppo_lazy_adam": False,
+    "ppo_norm_value": False,
+    "ppo_hidden2": 0,
+    "ppo_actions": "updown",
+    "adv_norm": "episode",
+}
 RETIRED_VALUES = {"ppo_obs": ("frame+diff+coarse", "frame+diff+pyramid3")}
 LAST_WITH_RETIRED = "0.6.0"
 
@@ -47,7 +58,7 @@ class Config(ReinforceConfig, PPOConfig):
     algorithm (`ReinforceConfig` in pongrl.reinforce, `PPOConfig` in pongrl.ppo)."""
 
     algo: str = "reinforce"
-    """Learning algorithm: 'reinforce' is the tutorial's; 'ppo' is actor-critic PPO (pongrl.ppo, pongrl.actor_critic)."""
+    """Learning algorithm: 'reinforce' is the tutorial's; 'ppo' is actor-critic PPO (pongrl.ppo)."""
     env_id: str = "ALE/Pong-v5"
     """Gymnasium id of the Pong env (ALE/Pong-v5, Pong-v0, PongNoFrameskip-v4, ...)."""
     seed: int = 0
@@ -90,11 +101,19 @@ class Config(ReinforceConfig, PPOConfig):
 
     CHOICES: ClassVar[dict[str, tuple]] = {"algo": ALGOS}
     RANGES: ClassVar[dict[str, str]] = {
-        "seed": "in [0, 1048576)", "num_envs": "in [1, 256]", "groups": "in [0, 256]", "episodes": ">= 0",
-        "steps": ">= 0", "checkpoint_every": ">= 0", "eval_every": ">= 0", "eval_games": "in [1, 100000]",
-        "workers": "in [0, 100000]", "worker_steps": "in [1, 1048576]"}
+        "seed": "in [0, 1048576)",
+        "num_envs": "in [1, 256]",
+        "groups": "in [0, 256]",
+        "episodes": ">= 0",
+        "steps": ">= 0",
+        "checkpoint_every": ">= 0",
+        "eval_every": ">= 0",
+        "eval_games": "in [1, 100000]",
+        "workers": "in [0, 100000]",
+        "worker_steps": "in [1, 1048576]",
+    }
 
-    def validate(self) -> "Config":
+    def validate(self) -> Config:
         """Every field of the right type and in its range; else ConfigError naming the field and value."""
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
@@ -137,13 +156,13 @@ class Config(ReinforceConfig, PPOConfig):
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_saved(cls, d: dict) -> "Config":
+    def from_saved(cls, d: dict) -> Config:
         """The config of a saved run: fields it predates take the value it ran with (SAVED_BEFORE, SAVED_AS)."""
         moved = {new: d[old] for new, old in SAVED_AS.items() if new not in d and old in d}
         return cls.from_dict({**SAVED_BEFORE, **moved, **d})
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Config":
+    def from_dict(cls, d: dict) -> Config:
         d = without_retired(d)
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names)
@@ -155,7 +174,7 @@ class Config(ReinforceConfig, PPOConfig):
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
-    def from_json_file(cls, path: str | Path) -> "Config":
+    def from_json_file(cls, path: str | Path) -> Config:
         """The config in a JSON file, or in a config that ships with pongrl, by name (config_file)."""
         path = config_file(path)
         d = read_json_object(path, "config file")
@@ -171,7 +190,7 @@ MAX_CONFIG_BYTES, MAX_CONFIG_DEPTH = 1 << 20, 8  # a config is a flat object of 
 def read_json_object(path: Path, what: str) -> dict:
     """The JSON object in a small regular file; ConfigError in one line for anything else
     (missing, a FIFO or device, too big, binary, not JSON, nested too deep, not an object)."""
-    from .checkpoint import header_depth
+    from .archive import header_depth
 
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):
@@ -198,8 +217,10 @@ def without_retired(d: dict) -> dict:
     """A config dict without the retired options it leaves off; ConfigError if it uses one."""
     for name, value in d.items():
         if (name in RETIRED and value != RETIRED[name]) or value in RETIRED_VALUES.get(name, ()):
-            raise ConfigError(f"{name} = {value!r} was retired in pongrl {__version__}; pongrl "
-                              f"{LAST_WITH_RETIRED} still has it (pip install 'pongrl=={LAST_WITH_RETIRED}')")
+            raise ConfigError(
+                f"{name} = {value!r} was retired in pongrl {__version__}; pongrl "
+                f"{LAST_WITH_RETIRED} still has it (pip install 'pongrl=={LAST_WITH_RETIRED}')"
+            )
     return {k: v for k, v in d.items() if k not in RETIRED}
 
 
@@ -226,8 +247,16 @@ def config_file(name_or_path: str | Path) -> Path:
     return shipped[str(path)]
 
 
-TYPE_WORDS = {"int": "an integer", "float": "a finite number", "bool": "true or false", "str": "a string",
-              "int | None": "an integer or null", "str | None": "a string or null"}
+TYPE_WORDS = {
+    "int": "an integer",
+    "float": "a finite number",
+    "bool": "true or false",
+    "str": "a string",
+    "int | None": "an integer or null",
+    "str | None": "a string or null",
+}
+
+
 def _has_type(value, kind: str) -> bool:
     if value is None:
         return kind.endswith("| None")

@@ -54,7 +54,8 @@ def windows(x: Inputs) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
             ok = (oy >= 0) & (oy < OUT) & (ox >= 0) & (ox < OUT)
             tap = ch * K * K + (y - S * oy) * K + (xx - S * ox)
             parts.append((b[ok], (oy * OUT + ox)[ok], tap[ok], v[ok]))
-    return tuple(np.concatenate(a) for a in zip(*parts))
+    sample, window, tap, value = (np.concatenate(a) for a in zip(*parts))
+    return sample, window, tap, value
 
 
 def forward(Wc: np.ndarray, x: Inputs) -> tuple[Inputs, Saved]:

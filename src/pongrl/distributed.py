@@ -30,6 +30,7 @@ import logging
 import os
 from contextlib import contextmanager
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
@@ -72,14 +73,16 @@ def cluster(address: str | None, workers: int = 1):
     if started:
         try:
             if address == "local":
-                ray.init(num_cpus=max(os.cpu_count() or 1, workers), include_dashboard=False,
-                         logging_level=logging.ERROR)
+                ray.init(
+                    num_cpus=max(os.cpu_count() or 1, workers), include_dashboard=False, logging_level=logging.ERROR
+                )
             else:
                 ray.init(address=address, logging_level=logging.ERROR)
         except Exception as e:  # noqa: BLE001 - Ray raises many kinds; the user gets one line
             lines = str(e).strip().splitlines()
-            raise RunError(f"cannot start or reach the Ray cluster at {address!r}: {type(e).__name__}: "
-                           f"{lines[0] if lines else ''}") from None
+            raise RunError(
+                f"cannot start or reach the Ray cluster at {address!r}: {type(e).__name__}: {lines[0] if lines else ''}"
+            ) from None
     try:
         connect(workers)  # enough CPUs, before a run folder is made
         yield
@@ -92,12 +95,16 @@ def connect(workers: int):
     """The `ray` module, connected to a cluster with a CPU for each worker."""
     ray = ray_module()
     if not ray.is_initialized():
-        raise RunError(f"this run plays its games on {workers} Ray workers: give --ray ADDRESS "
-                       "(in Python: with pongrl.distributed.cluster(ADDRESS): train(...))")
+        raise RunError(
+            f"this run plays its games on {workers} Ray workers: give --ray ADDRESS "
+            "(in Python: with pongrl.distributed.cluster(ADDRESS): train(...))"
+        )
     cpus = ray.cluster_resources().get("CPU", 0)
     if cpus < workers:
-        raise RunError(f"the Ray cluster has {cpus:g} CPUs and each of the {workers} workers needs one; "
-                       f"use --workers {int(cpus)} or add machines (ray start --address ...)")
+        raise RunError(
+            f"the Ray cluster has {cpus:g} CPUs and each of the {workers} workers needs one; "
+            f"use --workers {int(cpus)} or add machines (ray start --address ...)"
+        )
     return ray
 
 
@@ -149,8 +156,11 @@ class RayCollector:
             self.close()
             raise
         if len(self.actors) < cfg.workers:
-            log.warning("this run goes on with %d of its %d Ray workers (the others died before its last checkpoint)",
-                        len(self.actors), cfg.workers)
+            log.warning(
+                "this run goes on with %d of its %d Ray workers (the others died before its last checkpoint)",
+                len(self.actors),
+                cfg.workers,
+            )
 
     def start(self, states: dict[int, dict] | None) -> None:
         """Start every worker's games, or restore them from `states`. A worker
@@ -162,11 +172,14 @@ class RayCollector:
             except self.ray.exceptions.RayError as e:
                 cause = getattr(e, "cause", None) or e
                 msg = str(cause).strip().splitlines()
-                raise RunError(f"Ray worker {i} could not {'start' if states is None else 'restore its games'}: "
-                               f"{type(cause).__name__}: {msg[-1] if msg else ''}") from None
+                raise RunError(
+                    f"Ray worker {i} could not {'start' if states is None else 'restore its games'}: "
+                    f"{type(cause).__name__}: {msg[-1] if msg else ''}"
+                ) from None
 
-    def collect(self, params: dict, steps: int | None = None, episodes: int | None = None,
-                budget: int | None = None) -> list[Rollout]:
+    def collect(
+        self, params: dict, steps: int | None = None, episodes: int | None = None, budget: int | None = None
+    ) -> list[Rollout]:
         """One round: every live worker plays `steps` steps with `params`, put in the
         object store once for all of them. (episodes and budget are for local games.)"""
         ref = self.ray.put(params)
@@ -182,7 +195,7 @@ class RayCollector:
             out |= {f"worker{i}/{k}": v for k, v in s.items()}
         return out
 
-    def _gather(self, calls: dict) -> list[tuple[int, object]]:
+    def _gather(self, calls: dict) -> list[tuple[int, Any]]:
         out = []
         for i, ref in sorted(calls.items()):
             try:
@@ -196,9 +209,15 @@ class RayCollector:
     def _lost(self, i: int, e: Exception) -> None:
         self.ray.kill(self.actors.pop(i))
         first = str(e).strip().splitlines()
-        log.warning("Ray worker %d (pid %s) died (%s: %s); training goes on with %d of %d workers",
-                    i, self.pids.get(i, "?"), type(e).__name__, first[0] if first else "", len(self.actors),
-                    self.total)
+        log.warning(
+            "Ray worker %d (pid %s) died (%s: %s); training goes on with %d of %d workers",
+            i,
+            self.pids.get(i, "?"),
+            type(e).__name__,
+            first[0] if first else "",
+            len(self.actors),
+            self.total,
+        )
 
     def close(self) -> None:
         for a in self.actors.values():
@@ -211,9 +230,16 @@ def owned(r: Rollout, workers: int) -> Rollout:
     of its object store, which the learner's buffers should not pin). The workers
     step together: an episode's `taken` becomes the round's steps when it ended."""
     x = type(r.x)(r.x.indptr.copy(), r.x.cols.copy(), r.x.vals.copy())
-    return Rollout(r.source, x, r.actions.copy(), r.rewards.copy(), r.dones.copy(),
-                   {k: v.copy() for k, v in r.extras.items()}, {k: v.copy() for k, v in r.last.items()},
-                   [replace(f, taken=f.taken * workers) for f in r.finished])
+    return Rollout(
+        r.source,
+        x,
+        r.actions.copy(),
+        r.rewards.copy(),
+        r.dones.copy(),
+        {k: v.copy() for k, v in r.extras.items()},
+        {k: v.copy() for k, v in r.last.items()},
+        [replace(f, taken=f.taken * workers) for f in r.finished],
+    )
 
 
 def check_ray_flag(address: str | None, cfg: Config | None, run_dir) -> int:
@@ -223,16 +249,21 @@ def check_ray_flag(address: str | None, cfg: Config | None, run_dir) -> int:
     if address is not None:
         ray_module()
     resuming = cfg is None
-    if resuming:
+    if cfg is None:
         saved = run_dir / "config.json"
         if not saved.exists():
             return 0  # train() says what is wrong with the folder
         cfg = Config.from_json_file(saved)
     if address is not None and not cfg.workers:
-        raise RunError(f"the run in {run_dir} plays its games in this process (workers = 0); --ray is for runs "
-                       "started with --workers W" if resuming else
-                       "--ray needs --workers W: the number of Ray workers, each playing --num-envs games")
+        raise RunError(
+            f"the run in {run_dir} plays its games in this process (workers = 0); --ray is for runs "
+            "started with --workers W"
+            if resuming
+            else "--ray needs --workers W: the number of Ray workers, each playing --num-envs games"
+        )
     if cfg.workers and address is None:
-        raise RunError(f"this run plays its games on {cfg.workers} Ray workers: give --ray ADDRESS "
-                       "('local' starts a Ray cluster here, 'auto' joins this machine's)")
+        raise RunError(
+            f"this run plays its games on {cfg.workers} Ray workers: give --ray ADDRESS "
+            "('local' starts a Ray cluster here, 'auto' joins this machine's)"
+        )
     return cfg.workers

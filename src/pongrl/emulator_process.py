@@ -1,16 +1,9 @@
 """Pong games in a child process: the emulator runs on its own core while Python learns.
 
 ale-py's emulator holds Python's GIL while it steps, so threads cannot run it
-beside the learner; processes can. `GamesProcess` starts a
-Python running `emulators.serve_games` with two pipes, and speaks a small bytes
-protocol with it (nothing is pickled). Each message is one command byte and a
-payload; each reply is b"+" and a payload, or b"!" and the child's error.
-
-  b"r" seeds (k,) int64, -1 = keep   -> frames (k, 80, 80) binary, 8 pixels a byte (np.packbits)
-  b"s" actions (k,) int8, -1 = skip  -> frames, rewards (k,) float32, dones (k,) bool
-  b"g"                               -> sizes (k,) int64, then the games' states
-  b"p" sizes (k,) int64, states      -> nothing
-  b"q"                               -> the child exits
+beside the learner; processes can. `GamesProcess` starts a Python running
+`emulators.serve_games` with two pipes (`start_child`), and speaks a small bytes
+protocol with it (`emulator_protocol`: nothing is pickled).
 
 The child runs in its own process group and ignores SIGINT, so Ctrl-C reaches
 only the parent (which then saves the games); it exits when the parent's pipe
@@ -36,15 +29,9 @@ import struct
 import subprocess
 import sys
 import time
-import traceback
-from multiprocessing.connection import Connection
 from typing import NoReturn
 
-import numpy as np
-
 from .errors import RunError
-
-PACKED = 80 * 80 // 8  # bytes of one binary frame, 8 pixels a byte: an eighth of the pipe's traffic
 
 # How long the parent waits for a child. A step takes about half a millisecond a game and
 # seeding (a ROM reload) about 0.2 s a game, so these deadlines are met by any child that
@@ -53,59 +40,32 @@ ANSWER_S = 30.0  # seconds any command may take, whatever its size (the first al
 PER_GAME_S = {b"s": 0.05, b"r": 1.0, b"g": 0.05, b"p": 1.0}  # and seconds more for each game of the child
 EXIT_S = 5.0  # seconds a child may take to leave after b"q" (or to be reaped once its pipe closed)
 KILL_S = 1.0  # seconds between SIGTERM and SIGKILL for a child that does not leave
-DOING = {b"s": "during a step", b"r": "while seeding its games", b"g": "while saving its games",
-         b"p": "while restoring its games"}
-STATES = {"R": "running", "S": "sleeping", "D": "waiting on a disk", "T": "stopped", "t": "stopped by a debugger",
-          "Z": "exited"}
+DOING = {
+    b"s": "during a step",
+    b"r": "while seeding its games",
+    b"g": "while saving its games",
+    b"p": "while restoring its games",
+}
+STATES = {
+    "R": "running",
+    "S": "sleeping",
+    "D": "waiting on a disk",
+    "T": "stopped",
+    "t": "stopped by a debugger",
+    "Z": "exited",
+}
 
 
 class EmulatorError(RunError):
     """An emulator process died or stopped answering: the run cannot go on (its last checkpoint stays)."""
 
 
-def pack_frames(frames: np.ndarray) -> bytes:
-    """Binary frames (k, 80, 80) -> k * PACKED bytes."""
-    return np.packbits(frames).tobytes()
-
-
-def unpack_frames(b: bytes, k: int) -> np.ndarray:
-    """k * PACKED bytes -> binary frames (k, 80, 80) uint8."""
-    return np.unpackbits(np.frombuffer(b, np.uint8, k * PACKED)).reshape(k, 80, 80)
-
-
-def encode_states(states: list[bytes]) -> bytes:
-    return np.array([len(s) for s in states], np.int64).tobytes() + b"".join(states)
-
-
-def decode_states(payload: bytes, k: int) -> list[bytes]:
-    sizes = np.frombuffer(payload[: 8 * k], np.int64)
-    ends = 8 * k + np.cumsum(sizes)
-    return [payload[e - s:e] for s, e in zip(sizes, ends)]
-
-
 class GamesProcess:
-    """k Pong games (`emulators.AleGames`) in a child process; `spec` holds the env's
+    """k Pong games (`ale_games.AleGames`) in a child process; `spec` holds the env's
     settings (gymnasium's spec kwargs: game, frameskip, repeat_action_probability, ...)."""
 
     def __init__(self, spec: dict, k: int):
-        child_reads, parent_writes = os.pipe()
-        parent_reads, child_writes = os.pipe()
-        # SIGINT is ignored first thing, so that even a Ctrl-C during the child's imports leaves it quiet
-        code = ("import signal; signal.signal(signal.SIGINT, signal.SIG_IGN); "
-                "import sys, pongrl.emulators as e; e.serve_games(sys.argv[1:])")
-        args = [sys.executable, "-c", code, str(child_reads), str(child_writes), json.dumps(spec), str(k)]
-        # its own process group, so Ctrl-C in a terminal reaches only the parent; the same
-        # session, so the scheduler shares the CPU with it as with threads of the parent
-        group = {"process_group": 0} if sys.version_info >= (3, 11) else {"preexec_fn": os.setpgrp}
-        try:
-            self.proc = subprocess.Popen(args, pass_fds=(child_reads, child_writes), **group)
-        except BaseException:
-            os.close(parent_reads)
-            os.close(parent_writes)
-            raise
-        finally:
-            os.close(child_reads)
-            os.close(child_writes)
+        self.proc, parent_reads, parent_writes = start_child(spec, k)
         os.set_blocking(parent_reads, False)
         os.set_blocking(parent_writes, False)
         self.fd_in, self.fd_out = parent_reads, parent_writes
@@ -124,7 +84,7 @@ class GamesProcess:
         data, deadline = memoryview(head + command + payload), None
         while data:
             try:
-                data = data[os.write(self.fd_out, data):]
+                data = data[os.write(self.fd_out, data) :]
             except BlockingIOError:  # the pipe is full: the child is busy, or stopped
                 deadline = deadline or time.monotonic() + self.timeout()
                 self._poll(self.writable, deadline)
@@ -174,8 +134,9 @@ class GamesProcess:
         try:
             code = self.proc.wait(EXIT_S)
         except subprocess.TimeoutExpired:
-            raise EmulatorError(f"emulator process {self.proc.pid} closed its pipe {self.doing()}, "
-                                f"and did not exit") from None
+            raise EmulatorError(
+                f"emulator process {self.proc.pid} closed its pipe {self.doing()}, and did not exit"
+            ) from None
         raise EmulatorError(f"emulator process {self.proc.pid} {exit_text(code)} {self.doing()}") from None
 
     def _no_answer(self) -> NoReturn:
@@ -183,8 +144,10 @@ class GamesProcess:
         if self.proc.poll() is not None:
             self._gone()
         state = STATES.get(process_state(self.proc.pid), "")
-        raise EmulatorError(f"emulator process {self.proc.pid} did not answer within {self.timeout():.0f} s "
-                            f"{self.doing()}" + (f" (it is {state})" if state else ""))
+        raise EmulatorError(
+            f"emulator process {self.proc.pid} did not answer within {self.timeout():.0f} s "
+            f"{self.doing()}" + (f" (it is {state})" if state else "")
+        )
 
     def doing(self) -> str:
         return DOING.get(self.command, "while busy")
@@ -234,6 +197,32 @@ class GamesProcess:
                 return
 
 
+def start_child(spec: dict, k: int) -> tuple[subprocess.Popen, int, int]:
+    """A Python running `emulators.serve_games` on k games -> (its process, the parent's
+    ends of the two pipes: the one it reads, the one it writes)."""
+    child_reads, parent_writes = os.pipe()
+    parent_reads, child_writes = os.pipe()
+    # SIGINT is ignored first thing, so that even a Ctrl-C during the child's imports leaves it quiet
+    code = (
+        "import signal; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+        "import sys, pongrl.emulators as e; e.serve_games(sys.argv[1:])"
+    )
+    args = [sys.executable, "-c", code, str(child_reads), str(child_writes), json.dumps(spec), str(k)]
+    # its own process group, so Ctrl-C in a terminal reaches only the parent; the same
+    # session, so the scheduler shares the CPU with it as with threads of the parent
+    group = {"process_group": 0} if sys.version_info >= (3, 11) else {"preexec_fn": os.setpgrp}
+    try:
+        proc = subprocess.Popen(args, pass_fds=(child_reads, child_writes), **group)
+    except BaseException:
+        os.close(parent_reads)
+        os.close(parent_writes)
+        raise
+    finally:
+        os.close(child_reads)
+        os.close(child_writes)
+    return proc, parent_reads, parent_writes
+
+
 def exit_text(code: int) -> str:
     """How a child ended, from its exit code (negative: the signal that killed it)."""
     if code < 0:
@@ -251,37 +240,3 @@ def process_state(pid: int) -> str:
             return f.read().rsplit(b")", 1)[1].split()[0].decode()
     except (OSError, IndexError, UnicodeDecodeError):
         return ""
-
-
-# --------------------------------------------------------------------------- the child
-def handle(games, command: bytes, payload: bytes) -> bytes:
-    """One command to the child's games; returns the reply's payload."""
-    if command == b"s":
-        frames, rewards, dones = games.step(np.frombuffer(payload, np.int8))
-        return pack_frames(frames) + rewards.tobytes() + dones.tobytes()
-    if command == b"r":
-        return pack_frames(games.seed(np.frombuffer(payload, np.int64)))
-    if command == b"g":
-        return encode_states(games.states())
-    if command == b"p":
-        games.set_states(decode_states(payload, games.n))
-        return b""
-    raise ValueError(f"unknown command {command!r}")
-
-
-def serve(inp: Connection, out: Connection, games) -> None:
-    while True:
-        try:
-            msg = inp.recv_bytes()
-        except (EOFError, OSError):
-            return  # the parent has gone
-        if msg[:1] == b"q":
-            return
-        try:
-            reply = b"+" + handle(games, msg[:1], msg[1:])
-        except Exception:
-            reply = b"!" + traceback.format_exc().encode()
-        try:
-            out.send_bytes(reply)
-        except OSError:
-            return  # the parent has gone while we worked: it was stopped mid-command

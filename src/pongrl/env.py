@@ -91,8 +91,16 @@ class PongVecEnv:
     as it was, in about the time it takes to start the games.
     """
 
-    def __init__(self, env_id: str, num_envs: int, seed: int, split: int = TRAIN_SEEDS,
-                 processes: int | None = None, stream: int = 0, streams: int = 1):
+    def __init__(
+        self,
+        env_id: str,
+        num_envs: int,
+        seed: int,
+        split: int = TRAIN_SEEDS,
+        processes: int | None = None,
+        stream: int = 0,
+        streams: int = 1,
+    ):
         check_env_id(env_id)
         spec = {k: v for k, v in gym_module().spec(env_id).kwargs.items() if k != "obs_type"}
         if processes is None:
@@ -163,13 +171,21 @@ class PongVecEnv:
     def state(self) -> dict[str, np.ndarray]:
         """Arrays to rebuild this env exactly. Actions in flight are waited for, and
         their results kept for `recv()`."""
-        out = {"cur": self.cur.copy(), "prev": self.prev.copy(), "ep_return": self.ep_return.copy(),
-               "ep_len": self.ep_len.copy()}
+        out = {
+            "cur": self.cur.copy(),
+            "prev": self.prev.copy(),
+            "ep_return": self.ep_return.copy(),
+            "ep_len": self.ep_len.copy(),
+        }
         if self.pending is not None:
             self._ready = self._ready or self._games.recv()
             frames, rewards, dones = self._ready
-            out |= {"pending": self.pending.astype(np.int64), "ready/frames": frames.copy(),
-                    "ready/rewards": rewards.copy(), "ready/dones": dones.copy()}
+            out |= {
+                "pending": self.pending.astype(np.int64),
+                "ready/frames": frames.copy(),
+                "ready/rewards": rewards.copy(),
+                "ready/dones": dones.copy(),
+            }
         return out | self._games.state()
 
     def restore(self, state: dict[str, np.ndarray]) -> np.ndarray:
@@ -182,18 +198,27 @@ class PongVecEnv:
         self.pending = self._ready = None
         if "pending" in state:
             self.pending = np.asarray(state["pending"], np.int64)
-            self._ready = (np.array(state["ready/frames"], np.uint8), np.array(state["ready/rewards"], np.float32),
-                           np.array(state["ready/dones"], bool))
+            self._ready = (
+                np.array(state["ready/frames"], np.uint8),
+                np.array(state["ready/rewards"], np.float32),
+                np.array(state["ready/dones"], bool),
+            )
         return frame_diff(self.cur, self.prev)
 
 
 MAX_POINTS = 10**6  # no episode of any Pong env scores this many points
 STATE = {  # what `state()` saves for n games; the games themselves are pongrl.emulators'
-    "cur": Spec("uint8", ("n", 80, 80), hi=1), "prev": Spec("uint8", ("n", 80, 80), hi=1),
-    "ep_return": Spec("float64", ("n",), -MAX_POINTS, MAX_POINTS), "ep_len": Spec("int64", ("n",), lo=0, hi=2**40)}
+    "cur": Spec("uint8", ("n", 80, 80), hi=1),
+    "prev": Spec("uint8", ("n", 80, 80), hi=1),
+    "ep_return": Spec("float64", ("n",), -MAX_POINTS, MAX_POINTS),
+    "ep_len": Spec("int64", ("n",), lo=0, hi=2**40),
+}
 IN_FLIGHT = {  # ... and, with actions in flight, those and their results
-    "pending": Spec("int64", ("n",), lo=-1, hi=ACTIONS - 1), "ready/frames": Spec("uint8", ("n", 80, 80), hi=1),
-    "ready/rewards": Spec("float32", ("n",), -MAX_POINTS, MAX_POINTS), "ready/dones": Spec("bool", ("n",))}
+    "pending": Spec("int64", ("n",), lo=-1, hi=ACTIONS - 1),
+    "ready/frames": Spec("uint8", ("n", 80, 80), hi=1),
+    "ready/rewards": Spec("float32", ("n",), -MAX_POINTS, MAX_POINTS),
+    "ready/dones": Spec("bool", ("n",)),
+}
 
 
 def check_state(state: dict[str, np.ndarray], n: int) -> None:

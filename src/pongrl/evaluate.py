@@ -27,8 +27,9 @@ def _quotas(games: int, n: int) -> np.ndarray:
     return np.array([games // n + (i < games % n) for i in range(n)])
 
 
-def evaluate(agent: Agent, games: int, seed: int = 0, greedy: bool = True, num_envs: int = 16,
-             env_id: str | None = None) -> dict:
+def evaluate(
+    agent: Agent, games: int, seed: int = 0, greedy: bool = True, num_envs: int = 16, env_id: str | None = None
+) -> dict:
     """Play `games` full games; score = agent points minus opponent points. `greedy`
     plays the policy's most likely action (the default, as SB3's evaluate_policy);
     False samples it, as in training."""
@@ -59,12 +60,20 @@ def _evaluate(agent: Agent, games: int, seed: int, greedy: bool, n: int, env_id:
 
 def summarize(scores: list[float]) -> dict:
     s = np.asarray(scores, np.float64)
-    return {"games": int(len(s)), "mean": float(s.mean()), "std": float(s.std()), "min": float(s.min()),
-            "max": float(s.max()), "win_rate": float((s > 0).mean()), "scores": [float(v) for v in s]}
+    return {
+        "games": int(len(s)),
+        "mean": float(s.mean()),
+        "std": float(s.std()),
+        "min": float(s.min()),
+        "max": float(s.max()),
+        "win_rate": float((s > 0).mean()),
+        "scores": [float(v) for v in s],
+    }
 
 
-def play_game(agent: Agent, on_frame, seed: int = 0, greedy: bool = True, max_steps: int | None = None,
-              env_id: str | None = None) -> dict:
+def play_game(
+    agent: Agent, on_frame, seed: int = 0, greedy: bool = True, max_steps: int | None = None, env_id: str | None = None
+) -> dict:
     """Play one whole game, calling on_frame(rgb (210, 160, 3)) for every frame but
     the last (the emulator starts the next game on it). Returns the score. It is
     the game that `evaluate(agent, 1, seed)` plays: the same emulator, seed and

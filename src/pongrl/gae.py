@@ -13,8 +13,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def gae(rewards: np.ndarray, values: np.ndarray, dones: np.ndarray, last_values: np.ndarray,
-        gamma: float, lam: float) -> tuple[np.ndarray, np.ndarray]:
+def gae(
+    rewards: np.ndarray, values: np.ndarray, dones: np.ndarray, last_values: np.ndarray, gamma: float, lam: float
+) -> tuple[np.ndarray, np.ndarray]:
     """GAE(lambda) advantages and lambda-returns of a rollout.
 
     rewards, values, dones: (T, N); last_values: (N,) the value of the input
@@ -35,4 +36,3 @@ def gae(rewards: np.ndarray, values: np.ndarray, dones: np.ndarray, last_values:
         running = deltas[t] + gamma * lam * nonterminal[t] * running
         adv[t] = running
     return adv, adv + values
-

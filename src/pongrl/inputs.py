@@ -24,8 +24,9 @@ from .sparse import SparseRows, indptr_of
 
 POOLS = {"diff": (), "frame+diff": (), "frame+diff+pyramid": (4, 8)}
 """Sides of the pixel blocks each kind max-pools, finest first (after its 80x80 panels)."""
-WIDTHS = {kind: (1 if kind == "diff" else 2) * D + sum(2 * D // p**2 for p in pools)
-          for kind, pools in POOLS.items()}  # 6400, 12800, 13800
+WIDTHS = {
+    kind: (1 if kind == "diff" else 2) * D + sum(2 * D // p**2 for p in pools) for kind, pools in POOLS.items()
+}  # 6400, 12800, 13800
 KINDS = tuple(POOLS)
 
 

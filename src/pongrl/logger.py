@@ -1,145 +1,25 @@
 """Run logging: metrics.csv (one row per finished episode), eval.csv, system.json,
-a progress bar, and optionally TensorBoard event files (`--tensorboard`, via tensorboardX)."""
+a progress bar, and optionally TensorBoard event files (`--tensorboard`, via tensorboardX).
+The files themselves are written by `logfiles`."""
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import os
 import platform
-import stat
 import time
 from contextlib import ExitStack
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from .errors import UserError
+from .logfiles import CsvLog, write_json
+from .logfiles import read_csv as read_csv  # re-exported: runs.py and tests import these two from here
+from .logfiles import truncate_csv as truncate_csv
 
 METRIC_COLUMNS = ["episode", "env_steps", "return", "running_reward", "length", "wall_s"]
 EVAL_COLUMNS = ["env_steps", "wall_s", "mean", "std", "win_rate"]  # eval.csv: one row per evaluation
-
-
-class CsvLog:
-    """Append rows to a CSV file, writing the header once; flushed after every row."""
-
-    def __init__(self, path: str | Path, columns: list[str]):
-        self.path, self.columns = Path(path), columns
-        check_regular(self.path, missing_ok=True)  # a FIFO would block the run
-        new = not self.path.exists() or self.path.stat().st_size == 0
-        self._f = open(self.path, "a", newline="")
-        self._w = csv.DictWriter(self._f, fieldnames=columns, extrasaction="ignore")
-        if new:
-            self._w.writeheader()
-            self._f.flush()
-
-    def write(self, row: dict) -> None:
-        self._w.writerow(row)
-        self._f.flush()
-
-    def close(self) -> None:
-        self._f.close()
-
-
-def read_csv(path: str | Path, columns: list[str] | None = None) -> list[dict[str, float]]:
-    """The rows of a CSV log as numbers; with `columns`, each of them must be there
-    (else UserError naming the file and the column). Empty cells read as NaN. A file
-    that is not a CSV log of numbers (a cell that is no number, binary bytes, a FIFO)
-    is a one-line UserError."""
-    path = Path(path)
-    with open_text(path) as f:
-        reader = csv.DictReader(f)
-        try:
-            missing = [c for c in columns or () if c not in (reader.fieldnames or ())]
-            if missing:
-                raise UserError(f"{path} lacks the column(s) {', '.join(missing)}; is it a pongrl log?")
-            return [{k: float(v) if v not in ("", None) else float("nan") for k, v in row.items() if k is not None}
-                    for row in reader]
-        except (ValueError, TypeError, csv.Error) as e:  # UnicodeDecodeError is a ValueError
-            raise UserError(f"{path} holds a value that is not a number (line {reader.line_num}: "
-                            f"{csv_reason(e)})") from None
-
-
-def truncate_csv(path: str | Path, key: str, last: float) -> None:
-    """Keep only rows with row[key] <= last: drops rows a crashed run wrote after its
-    last checkpoint, so that a resumed run does not log them twice. A row that is not
-    numbers (a cell that is no number, its key cell empty, cells missing or too many,
-    binary bytes) is a one-line UserError, and the file is left as it was."""
-    path = Path(path)
-    if not path.exists():
-        return
-    with open_text(path) as f:
-        reader = csv.DictReader(f)
-        try:
-            cols = reader.fieldnames or []
-            if cols and key not in cols:
-                raise UserError(f"{path} lacks the column {key}; is it a pongrl log?")
-            rows = []
-            for r in reader:
-                if None in r or None in r.values():
-                    raise ValueError(f"it has {len(r) - (None in r)} cells, its header {len(cols)}")
-                for v in r.values():
-                    if v != "":
-                        float(v)  # every cell a number (or empty), as read_csv will read it
-                if float(r[key]) <= last:
-                    rows.append(r)
-        except (ValueError, TypeError, csv.Error) as e:
-            raise UserError(f"{path} has a damaged line {reader.line_num} ({csv_reason(e)}); "
-                            f"mend or remove that line to resume") from None
-
-    def write(f):
-        w = csv.DictWriter(f, fieldnames=cols)
-        w.writeheader()
-        w.writerows(rows)
-
-    replace_file(path, write, newline="")
-
-
-def write_json(path: str | Path, obj) -> None:
-    """Write obj as JSON to a temporary file, then rename it over path."""
-    text = json.dumps(obj, indent=2, sort_keys=True) + "\n"
-    replace_file(path, lambda f: f.write(text))
-
-
-def replace_file(path: str | Path, write, newline: str | None = None) -> None:
-    """Call write(text file) on a temporary file beside `path` (NAME.pongrl-XXXXXXXX.tmp),
-    then rename it over `path`. On any failure (a full disk) the temporary file is
-    removed and the error raised: `path` is as it was."""
-    from .checkpoint import remove_quietly, replace_with, temp_file
-
-    path = Path(path)
-    fd, tmp = temp_file(path)
-    try:
-        with open(fd, "w", newline=newline) as f:
-            write(f)
-        replace_with(tmp, path)
-    except BaseException:
-        remove_quietly(tmp)
-        raise
-
-
-def open_text(path: Path):
-    """A regular file, opened to read text: a FIFO or a device is a UserError, never a wait."""
-    check_regular(path)
-    return open(path, newline="")
-
-
-def check_regular(path: Path, missing_ok: bool = False) -> None:
-    """UserError unless `path` is a regular file (or, with missing_ok, is not there)."""
-    try:
-        mode = os.stat(path).st_mode
-    except FileNotFoundError:
-        if missing_ok:
-            return
-        raise
-    if not stat.S_ISREG(mode):
-        raise UserError(f"{path} is not a regular file")
-
-
-def csv_reason(e: Exception) -> str:
-    if isinstance(e, UnicodeDecodeError):
-        return "bytes that are not text"
-    return " ".join(str(e).split())[:120]
 
 
 # ------------------------------------------------------------------ system.json
@@ -154,10 +34,18 @@ def system_info() -> dict:
     import numpy  # noqa: F401  (loads the BLAS that threadpool_info reports)
     from threadpoolctl import threadpool_info
 
-    blas = [{k: lib.get(k) for k in ("internal_api", "version", "architecture")}
-            for lib in threadpool_info() if lib.get("user_api") == "blas"]
-    return {"python": platform.python_version(), "platform": platform.platform(),
-            "packages": {name: _version(name) for name in PACKAGES}, "cpu": cpu_info(), "blas": blas}
+    blas = [
+        {k: lib.get(k) for k in ("internal_api", "version", "architecture")}
+        for lib in threadpool_info()
+        if lib.get("user_api") == "blas"
+    ]
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "packages": {name: _version(name) for name in PACKAGES},
+        "cpu": cpu_info(),
+        "blas": blas,
+    }
 
 
 def _version(package: str) -> str | None:
@@ -222,8 +110,10 @@ def require_tensorboardx():
     try:
         import tensorboardX
     except ImportError:
-        raise MissingExtra(f"--tensorboard needs the tensorboardX package, which is not installed; "
-                           f"install it with: {TENSORBOARD_INSTALL}") from None
+        raise MissingExtra(
+            f"--tensorboard needs the tensorboardX package, which is not installed; "
+            f"install it with: {TENSORBOARD_INSTALL}"
+        ) from None
     return tensorboardX
 
 
@@ -259,13 +149,18 @@ class Logs:
         self.tb = TensorBoardLog(run_dir, purge_step=c.env_steps if resume else None) if tensorboard else None
         # the bar counts what the run's target counts: episodes, or env steps (--steps alone)
         self.by_steps = cfg.steps is not None and cfg.episodes is None
-        self.bar = progress_bar(cfg.steps if self.by_steps else cfg.episodes,
-                                c.env_steps if self.by_steps else c.episodes, "step" if self.by_steps else "ep", progress,
-                                c.wall_s)
+        self.bar = progress_bar(
+            cfg.steps if self.by_steps else cfg.episodes,
+            c.env_steps if self.by_steps else c.episodes,
+            "step" if self.by_steps else "ep",
+            progress,
+            c.wall_s,
+        )
         self.contexts = ExitStack()
         if progress:
             from tqdm.contrib.logging import logging_redirect_tqdm
-  # pongrl's log lines (a Ray worker died, ...) print above the bar, not glued to it
+
+            # pongrl's log lines (a Ray worker died, ...) print above the bar, not glued to it
             self.contexts.enter_context(logging_redirect_tqdm([logging.getLogger("pongrl")], tqdm_class=type(self.bar)))
         self.start, self.steps0 = time.perf_counter(), c.env_steps
 
@@ -273,11 +168,24 @@ class Logs:
         return (c.env_steps - self.steps0) / max(time.perf_counter() - self.start, 1e-9)
 
     def episode(self, c, length: int) -> None:
-        self.metrics.write({"episode": c.episodes, "env_steps": c.env_steps, "return": c.last_return,
-                            "running_reward": round(c.running_reward, 6), "length": length,
-                            "wall_s": round(c.wall_s, 3)})
-        self.scalars({"charts/episodic_return": c.last_return, "charts/episodic_length": length,
-                      "charts/running_reward": c.running_reward}, c.env_steps)
+        self.metrics.write(
+            {
+                "episode": c.episodes,
+                "env_steps": c.env_steps,
+                "return": c.last_return,
+                "running_reward": round(c.running_reward, 6),
+                "length": length,
+                "wall_s": round(c.wall_s, 3),
+            }
+        )
+        self.scalars(
+            {
+                "charts/episodic_return": c.last_return,
+                "charts/episodic_length": length,
+                "charts/running_reward": c.running_reward,
+            },
+            c.env_steps,
+        )
 
     def turn(self, c, new_episodes: int, stats: dict | None) -> None:
         if new_episodes or stats:
@@ -287,14 +195,29 @@ class Logs:
         if new_episodes:
             if not self.by_steps:
                 self.bar.update(new_episodes)
-            self.bar.set_postfix(ep=c.episodes, steps=str(c.env_steps), sps=f"{self.sps(c):.0f}",
-                                 ret=c.last_return, running=f"{c.running_reward:.2f}")
+            self.bar.set_postfix(
+                ep=c.episodes,
+                steps=str(c.env_steps),
+                sps=f"{self.sps(c):.0f}",
+                ret=c.last_return,
+                running=f"{c.running_reward:.2f}",
+            )
 
     def evaluation(self, c, res: dict) -> None:
-        self.evals.write({"env_steps": c.env_steps, "wall_s": round(c.wall_s, 3), "mean": res["mean"],
-                          "std": round(res["std"], 6), "win_rate": res["win_rate"]})
-        self.scalars({"eval/mean_score": res["mean"], "eval/std_score": res["std"],
-                      "eval/win_rate": res["win_rate"]}, c.env_steps)
+        assert self.evals is not None  # evaluations happen only when cfg.eval_every, which made eval.csv
+        self.evals.write(
+            {
+                "env_steps": c.env_steps,
+                "wall_s": round(c.wall_s, 3),
+                "mean": res["mean"],
+                "std": round(res["std"], 6),
+                "win_rate": res["win_rate"],
+            }
+        )
+        self.scalars(
+            {"eval/mean_score": res["mean"], "eval/std_score": res["std"], "eval/win_rate": res["win_rate"]},
+            c.env_steps,
+        )
         self.bar.set_postfix(steps=str(c.env_steps), eval=f"{res['mean']:+.1f}", best=f"{c.best_eval:+.1f}")
 
     def scalars(self, values: dict, step: int) -> None:

@@ -22,8 +22,10 @@ def guard(values: dict[str, float | np.ndarray], where: str) -> None:
     """Diverged, naming the first of `values` (loss terms, gradient norm, parameters) that is not finite."""
     for name, v in values.items():
         if not np.isfinite(v).all():
-            raise Diverged(f"training diverged {where}: the {name} is not finite; the last checkpoint is kept "
-                           "(a smaller learning rate or coefficient may help)")
+            raise Diverged(
+                f"training diverged {where}: the {name} is not finite; the last checkpoint is kept "
+                "(a smaller learning rate or coefficient may help)"
+            )
 
 
 def linear_decay(env_steps: int, anneal_steps: int) -> float:
@@ -53,18 +55,50 @@ def clip_grad_norm(grads: Params, max_norm: float) -> float:
     return norm
 
 
-def adam_step(params: Params, grads: Params, rows: np.ndarray, m: Params, v: Params, t: int,
-              lr: float, eps: float) -> None:
+TINY = 1e-30
+"""Adam's moments below this are set to 0 every FLUSH_EVERY steps. The moments of a pixel
+that stops occurring decay by 0.9 (and 0.999) a step into float32's denormal numbers
+(below 1.18e-38), where x86 arithmetic is many times slower, and stay there (0.9 x 4
+denormal units rounds back to 4). A moment this small moves no float32 weight: its step
+is below 1e-28, and its sqrt(v) is under eps's rounding."""
+FLUSH_EVERY = 64  # steps: a moment above TINY needs over 600 steps of decay to become denormal
+
+
+def adam_step(
+    params: Params, grads: Params, rows: np.ndarray, m: Params, v: Params, t: int, lr: float, eps: float
+) -> None:
     """Adam step t (1-based) in place over every array, all of W1 included;
     grads["W1"] (U, H) holds only the rows `rows` of W1.T (the others are zero)."""
     for k, g in grads.items():
         if k != "W1":
             adam_update(params[k], m[k], v[k], g, t, lr, eps)
     adam_update(params["W1"].T, m["W1"].T, v["W1"].T, grads["W1"], t, lr, eps, rows)  # (D, H) views
+    if t % FLUSH_EVERY == 0:
+        for a in (*m.values(), *v.values()):
+            flush_tiny(a)
 
 
-def adam_update(p: np.ndarray, m: np.ndarray, v: np.ndarray, g: np.ndarray, t: int, lr: float, eps: float,
-                rows: np.ndarray | None = None, chunk: int = 1 << 18) -> None:
+def flush_tiny(a: np.ndarray, chunk: int = 1 << 18) -> None:
+    """Set the entries of a (C- or Fortran-ordered) with |a| < TINY to 0, in place, chunk by chunk."""
+    flat = (a.T if a.flags.f_contiguous and not a.flags.c_contiguous else a).reshape(-1)
+    if not np.shares_memory(flat, a):
+        raise ValueError("flush_tiny needs a contiguous array")
+    for s in range(0, flat.size, chunk):
+        part = flat[s : s + chunk]
+        np.copyto(part, 0, where=np.abs(part) < TINY)
+
+
+def adam_update(
+    p: np.ndarray,
+    m: np.ndarray,
+    v: np.ndarray,
+    g: np.ndarray,
+    t: int,
+    lr: float,
+    eps: float,
+    rows: np.ndarray | None = None,
+    chunk: int = 1 << 18,
+) -> None:
     """One Adam step of one array in place. With `rows`, g holds the gradient of
     those rows of p only (all other rows: zero), and is never made dense."""
     b1, b2 = ADAM_BETAS
@@ -80,7 +114,7 @@ def adam_update(p: np.ndarray, m: np.ndarray, v: np.ndarray, g: np.ndarray, t: i
         return _adam_apply(p, m, v, t, lr, eps)
     p, m, v = p.reshape(-1), m.reshape(-1), v.reshape(-1)  # views
     for s in range(0, p.size, chunk):  # elementwise: the same numbers, with the passes kept in cache
-        _adam_apply(p[s:s + chunk], m[s:s + chunk], v[s:s + chunk], t, lr, eps)
+        _adam_apply(p[s : s + chunk], m[s : s + chunk], v[s : s + chunk], t, lr, eps)
 
 
 def _adam_apply(p: np.ndarray, m: np.ndarray, v: np.ndarray, t: int, lr: float, eps: float) -> None:

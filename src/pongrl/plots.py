@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UserError
-from .logger import EVAL_COLUMNS, METRIC_COLUMNS, read_csv
+from .logfiles import read_csv
+from .logger import EVAL_COLUMNS, METRIC_COLUMNS
 
 DPI = 100
 
@@ -33,8 +34,9 @@ def save(fig, out: str | Path, dpi: int = DPI) -> Path:
     kinds = fig.canvas.get_supported_filetypes()
     kind = out.suffix.lstrip(".").lower()
     if kind not in kinds:
-        raise UserError(f"cannot write a picture to {out}: its name must end in one of "
-                        f"{', '.join('.' + k for k in sorted(kinds))}")
+        raise UserError(
+            f"cannot write a picture to {out}: its name must end in one of {', '.join('.' + k for k in sorted(kinds))}"
+        )
     fd, tmp = temp_file(out)
     try:
         with open(fd, "wb") as f:
@@ -72,8 +74,7 @@ def agent_curves(agent_path: str | Path) -> tuple[list[dict], list[dict]]:
     return read_run_curves(path if path.is_dir() else path.parent)
 
 
-def curves_figure(metrics: list[dict], evals: list[dict] | None = None, title: str = "",
-                  greedy: bool | None = False):
+def curves_figure(metrics: list[dict], evals: list[dict] | None = None, title: str = "", greedy: bool | None = False):
     """Return and running reward against episodes and against env steps; with
     evaluation rows (eval.csv), a third panel: the evaluation score (mean ± std)
     and win rate against env steps. Its title says how the evaluations chose
@@ -114,8 +115,15 @@ def _eval_panel(ax, evals: list[dict], greedy: bool | None = False) -> None:
     win.set_ylim(-0.02, 1.02)
     win.set_ylabel("win rate (dotted)", color="C3")
     handles = [h for a in (ax, win) for h in a.get_legend_handles_labels()[0]]  # one legend, under the panel
-    win.legend(handles, [h.get_label() for h in handles], loc="upper center", bbox_to_anchor=(0.5, -0.16),
-               ncol=3, fontsize=8, frameon=False)
+    win.legend(
+        handles,
+        [h.get_label() for h in handles],
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.16),
+        ncol=3,
+        fontsize=8,
+        frameon=False,
+    )
 
 
 def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:

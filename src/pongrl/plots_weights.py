@@ -36,10 +36,10 @@ def unit_images(W1: np.ndarray) -> np.ndarray:
     kind = kind_of_width(d)
     W1 = np.asarray(W1)
     k = d // D  # pixel panels: 1 or 2
-    panels, start = [W1[:, :k * D].reshape(units, k, H, W)], k * D  # (U, k, 80, 80)
+    panels, start = [W1[:, : k * D].reshape(units, k, H, W)], k * D  # (U, k, 80, 80)
     for pool in POOLS[kind]:
         side = H // pool
-        blocks = W1[:, start:start + 2 * side * side].reshape(units, 2, side, side)  # (U, 2, side, side)
+        blocks = W1[:, start : start + 2 * side * side].reshape(units, 2, side, side)  # (U, 2, side, side)
         panels.append(blocks.repeat(pool, axis=2).repeat(pool, axis=3))  # (U, 2, 80, 80)
         start += 2 * side * side
     return np.concatenate(panels, axis=1).transpose(0, 2, 1, 3).reshape(units, H, -1)  # (U, 80, 80 n)
@@ -50,11 +50,11 @@ def scale_blocks(images: np.ndarray, inputs: int) -> np.ndarray:
     difference together, to the largest |weight| of each unit's pixel panels: one
     block weight stands for 16 or 64 pixels and would otherwise dwarf them."""
     k = inputs // D
-    fine = images[:, :, :k * W]  # (U, 80, 80 k)
+    fine = images[:, :, : k * W]  # (U, 80, 80 k)
     top_fine = np.abs(fine).max(axis=(1, 2), keepdims=True)  # (U, 1, 1)
     out = [fine]
     for start in range(k * W, images.shape[2], 2 * W):  # one level: frame | diff blocks
-        level = images[:, :, start:start + 2 * W]  # (U, 80, 160)
+        level = images[:, :, start : start + 2 * W]  # (U, 80, 160)
         top = np.abs(level).max(axis=(1, 2), keepdims=True)  # (U, 1, 1)
         top[top == 0] = 1.0
         out.append(level / top * top_fine)
@@ -82,7 +82,7 @@ def mosaic(tiles: np.ndarray, gap: int = TILE_GAP) -> np.ndarray:
     scale[scale == 0] = 1.0
     for i in range(n):
         r, c = divmod(i, cols)
-        out[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = tiles[i] / scale[i]
+        out[r * (h + gap) : r * (h + gap) + h, c * (w + gap) : c * (w + gap) + w] = tiles[i] / scale[i]
     return out
 
 
@@ -124,14 +124,17 @@ def weights_figure(params: dict[str, np.ndarray], algo: str, units: int | None =
 def weights_title(params: dict[str, np.ndarray], algo: str, units: int, minus_init: bool = False) -> str:
     change = " (minus their initial values)" if minus_init else ""
     if "Wc" in params:
-        return (f"{algo}: {units} of {params['Wc'].shape[1]} convolution filters, 8×8 taps on the frame (left) "
-                f"and the difference frame (right){change}")
+        return (
+            f"{algo}: {units} of {params['Wc'].shape[1]} convolution filters, 8×8 taps on the frame (left) "
+            f"and the difference frame (right){change}"
+        )
     d = params["W1"].shape[1]
     blocks = " and ".join(f"{p}×{p}" for p in POOLS[kind_of_width(d)])
-    what = {D: "80×80 difference-frame weights",
-            2 * D: "weights on the frame (left) and difference frame (right)"}.get(
-        d, f"weights on the frame, the difference frame, and the {blocks} blocks of each (left to right; "
-           "the blocks on their own scale)")
+    what = {D: "80×80 difference-frame weights", 2 * D: "weights on the frame (left) and difference frame (right)"}.get(
+        d,
+        f"weights on the frame, the difference frame, and the {blocks} blocks of each (left to right; "
+        "the blocks on their own scale)",
+    )
     return f"{algo}: {units} of {params['W1'].shape[0]} hidden units, most influential first; {what}{change}"
 
 

@@ -78,21 +78,35 @@ class PPOConfig:
 
     CHOICES: ClassVar[dict[str, tuple]] = {"ppo_obs": ("diff", "frame+diff", "frame+diff+pyramid")}
     RANGES: ClassVar[dict[str, str]] = {
-        "ppo_hidden": "in [1, 65536]", "ppo_conv": "in [0, 1024]", "ppo_num_steps": "in [1, 1048576]",
-        "ppo_epochs": ">= 1", "ppo_minibatches": ">= 1", "ppo_lr": "> 0", "ppo_anneal_steps": ">= 0",
-        "ppo_adam_eps": "> 0", "ppo_gamma": "in [0, 1]", "ppo_gae_lambda": "in [0, 1]", "ppo_clip": "> 0",
-        "ppo_ent_coef": ">= 0", "ppo_vf_coef": ">= 0", "ppo_max_grad_norm": "> 0"}
+        "ppo_hidden": "in [1, 65536]",
+        "ppo_conv": "in [0, 1024]",
+        "ppo_num_steps": "in [1, 1048576]",
+        "ppo_epochs": ">= 1",
+        "ppo_minibatches": ">= 1",
+        "ppo_lr": "> 0",
+        "ppo_anneal_steps": ">= 0",
+        "ppo_adam_eps": "> 0",
+        "ppo_gamma": "in [0, 1]",
+        "ppo_gae_lambda": "in [0, 1]",
+        "ppo_clip": "> 0",
+        "ppo_ent_coef": ">= 0",
+        "ppo_vf_coef": ">= 0",
+        "ppo_max_grad_norm": "> 0",
+    }
 
     def check_ppo(self) -> list[str]:
         """What is wrong across PPO's fields (empty: nothing)."""
         if self.ppo_conv and self.ppo_obs == "diff":
-            return [f"ppo_conv needs the frame in the input: ppo_obs must not be 'diff' with ppo_conv {self.ppo_conv!r}"]
+            return [
+                f"ppo_conv needs the frame in the input: ppo_obs must not be 'diff' with ppo_conv {self.ppo_conv!r}"
+            ]
         return []
 
 
 # ---------------------------------------------------------------- loss terms and their gradients
-def policy_term(logp: np.ndarray, actions: np.ndarray, old_logp: np.ndarray, adv: np.ndarray,
-                clip: float) -> tuple[float, np.ndarray, dict]:
+def policy_term(
+    logp: np.ndarray, actions: np.ndarray, old_logp: np.ndarray, adv: np.ndarray, clip: float
+) -> tuple[float, np.ndarray, dict]:
     """Clipped surrogate loss, its gradient w.r.t. the logits (B, A) and diagnostics.
     logp (B, A) log probabilities, actions (B,) indices, old_logp (B,), adv (B,)."""
     B = len(actions)
@@ -104,8 +118,10 @@ def policy_term(logp: np.ndarray, actions: np.ndarray, old_logp: np.ndarray, adv
     dlogpa = np.where(pg1 >= pg2, -adv * ratio, 0.0) / B  # (B,) dL / d log pi(a|x)
     dlogits = -np.exp(logp) * dlogpa[:, None]  # d log pi(a) / d z_j = [j = a] - pi_j
     dlogits[rows, actions] += dlogpa
-    stats = {"losses/approx_kl": float(np.mean((ratio - 1) - logratio)),
-             "losses/clipfrac": float(np.mean(np.abs(ratio - 1) > clip))}
+    stats = {
+        "losses/approx_kl": float(np.mean((ratio - 1) - logratio)),
+        "losses/clipfrac": float(np.mean(np.abs(ratio - 1) > clip)),
+    }
     return float(np.maximum(pg1, pg2).mean()), dlogits, stats
 
 
@@ -156,6 +172,8 @@ def loss_and_grads(params: Params, b: Batch, c: Coefs) -> tuple[float, dict, Par
 
 # ---------------------------------------------------------------- the learner
 GUARDED = ("losses/policy_loss", "losses/value_loss", "losses/entropy", "losses/grad_norm")  # finite, or stop
+
+
 def schedule(cfg: PPOConfig, env_steps: int) -> float:
     """Fraction of the initial learning rate (and entropy coef, if annealed) after env_steps."""
     return linear_decay(env_steps, cfg.ppo_anneal_steps)
@@ -192,20 +210,28 @@ class PPO:
             buffer.add(r)
         buffer.compute_returns(cfg.ppo_gamma, cfg.ppo_gae_lambda)
         frac = schedule(cfg, env_steps)
-        coefs = Coefs(cfg.ppo_clip, cfg.ppo_vf_coef, cfg.ppo_ent_coef * (frac if cfg.ppo_anneal_entropy else 1.0),
-                      cfg.ppo_clip if cfg.ppo_clip_vloss else None)
+        coefs = Coefs(
+            cfg.ppo_clip,
+            cfg.ppo_vf_coef,
+            cfg.ppo_ent_coef * (frac if cfg.ppo_anneal_entropy else 1.0),
+            cfg.ppo_clip if cfg.ppo_clip_vloss else None,
+        )
         where = f"in update {self.updates + 1}, at env step {env_steps}"
         out = self.epochs(buffer, cfg.ppo_lr * frac, coefs, where)
         guard({f"parameters {k}": v for k, v in self.params.items()}, where)
         out["losses/explained_variance"] = explained_variance(buffer.flat("values"), buffer.flat("returns"))
         self.updates += 1
-        return out | {"charts/learning_rate": cfg.ppo_lr * frac, "charts/ent_coef": coefs.ent_coef,
-                      "charts/updates": self.updates}
+        return out | {
+            "charts/learning_rate": cfg.ppo_lr * frac,
+            "charts/ent_coef": coefs.ent_coef,
+            "charts/updates": self.updates,
+        }
 
     def epochs(self, buffer: RolloutBuffer, lr: float, coefs: Coefs, where: str) -> dict:
         """ppo_epochs passes of Adam steps over the buffer; the mean of each stat. A loss
         term or gradient that is not finite stops training (optim.Diverged)."""
-        cfg, sums = self.cfg, {}
+        cfg = self.cfg
+        sums: dict[str, float] = {}
         rng = np.random.default_rng([self.seed, self.updates])  # minibatch order: a function of the update
         for _ in range(cfg.ppo_epochs):
             for b in buffer.get(cfg.ppo_minibatches, rng):
@@ -228,17 +254,23 @@ class PPO:
 
     def schema(self) -> dict[str, Spec]:
         """What the saved state must be: the network's shapes, Adam's second moments >= 0."""
-        out = {}
+        out: dict[str, Spec] = {}
         for k, v in self.params.items():
-            out |= {f"params/{k}": Spec("float32", v.shape), f"adam/m/{k}": Spec("float32", v.shape),
-                    f"adam/v/{k}": Spec("float32", v.shape, lo=0)}
+            out |= {
+                f"params/{k}": Spec("float32", v.shape),
+                f"adam/m/{k}": Spec("float32", v.shape),
+                f"adam/v/{k}": Spec("float32", v.shape, lo=0),
+            }
         return out | {"adam/t": Spec("int64", (), lo=0), "updates": Spec("int64", (), lo=0, hi=2**40)}
 
     def restore(self, s: dict[str, np.ndarray]) -> None:
         check(s, self.schema(), what="PPO's learner state")
         steps = int(s["updates"]) * self.cfg.ppo_epochs * self.cfg.ppo_minibatches
-        require(int(s["adam/t"]) == steps, f"PPO's learner state: Adam's step count {int(s['adam/t'])} must be "
-                                           f"updates x ppo_epochs x ppo_minibatches = {steps}")
+        require(
+            int(s["adam/t"]) == steps,
+            f"PPO's learner state: Adam's step count {int(s['adam/t'])} must be "
+            f"updates x ppo_epochs x ppo_minibatches = {steps}",
+        )
         self.params = {k: s[f"params/{k}"] for k in self.params}
         self.m = {k: s[f"adam/m/{k}"] for k in self.m}
         self.v = {k: s[f"adam/v/{k}"] for k in self.v}

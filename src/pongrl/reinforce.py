@@ -52,8 +52,15 @@ class ReinforceConfig:
 
     CHOICES: ClassVar[dict[str, tuple]] = {}
     RANGES: ClassVar[dict[str, str]] = {
-        "hidden": "in [1, 65536]", "batch_size": "in [1, 1000000]", "lr": "> 0", "lr_anneal_steps": ">= 0",
-        "lr_floor": ">= 0", "gamma": "in [0, 1]", "decay_rate": "in [0, 1)", "rms_eps": "> 0"}
+        "hidden": "in [1, 65536]",
+        "batch_size": "in [1, 1000000]",
+        "lr": "> 0",
+        "lr_anneal_steps": ">= 0",
+        "lr_floor": ">= 0",
+        "gamma": "in [0, 1]",
+        "decay_rate": "in [0, 1)",
+        "rms_eps": "> 0",
+    }
 
     def check_reinforce(self) -> list[str]:
         """What is wrong across REINFORCE's fields (empty: nothing)."""
@@ -63,8 +70,9 @@ class ReinforceConfig:
 
 
 # ------------------------------------------------------------------ acting
-def act(params: policy.Params, x: np.ndarray, frames: np.ndarray,
-        rng: np.random.Generator) -> tuple[np.ndarray, SparseRows, dict]:
+def act(
+    params: policy.Params, x: np.ndarray, frames: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, SparseRows, dict]:
     """UP/DOWN (N,) sampled from P(UP | x) for inputs x (N, 6400) int8, and x as CSR."""
     p, xs = policy.p_up(params, x)
     return policy.actions_from_probs(p, rng.random(len(p), dtype=p.dtype)), xs, {}
@@ -96,10 +104,10 @@ def policy_gradient(params: policy.Params, eps: Episodes, gamma: float) -> tuple
     for a in range(0, eps.x.rows, CHUNK):
         x = compact(eps.x.slice(a, min(a + CHUNK, eps.x.rows)), params["W1"].dtype)  # (B, U) occurring pixels
         p, h = policy.forward_sparse(params, x)
-        dlogit = policy.dlogit_of(eps.actions[a:a + CHUNK], p)
-        policy.backward_sparse(params, x, h, adv[a:a + CHUNK] * dlogit, grads)
-        logp = np.log(np.maximum(np.where(eps.actions[a:a + CHUNK] == policy.UP, p, 1 - p), 1e-12))
-        objective += float(adv[a:a + CHUNK] @ logp)
+        dlogit = policy.dlogit_of(eps.actions[a : a + CHUNK], p)
+        policy.backward_sparse(params, x, h, adv[a : a + CHUNK] * dlogit, grads)
+        logp = np.log(np.maximum(np.where(eps.actions[a : a + CHUNK] == policy.UP, p, 1 - p), 1e-12))
+        objective += float(adv[a : a + CHUNK] @ logp)
         entropy -= float(np.sum(p * np.log(np.maximum(p, 1e-12)) + (1 - p) * np.log(np.maximum(1 - p, 1e-12))))
     n = max(eps.x.rows, 1)
     return grads, {"losses/policy_loss": -objective / n, "losses/entropy": entropy / n}
@@ -137,7 +145,7 @@ class Reinforce:
         return stats
 
     def update(self, lr: float, env_steps: int) -> dict:
-        take, self.order = self.order[:self.cfg.batch_size], self.order[self.cfg.batch_size:]
+        take, self.order = self.order[: self.cfg.batch_size], self.order[self.cfg.batch_size :]
         eps = concat_episodes([b.pop_finished(take.count(s)) for s, b in sorted(self.buffers.items()) if s in take])
         grads, stats = policy_gradient(self.params, eps, self.cfg.gamma)
         stats["charts/grad_norm"] = float(np.sqrt(sum((g.astype(np.float64) ** 2).sum() for g in grads.values())))
@@ -154,32 +162,44 @@ class Reinforce:
         out |= {f"rmsprop/{k}": v for k, v in self.cache.items()}
         for s, b in self.buffers.items():
             out |= {f"buffer{s}/{k}": v for k, v in b.state().items()}
-        return out | {"sources": np.array(sorted(self.buffers), np.int64), "games": self.games(),
-                      "order": np.array(self.order, np.int64), "updates": np.int64(self.updates)}
+        return out | {
+            "sources": np.array(sorted(self.buffers), np.int64),
+            "games": self.games(),
+            "order": np.array(self.order, np.int64),
+            "updates": np.int64(self.updates),
+        }
 
     def games(self) -> np.ndarray:
         return np.array([self.buffers[s].n for s in sorted(self.buffers)], np.int64)
 
     def schema(self) -> dict[str, Spec]:
         """What the saved state must be: the network's shapes, RMSProp's cache >= 0, the sources of games."""
-        out = {}
+        out: dict[str, Spec] = {}
         for k, v in self.params.items():
             out |= {f"params/{k}": Spec("float32", v.shape), f"rmsprop/{k}": Spec("float32", v.shape, lo=0)}
-        return out | {"sources": Spec("int64", ("S",), lo=0, hi=100_000), "games": Spec("int64", ("S",), lo=1, hi=256),
-                      "order": Spec("int64", ("*",), lo=0), "updates": Spec("int64", (), lo=0, hi=2**40)}
+        return out | {
+            "sources": Spec("int64", ("S",), lo=0, hi=100_000),
+            "games": Spec("int64", ("S",), lo=1, hi=256),
+            "order": Spec("int64", ("*",), lo=0),
+            "updates": Spec("int64", (), lo=0, hi=2**40),
+        }
 
     def restore(self, s: dict[str, np.ndarray]) -> None:
         check(s, self.schema(), {"S": len(np.asarray(s.get("sources", ())))}, "REINFORCE's learner state")
         sources, order = [int(v) for v in s["sources"]], [int(v) for v in s["order"]]
-        require(sources == sorted(set(sources)) and set(order) <= set(sources) and len(order) < self.cfg.batch_size,
-                "REINFORCE's learner state: its episode order does not fit its sources of games")
+        require(
+            sources == sorted(set(sources)) and set(order) <= set(sources) and len(order) < self.cfg.batch_size,
+            "REINFORCE's learner state: its episode order does not fit its sources of games",
+        )
         buffers = {}
         for source, n in zip(sources, s["games"]):
             buffers[source] = b = EpisodeBuffer(int(n))
             b.restore({k.split("/", 1)[1]: v for k, v in s.items() if k.startswith(f"buffer{source}/")})
-            require(len(b.finished) == order.count(source),
-                    f"REINFORCE's learner state: buffer {source} holds {len(b.finished)} finished episodes, "
-                    f"its order {order.count(source)}")
+            require(
+                len(b.finished) == order.count(source),
+                f"REINFORCE's learner state: buffer {source} holds {len(b.finished)} finished episodes, "
+                f"its order {order.count(source)}",
+            )
         self.params = {k: s[f"params/{k}"] for k in self.params}
         self.cache = {k: s[f"rmsprop/{k}"] for k in self.cache}
         self.buffers, self.order, self.updates = buffers, order, int(s["updates"])

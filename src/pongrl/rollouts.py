@@ -85,8 +85,9 @@ class RolloutBuffer:
         """GAE(lam) advantages and value targets of every rollout, bootstrapped from its last values."""
         for r in self.rollouts:
             values = r.extras["values"]  # (T, n) float32
-            adv, ret = gae(r.rewards, values.astype(np.float64), r.dones, r.last["values"].astype(np.float64),
-                           gamma, lam)
+            adv, ret = gae(
+                r.rewards, values.astype(np.float64), r.dones, r.last["values"].astype(np.float64), gamma, lam
+            )
             self.values.append(values)
             self.advantages.append(adv.astype(np.float32))
             self.returns.append(ret.astype(np.float32))
@@ -106,8 +107,14 @@ class RolloutBuffer:
         x = SparseRows.concat([r.x for r in self.rollouts])
         flat = {k: self.flat(k) for k in ("actions", "logp", "values", "advantages", "returns")}
         for idx in np.array_split(rng.permutation(x.rows), num_minibatches):
-            yield Batch(compact(x.take(idx)), flat["actions"][idx].astype(np.int64), flat["logp"][idx],
-                        flat["values"][idx], flat["advantages"][idx], flat["returns"][idx])
+            yield Batch(
+                compact(x.take(idx)),
+                flat["actions"][idx].astype(np.int64),
+                flat["logp"][idx],
+                flat["values"][idx],
+                flat["advantages"][idx],
+                flat["returns"][idx],
+            )
 
 
 # ------------------------------------------------------------------ REINFORCE's storage
@@ -148,12 +155,16 @@ class EpisodeBuffer:
         """The first `count` finished episodes, removed from the buffer."""
         eps, self.finished = self.finished[:count], self.finished[count:]
         lo, hi = min(s for _, s, _ in eps), max(e for _, _, e in eps)
-        big = SparseRows.concat(self.blocks[lo - self.first:hi - self.first])
-        acts = np.stack(self.actions[lo - self.first:hi - self.first])  # (steps, n)
-        rews = np.stack(self.rewards[lo - self.first:hi - self.first])
+        big = SparseRows.concat(self.blocks[lo - self.first : hi - self.first])
+        acts = np.stack(self.actions[lo - self.first : hi - self.first])  # (steps, n)
+        rews = np.stack(self.rewards[lo - self.first : hi - self.first])
         rows = np.concatenate([(np.arange(s, e) - lo) * self.n + i for i, s, e in eps])
-        out = Episodes(big.take(rows), acts.reshape(-1)[rows], rews.reshape(-1)[rows],
-                       np.array([e - s for _, s, e in eps], np.int64))
+        out = Episodes(
+            big.take(rows),
+            acts.reshape(-1)[rows],
+            rews.reshape(-1)[rows],
+            np.array([e - s for _, s, e in eps], np.int64),
+        )
         self._drop_unneeded()
         return out
 
@@ -166,17 +177,26 @@ class EpisodeBuffer:
 
     def state(self) -> dict[str, np.ndarray]:
         big = SparseRows.concat(self.blocks)
-        return {"indptr": big.indptr, "cols": big.cols, "vals": big.vals,
-                "actions": np.array(self.actions, np.uint8).reshape(-1, self.n),
-                "rewards": np.array(self.rewards, np.float32).reshape(-1, self.n),
-                "steps": np.array([self.first, self.t], np.int64), "ep_start": self.ep_start.copy(),
-                "finished": np.array(self.finished, np.int64).reshape(-1, 3)}
+        return {
+            "indptr": big.indptr,
+            "cols": big.cols,
+            "vals": big.vals,
+            "actions": np.array(self.actions, np.uint8).reshape(-1, self.n),
+            "rewards": np.array(self.rewards, np.float32).reshape(-1, self.n),
+            "steps": np.array([self.first, self.t], np.int64),
+            "ep_start": self.ep_start.copy(),
+            "finished": np.array(self.finished, np.int64).reshape(-1, 3),
+        }
 
     def schema(self) -> dict[str, Spec]:
         """What the saved buffer must be, besides its sparse inputs (`sparse.check_saved`)."""
-        return {"actions": Spec("uint8", ("T", self.n), lo=UP, hi=DOWN), "rewards": Spec("float32", ("T", self.n), -1, 1),
-                "steps": Spec("int64", (2,), lo=0, hi=2**40), "ep_start": Spec("int64", (self.n,), lo=0),
-                "finished": Spec("int64", ("*", 3), lo=0)}
+        return {
+            "actions": Spec("uint8", ("T", self.n), lo=UP, hi=DOWN),
+            "rewards": Spec("float32", ("T", self.n), -1, 1),
+            "steps": Spec("int64", (2,), lo=0, hi=2**40),
+            "ep_start": Spec("int64", (self.n,), lo=0),
+            "finished": Spec("int64", ("*", 3), lo=0),
+        }
 
     def restore(self, s: dict[str, np.ndarray]) -> None:
         what = "an episode buffer"
@@ -187,18 +207,31 @@ class EpisodeBuffer:
         check(s, self.schema(), {"T": steps}, what)
         check_saved(s, "", steps * self.n, D, what)
         ends = np.asarray(s["finished"])
-        require(bool((first <= s["ep_start"]).all() and (s["ep_start"] <= t).all()), f"{what}: an episode starts "
-                f"outside its steps {first}-{t}")
-        require(bool((ends[:, 0] < self.n).all() and (first <= ends[:, 1]).all() and (ends[:, 1] < ends[:, 2]).all()
-                     and (ends[:, 2] <= t).all()), f"{what}: a finished episode lies outside its games or steps")
+        require(
+            bool((first <= s["ep_start"]).all() and (s["ep_start"] <= t).all()),
+            f"{what}: an episode starts outside its steps {first}-{t}",
+        )
+        require(
+            bool(
+                (ends[:, 0] < self.n).all()
+                and (first <= ends[:, 1]).all()
+                and (ends[:, 1] < ends[:, 2]).all()
+                and (ends[:, 2] <= t).all()
+            ),
+            f"{what}: a finished episode lies outside its games or steps",
+        )
         big = SparseRows(s["indptr"], s["cols"], s["vals"])
         self.first, self.t = first, t
         self.blocks = [big.slice(b * self.n, (b + 1) * self.n) for b in range(steps)]
         self.actions, self.rewards = list(s["actions"]), list(s["rewards"])
         self.ep_start = s["ep_start"].copy()
-        self.finished = [tuple(int(v) for v in row) for row in s["finished"]]
+        self.finished = [(int(i), int(a), int(b)) for i, a, b in s["finished"]]  # rows of 3: checked above
 
 
 def concat_episodes(parts: list[Episodes]) -> Episodes:
-    return Episodes(SparseRows.concat([p.x for p in parts]), np.concatenate([p.actions for p in parts]),
-                    np.concatenate([p.rewards for p in parts]), np.concatenate([p.lengths for p in parts]))
+    return Episodes(
+        SparseRows.concat([p.x for p in parts]),
+        np.concatenate([p.actions for p in parts]),
+        np.concatenate([p.rewards for p in parts]),
+        np.concatenate([p.lengths for p in parts]),
+    )

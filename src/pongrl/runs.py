@@ -8,11 +8,11 @@ with ppo_overlap), and the config and counters in its JSON header.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -20,10 +20,11 @@ from . import algos, checkpoint
 from .agent import init_weights
 from .checkpoint import prefixed, section
 from .collector import Collector
-from .config import TARGET_FIELDS, Config
+from .config import Config
 from .distributed import RayCollector
 from .env import MAX_POINTS, PongVecEnv, check_env_id
 from .errors import RunError, UserError
+from .folders import LOCK_FILE, FolderLock, check_new_folder, check_saved_config, remove_temporaries
 from .logger import record_system, require_tensorboardx, truncate_csv, write_json
 
 
@@ -62,8 +63,9 @@ class Run:
             return self.learner.learn(rollouts, env_steps)
         stats = self.settle()
         self.acting = {k: v.copy(order="K") for k, v in self.learner.params.items()}
-        self._thread = threading.Thread(target=self._learn, args=(rollouts, env_steps),
-                                        name="pongrl-update", daemon=True)
+        self._thread = threading.Thread(
+            target=self._learn, args=(rollouts, env_steps), name="pongrl-update", daemon=True
+        )
         self._thread.start()
         return stats
 
@@ -102,8 +104,9 @@ def make_collector(cfg: Config, rng: np.random.Generator, state: dict | None = N
         return RayCollector(cfg, state)
     g = cfg.num_groups
     processes = max(1, (os.cpu_count() or 1) // g)  # the groups step in turn: together, one process a core
-    envs = [PongVecEnv(cfg.env_id, cfg.num_envs // g, cfg.seed, processes=processes, stream=i, streams=g)
-            for i in range(g)]
+    envs = [
+        PongVecEnv(cfg.env_id, cfg.num_envs // g, cfg.seed, processes=processes, stream=i, streams=g) for i in range(g)
+    ]
     collector = Collector(envs, algo.act, algo.bootstrap, rng)
     try:
         if state is None:
@@ -136,9 +139,11 @@ def save_run(run: Run, path: Path) -> None:
 def load_run(path: Path, overrides: dict | None = None) -> Run:
     arrays, meta = checkpoint.load(path)
     if not meta.get("resumable", True):
-        raise RunError(f"{path} was saved by an older pongrl (checkpoint version {meta.get('saved_version')}), "
-                       f"whose runs this version cannot resume; evaluate it, or start a new run from its "
-                       f"weights with --init-from {path}")
+        raise RunError(
+            f"{path} was saved by an older pongrl (checkpoint version {meta.get('saved_version')}), "
+            f"whose runs this version cannot resume; evaluate it, or start a new run from its "
+            f"weights with --init-from {path}"
+        )
     try:
         cfg = Config.from_saved({**meta["config"], **(overrides or {})})
         counters = checked_counters(meta["counters"])
@@ -179,8 +184,12 @@ def checked_counters(d: dict) -> Counters:
         if v is None and name != "wall_s":
             continue
         bound = 1e9 * 3600 if name == "wall_s" else MAX_POINTS
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not -bound <= v <= bound \
-                or (name == "wall_s" and v < 0):
+        if (
+            isinstance(v, bool)
+            or not isinstance(v, (int, float))
+            or not -bound <= v <= bound
+            or (name == "wall_s" and v < 0)
+        ):
             raise ValueError(f"counter {name} must be a finite number{' >= 0' if name == 'wall_s' else ''}, got {v!r}")
     if c.episodes > c.env_steps:
         raise ValueError(f"counters: {c.episodes} episodes cannot end in {c.env_steps} env steps")
@@ -199,19 +208,26 @@ def open_run(run_dir: Path, cfg: Config | None, resume: bool, targets: dict, ten
     else:
         if cfg is None:
             raise RunError("a new run needs a Config (or resume=True to continue the run in its folder)")
+        if (run_dir / LOCK_FILE).exists():
+            FolderLock(run_dir).release()  # in use by another command: say so before what its files say
         check_new_folder(run_dir)
         check_env_id(cfg.validate().env_id)  # before the folder is made: a bad env or file leaves nothing behind
         init = init_weights(cfg)
         run_dir.mkdir(parents=True, exist_ok=True)
         lock = FolderLock(run_dir)
     try:
-        run = resumed_run(run_dir, targets) if resume else fresh_run(run_dir, cfg, init)
+        # not resuming: cfg was checked above (a new run needs a Config)
+        run = resumed_run(run_dir, targets) if resume else fresh_run(run_dir, cast(Config, cfg), init)
     except BaseException:
         lock.release()
         raise
     run.lock = lock
-    write_json(run_dir / "config.json", run.cfg.to_dict())
-    record_system(run_dir / "system.json", run.counters.env_steps)
+    try:
+        write_json(run_dir / "config.json", run.cfg.to_dict())
+        record_system(run_dir / "system.json", run.counters.env_steps)
+    except BaseException:
+        run.close()
+        raise
     return run
 
 
@@ -233,74 +249,11 @@ def resumed_run(run_dir: Path, targets: dict) -> Run:
         truncate_csv(run_dir / "eval.csv", "env_steps", 0)
         return new_run(cfg, init_weights(cfg))
     run = load_run(ckpt, targets)
-    check_saved_config(run_dir / "config.json", run.cfg)
-    truncate_csv(run_dir / "metrics.csv", "episode", run.counters.episodes)
-    truncate_csv(run_dir / "eval.csv", "env_steps", run.counters.env_steps)
-    return run
-
-
-def check_saved_config(path: Path, cfg: Config) -> None:
-    """config.json must be the run's config (its targets aside): --resume never silently undoes an edit."""
-    if not path.exists():
-        return
     try:
-        saved = Config.from_json_file(path).to_dict()
-    except UserError as e:
-        raise RunError(f"{path} is not the run's config ({e}); put it back, or remove it to resume") from None
-    changed = sorted(k for k, v in cfg.to_dict().items() if saved.get(k) != v and k not in TARGET_FIELDS)
-    if changed:
-        k = changed[0]
-        raise RunError(f"{path} was edited ({k}: {saved.get(k)!r}, the run's is {getattr(cfg, k)!r}); --resume keeps "
-                       f"the run's config: put it back, or start a new run with --config {path}")
-
-
-LOCK_FILE = ".pongrl.lock"
-RUN_FILES = ("checkpoint.npz", "config.json", "metrics.csv", "eval.csv", "best.npz", "system.json")
-
-
-class FolderLock:
-    """One owner per run folder: an advisory lock (flock) on RUN_DIR/.pongrl.lock, held
-    while a command trains there. The system drops it when its process ends, however
-    it ends, so a lock of a dead process never blocks."""
-
-    def __init__(self, run_dir: Path):
-        self.fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(self.fd, 32, 0).decode(errors="replace").strip() or "?"
-            os.close(self.fd)
-            raise RunError(f"{run_dir} is in use by another pongrl command (process {holder}); "
-                           "wait for it to end, or stop it") from None
-        os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, f"{os.getpid()}\n".encode(), 0)
-
-    def release(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)  # closing drops the lock
-            self.fd = -1
-
-
-def remove_temporaries(run_dir: Path) -> None:
-    """Remove the temporary files of pongrl's own writes that were killed (never finished files);
-    any other file is the user's and stays."""
-    for stale in run_dir.glob(checkpoint.TEMP_GLOB):
-        stale.unlink(missing_ok=True)
-
-
-def check_new_folder(run_dir: Path) -> None:
-    """A new run's folder must be free: not a file, and without another run's files."""
-    if run_dir.exists() and not run_dir.is_dir():
-        raise RunError(f"--out {run_dir} is a file, not a folder; choose another --out")
-    for parent in run_dir.parents:
-        if parent.exists() and not parent.is_dir():
-            raise RunError(f"--out {run_dir} is under {parent}, which is a file; choose another --out")
-    if (run_dir / "checkpoint.npz").exists():
-        raise RunError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose another --out")
-    if (run_dir / "config.json").exists():
-        raise RunError(f"{run_dir} holds a run that stopped before its first checkpoint; start it again with "
-                       f"--resume {run_dir}, or choose another --out")
-    found = [name for name in RUN_FILES if (run_dir / name).exists()]
-    if found:
-        raise RunError(f"{run_dir} holds another run's files ({', '.join(found)}) but no checkpoint to resume; "
-                       "choose another --out, or move them away")
+        check_saved_config(run_dir / "config.json", run.cfg)
+        truncate_csv(run_dir / "metrics.csv", "episode", run.counters.episodes)
+        truncate_csv(run_dir / "eval.csv", "env_steps", run.counters.env_steps)
+    except BaseException:
+        run.close()
+        raise
+    return run

@@ -51,8 +51,9 @@ class Spec:
         return None
 
 
-def check(arrays: dict[str, np.ndarray], schema: dict[str, Spec], dims: dict[str, int] | None = None,
-          what: str = "state") -> None:
+def check(
+    arrays: dict[str, np.ndarray], schema: dict[str, Spec], dims: dict[str, int] | None = None, what: str = "state"
+) -> None:
     """Every array of `schema` present (unless optional) and as declared; StateError otherwise."""
     for key, spec in schema.items():
         if key not in arrays:

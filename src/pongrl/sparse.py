@@ -24,12 +24,23 @@ def indptr_of(row_of_entry: np.ndarray, rows: int) -> np.ndarray:
 
 def check_saved(s: dict[str, np.ndarray], prefix: str, rows: int, width: int, what: str) -> None:
     """The saved arrays prefix + indptr, cols, vals are `rows` sparse rows of `width` inputs; else StateError."""
-    check(s, {prefix + "indptr": Spec("int64", ("*",), lo=0), prefix + "cols": Spec("int16", ("*",), lo=0, hi=width - 1),
-              prefix + "vals": Spec("int8", ("*",), lo=-1, hi=1)}, what=what)
+    check(
+        s,
+        {
+            prefix + "indptr": Spec("int64", ("*",), lo=0),
+            prefix + "cols": Spec("int16", ("*",), lo=0, hi=width - 1),
+            prefix + "vals": Spec("int8", ("*",), lo=-1, hi=1),
+        },
+        what=what,
+    )
     indptr, nnz = s[prefix + "indptr"], len(s[prefix + "cols"])
-    require(len(indptr) == rows + 1 and indptr[0] == 0 and indptr[-1] == nnz == len(s[prefix + "vals"])
-            and bool((np.diff(indptr) >= 0).all()), f"{what}: its sparse rows {prefix}indptr do not fit {rows} rows "
-                                                    f"of {nnz} entries")
+    require(
+        len(indptr) == rows + 1
+        and indptr[0] == 0
+        and indptr[-1] == nnz == len(s[prefix + "vals"])
+        and bool((np.diff(indptr) >= 0).all()),
+        f"{what}: its sparse rows {prefix}indptr do not fit {rows} rows of {nnz} entries",
+    )
 
 
 @dataclass
@@ -47,31 +58,33 @@ class SparseRows:
         return self.indptr.nbytes + self.cols.nbytes + self.vals.nbytes
 
     @classmethod
-    def from_dense(cls, x: np.ndarray) -> "SparseRows":
+    def from_dense(cls, x: np.ndarray) -> SparseRows:
         """(B, D) int array -> CSR."""
         r, c = np.nonzero(x)
         return cls(indptr_of(r, x.shape[0]), c.astype(np.int16), x[r, c].astype(np.int8))
 
     @classmethod
-    def from_active(cls, sub: np.ndarray, active: np.ndarray) -> "SparseRows":
+    def from_active(cls, sub: np.ndarray, active: np.ndarray) -> SparseRows:
         """CSR of a dense (B, D) array given only its nonzero columns: sub = x[:, active]."""
         r, c = np.nonzero(sub)
         return cls(indptr_of(r, sub.shape[0]), active[c].astype(np.int16), sub[r, c].astype(np.int8))
 
     @classmethod
-    def concat(cls, parts: list["SparseRows"]) -> "SparseRows":
+    def concat(cls, parts: list[SparseRows]) -> SparseRows:
         if not parts:
             return cls(np.zeros(1, np.int64), np.zeros(0, np.int16), np.zeros(0, np.int8))
         offsets = np.cumsum([0] + [p.indptr[-1] for p in parts[:-1]])
-        indptr = np.concatenate([parts[0].indptr[:1]] + [p.indptr[1:] - p.indptr[0] + o for p, o in zip(parts, offsets)])
+        indptr = np.concatenate(
+            [parts[0].indptr[:1]] + [p.indptr[1:] - p.indptr[0] + o for p, o in zip(parts, offsets)]
+        )
         return cls(indptr, np.concatenate([p.cols for p in parts]), np.concatenate([p.vals for p in parts]))
 
-    def slice(self, start: int, stop: int) -> "SparseRows":
+    def slice(self, start: int, stop: int) -> SparseRows:
         """Rows [start, stop) as a new CSR (the arrays are views)."""
         a, b = self.indptr[start], self.indptr[stop]
-        return SparseRows(self.indptr[start:stop + 1] - a, self.cols[a:b], self.vals[a:b])
+        return SparseRows(self.indptr[start : stop + 1] - a, self.cols[a:b], self.vals[a:b])
 
-    def take(self, rows: np.ndarray) -> "SparseRows":
+    def take(self, rows: np.ndarray) -> SparseRows:
         """The given rows, in that order."""
         starts, stops = self.indptr[rows], self.indptr[rows + 1]
         counts = stops - starts

@@ -26,7 +26,6 @@ from .evaluate import evaluate, training_eval_seed
 from .logger import Logs
 from .runs import Counters, Run, open_run, save_run
 
-
 REPORT_EVERY = 2048  # env steps: the longest a rollout of a batch of episodes goes on without reporting
 
 
@@ -59,8 +58,14 @@ class EvalInterrupted(Exception):
     """Ctrl-C arrived while the loop was playing its evaluation games."""
 
 
-def train(cfg: Config | None, run_dir: str | Path, resume: bool = False, targets: dict | None = None,
-          progress: bool = True, tensorboard: bool = False) -> dict:
+def train(
+    cfg: Config | None,
+    run_dir: str | Path,
+    resume: bool = False,
+    targets: dict | None = None,
+    progress: bool = True,
+    tensorboard: bool = False,
+) -> dict:
     """Train a new run of `cfg` in `run_dir`, or (resume=True, cfg None) continue the
     one saved there with new `targets`, until its episode/step totals or Ctrl-C.
 
@@ -101,14 +106,22 @@ def loop(run: Run, run_dir: Path, logs: Logs) -> dict:
         for s, handler in previous.items():
             signal.signal(s, handler)
         logs.close()
-    return {"run_dir": str(run_dir), "episodes": c.episodes, "env_steps": c.env_steps, "wall_s": c.wall_s,
-            "updates": run.learner.updates, "running_reward": c.running_reward, "interrupted": stop.requested,
-            "signal": signal.Signals(stop.signum).name if stop.signum else None}
+    return {
+        "run_dir": str(run_dir),
+        "episodes": c.episodes,
+        "env_steps": c.env_steps,
+        "wall_s": c.wall_s,
+        "updates": run.learner.updates,
+        "running_reward": c.running_reward,
+        "interrupted": stop.requested,
+        "signal": signal.Signals(stop.signum).name if stop.signum else None,
+    }
 
 
 def finished_training(cfg: Config, c: Counters) -> bool:
     return (cfg.episodes is not None and c.episodes >= cfg.episodes) or (
-        cfg.steps is not None and c.env_steps >= cfg.steps)
+        cfg.steps is not None and c.env_steps >= cfg.steps
+    )
 
 
 def count_episode(c: Counters, ret: float, wall_s: float) -> None:
@@ -184,8 +197,9 @@ def evaluate_if_due(run: Run, run_dir: Path, logs: Logs, stop: Stop, clock: Cloc
 def evaluate_policy(run: Run) -> dict:
     """Score the learner's policy over cfg.eval_games full games on the run's evaluation seed."""
     cfg = run.cfg
-    return evaluate(Agent(cfg, run.learner.params), cfg.eval_games, seed=training_eval_seed(cfg.seed),
-                    greedy=cfg.eval_greedy)
+    return evaluate(
+        Agent(cfg, run.learner.params), cfg.eval_games, seed=training_eval_seed(cfg.seed), greedy=cfg.eval_greedy
+    )
 
 
 def keep_best(run: Run, run_dir: Path, res: dict) -> None:
@@ -194,6 +208,13 @@ def keep_best(run: Run, run_dir: Path, res: dict) -> None:
     if c.best_eval is not None and res["mean"] <= c.best_eval:
         return
     c.best_eval = res["mean"]
-    info = {"eval": {"env_steps": c.env_steps, "wall_s": c.wall_s, "seed": training_eval_seed(cfg.seed),
-                     "greedy": cfg.eval_greedy, **{k: res[k] for k in ("games", "mean", "std", "win_rate", "scores")}}}
+    info = {
+        "eval": {
+            "env_steps": c.env_steps,
+            "wall_s": c.wall_s,
+            "seed": training_eval_seed(cfg.seed),
+            "greedy": cfg.eval_greedy,
+            **{k: res[k] for k in ("games", "mean", "std", "win_rate", "scores")},
+        }
+    }
     save_agent(run_dir / "best.npz", Agent(cfg, run.learner.params), info)

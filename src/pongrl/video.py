@@ -27,8 +27,9 @@ class VideoError(UserError):
     """The video could not be written (a full disk, ffmpeg failed)."""
 
 
-def record(agent: Agent, path: str | Path, seed: int = 0, greedy: bool = True, max_steps: int | None = None,
-           fps: int = 30) -> dict:
+def record(
+    agent: Agent, path: str | Path, seed: int = 0, greedy: bool = True, max_steps: int | None = None, fps: int = 30
+) -> dict:
     """Play one game and write it to `path` (.mp4 or .gif). Returns the game's result."""
     path = Path(path)
     suffix = path.suffix.lower()
@@ -70,7 +71,7 @@ class GifWriter:
 
         self.count, self.buf = 0, io.BytesIO()
         self.writer = imageio.get_writer(self.buf, format="GIF", duration=2000 / fps, loop=0)
-        self.fd = fd
+        self.fd: int | None = fd
 
     def add(self, frame: np.ndarray) -> None:
         if self.count % 2 == 0:
@@ -79,6 +80,7 @@ class GifWriter:
 
     def close(self) -> None:
         fd, self.fd = self.fd, None
+        assert fd is not None  # closed once (`record`), with the descriptor it was given
         with open(fd, "wb") as f:
             self.writer.close()
             f.write(self.buf.getbuffer())
@@ -104,23 +106,50 @@ class Mp4Writer:
             self.exe = imageio_ffmpeg.get_ffmpeg_exe()
         except RuntimeError as e:
             raise VideoError(f"cannot write the video {path}: no ffmpeg ({e})") from None
-        self.proc = None
+        self.proc: subprocess.Popen[bytes] | None = None
         self.log = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close, abort or failure)
         os.close(fd)  # ffmpeg opens the temporary file itself
 
     def start(self, height: int, width: int) -> None:
         quality = int((1 - 7 / 10) * 51)  # as imageio's quality=7 for libx264
-        cmd = [self.exe, "-y", "-f", "rawvideo", "-vcodec", "rawvideo", "-s", f"{width}x{height}",
-               "-pix_fmt", "rgb24", "-r", str(self.fps), "-i", "-", "-an", "-vcodec", "libx264",
-               "-pix_fmt", "yuv420p", "-crf", str(quality), "-v", "error", "-f", "mp4", self.tmp]
+        cmd = [
+            self.exe,
+            "-y",
+            "-f",
+            "rawvideo",
+            "-vcodec",
+            "rawvideo",
+            "-s",
+            f"{width}x{height}",
+            "-pix_fmt",
+            "rgb24",
+            "-r",
+            str(self.fps),
+            "-i",
+            "-",
+            "-an",
+            "-vcodec",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-crf",
+            str(quality),
+            "-v",
+            "error",
+            "-f",
+            "mp4",
+            self.tmp,
+        ]
         # its own session: a Ctrl-C reaches pongrl, which stops ffmpeg and removes the file
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self.log,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self.log, start_new_session=True
+        )
 
     def add(self, frame: np.ndarray) -> None:
         big = np.ascontiguousarray(np.repeat(np.repeat(frame, 2, axis=0), 2, axis=1), dtype=np.uint8)
         if self.proc is None:
             self.start(*big.shape[:2])
+        assert self.proc is not None and self.proc.stdin is not None  # start made it, stdin a pipe
         try:
             self.proc.stdin.write(big.data)
         except OSError:  # ffmpeg stopped (a full disk): its own message says why
@@ -130,6 +159,7 @@ class Mp4Writer:
         if self.proc is None:
             self.log.close()
             raise VideoError(f"cannot write the video {self.path}: the game has no frames")
+        assert self.proc.stdin is not None  # started with stdin a pipe
         try:
             self.proc.stdin.close()
         except OSError:
@@ -144,6 +174,7 @@ class Mp4Writer:
         self.log.close()
 
     def stop(self) -> None:
+        assert self.proc is not None and self.proc.stdin is not None  # only a started ffmpeg is stopped
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait()
@@ -153,6 +184,7 @@ class Mp4Writer:
             pass
 
     def failure(self) -> VideoError:
+        assert self.proc is not None  # only a started ffmpeg fails
         self.stop()
         self.log.seek(0)
         lines = [line.strip() for line in self.log.read().decode(errors="replace").splitlines() if line.strip()]

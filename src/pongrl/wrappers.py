@@ -21,8 +21,10 @@ class DifferenceFrameObservation(gym.ObservationWrapper, gym.utils.RecordConstru
     def __init__(self, env: gym.Env):
         shape = getattr(env.observation_space, "shape", None)
         if shape != (210, 160, 3):
-            raise ValueError(f"DifferenceFrameObservation needs RGB frames of shape (210, 160, 3), "
-                             f"got an observation space of shape {shape}")
+            raise ValueError(
+                f"DifferenceFrameObservation needs RGB frames of shape (210, 160, 3), "
+                f"got an observation space of shape {shape}"
+            )
         gym.utils.RecordConstructorArgs.__init__(self)
         gym.ObservationWrapper.__init__(self, env)
         self.observation_space = gym.spaces.Box(-1, 1, (D,), np.int8)
