@@ -52,6 +52,20 @@ def test_pretrained_agent_beats_the_builtin_ai_by_playing():
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("name", ["ppo", "reinforce"])
+def test_a_shipped_agent_replays_the_games_its_file_records(name):
+    """The scores recorded in the agent file (pongrl eval --games N --seed S when it was made)
+    come out again, game for game: the first game of each of the evaluation's game slots."""
+    _, meta = checkpoint.load(pretrained_path(name))
+    rec = meta["eval"]
+    slots = min(rec["games"], 16)
+    quota = [rec["games"] // slots + (i < rec["games"] % slots) for i in range(slots)]
+    firsts = [rec["scores"][sum(quota[:i])] for i in range(slots)]
+    res = evaluate(load_agent(f"pretrained:{name}"), games=slots, seed=rec["seed"], greedy=rec["greedy"])
+    assert res["scores"] == firsts
+
+
+@pytest.mark.slow
 def test_the_tutorial_agent_plays_far_above_an_untrained_one():
     """It beats the built-in AI (50 games: +5.3 greedy, +1.2 sampled); an untrained one loses 21-0 or so."""
     res = evaluate(load_agent("pretrained:reinforce"), games=4, seed=11)

@@ -141,6 +141,31 @@ def test_a_run_killed_before_its_first_checkpoint_starts_again_with_resume(tmp_p
     assert (run / "notes.txt").read_text() == "mine"
 
 
+@pytest.mark.slow
+def test_kill_9_at_any_point_then_resume_equals_the_uninterrupted_run(tmp_path):
+    """SIGKILL a run between or during its checkpoints (a checkpoint every episode), resume it,
+    twice: its parameters and its metrics.csv are bit for bit those of a run never stopped."""
+    from pongrl.train import train
+
+    argv = ["--episodes", "12", "--checkpoint-every", "1", "--seed", "4", *TINY]
+    cfg = tiny_config(episodes=12, checkpoint_every=1, seed=4, num_envs=2, hidden=16, batch_size=1)
+    train(cfg, tmp_path / "whole", progress=False)
+    run = tmp_path / "run"
+    proc = pongrl("train", "--out", str(run), *argv)
+    for at in (3, 7):
+        wait_for(lambda at=at: episodes_logged(run) >= at, proc)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=60)
+        proc = pongrl("train", "--resume", str(run), "--no-progress")
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    a, _ = checkpoint.load(tmp_path / "whole" / "checkpoint.npz")
+    b, _ = checkpoint.load(run / "checkpoint.npz")
+    assert sorted(a) == sorted(b) and all(np.array_equal(a[k], b[k]) for k in a)
+    rows = [ln.rsplit(",", 1)[0] for ln in (run / "metrics.csv").read_text().splitlines()]  # wall_s aside
+    assert rows == [ln.rsplit(",", 1)[0] for ln in (tmp_path / "whole" / "metrics.csv").read_text().splitlines()]
+
+
 # ------------------------------------------------------------------ what --resume reads
 def test_resume_refuses_a_config_json_edited_beyond_its_targets(tmp_path, capsys):
     from pongrl.train import train

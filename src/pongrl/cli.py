@@ -282,6 +282,9 @@ def main(argv: list[str] | None = None) -> int:
         msg = str(e) if str(e).startswith("pongrl") else f"pongrl: error: {e}"
         print(msg.splitlines()[0] if msg else "pongrl: error", file=sys.stderr)
         return 2
+    except MemoryError:
+        print("pongrl: error: not enough memory for this (a smaller network or fewer games?)", file=sys.stderr)
+        return 2
     except KeyboardInterrupt as e:
         print("pongrl: terminated" if isinstance(e, Terminated) else "pongrl: interrupted", file=sys.stderr)
         return 128 + (signal.SIGTERM if isinstance(e, Terminated) else signal.SIGINT)
