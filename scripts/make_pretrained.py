@@ -1,6 +1,6 @@
 """Package a trained agent as pongrl's shipped pretrained agent.
 
-    python scripts/make_pretrained.py RUN_DIR [--agent best|final] [--games 10]
+    python scripts/make_pretrained.py RUN_DIR [--agent best|final] [--games 50]
                                       [--out src/pongrl/pretrained/pong_ppo.npz]
 
 Takes RUN_DIR/best.npz (the policy at the best evaluation during training,
@@ -9,7 +9,9 @@ Config.eval_every) or, with --agent final, the run's last weights
 scores it again on `pongrl eval`'s seeds (seed 0, which training-time
 evaluations never use), and writes a compressed agent file whose
 header holds the training config, the training-time evaluation of those weights,
-and this fresh evaluation. The parameters are stored as float16 (pongrl acts
+and this fresh evaluation, greedy ("eval") and sampled ("eval_sampled"), and
+how it was made: the seed, the env steps, the pongrl version and the git
+commit of this checkout. The parameters are stored as float16 (pongrl acts
 with them in float32), which halves the file; the fresh evaluation scores the
 file as written, rounding included. Refuses to write an agent file over 10 MB. The
 run's metrics.csv and eval.csv are copied beside it (OUT_metrics.csv,
@@ -22,6 +24,7 @@ import argparse
 import csv
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +32,7 @@ import numpy as np
 from pongrl import checkpoint
 from pongrl.agent import Agent, load_agent, save_agent
 from pongrl.evaluate import evaluate, training_eval_seed
+from pongrl.version import __version__
 
 MAX_BYTES = 10 * 2**20
 
@@ -42,7 +46,7 @@ def main(argv=None) -> dict:
         default="best",
         help="best.npz, or the last weights of the run (checkpoint.npz)",
     )
-    ap.add_argument("--games", type=int, default=10)
+    ap.add_argument("--games", type=int, default=50)
     ap.add_argument("--seed", type=int, default=0, help="evaluation seed, as `pongrl eval --seed`")
     ap.add_argument(
         "--out", type=Path, default=Path(__file__).resolve().parents[1] / "src/pongrl/pretrained/pong_ppo.npz"
@@ -55,20 +59,28 @@ def main(argv=None) -> dict:
     except checkpoint.CheckpointError as e:
         ap.error(str(e))  # one line, exit 2
     small = Agent(trained.cfg, {k: v.astype(np.float16) for k, v in trained.params.items()})
+    during = training_eval(source, args.agent)
     info = {
-        "eval_during_training": training_eval(source, args.agent),
+        "eval_during_training": during,
         "made_by": f"python scripts/make_pretrained.py {args.run_dir} --agent {args.agent} "
         f"--games {args.games} --seed {args.seed}",
+        "made_with": {
+            "seed": trained.cfg.seed,
+            "env_steps": during["env_steps"],
+            "pongrl": __version__,
+            "commit": git_commit(),
+        },
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     new = args.out.with_name(args.out.stem + ".new.npz")  # the agent at args.out stays until this one passes
     save_agent(new, small, info, compress=True)
-    fresh = evaluate(load_agent(new), args.games, seed=args.seed)  # the file as users get it
-    info["eval"] = {
-        "seed": args.seed,
-        "greedy": True,  # as pongrl eval's default
-        **{k: fresh[k] for k in ("games", "mean", "std", "win_rate", "scores")},
-    }
+    for key, greedy in (("eval", True), ("eval_sampled", False)):  # the file as users get it
+        fresh = evaluate(load_agent(new), args.games, seed=args.seed, greedy=greedy)
+        info[key] = {
+            "seed": args.seed,
+            "greedy": greedy,
+            **{k: fresh[k] for k in ("games", "mean", "std", "win_rate", "scores")},
+        }
     save_agent(new, small, info, compress=True)
     size = new.stat().st_size
     if size > MAX_BYTES:
@@ -78,8 +90,19 @@ def main(argv=None) -> dict:
     for name in ("metrics", "eval"):
         shutil.copy(args.run_dir / f"{name}.csv", args.out.with_name(f"{args.out.stem}_{name}.csv"))
     summary = {"out": str(args.out), "bytes": size, **info}
-    print(json.dumps(summary, indent=2))
+    print(json.dumps(summary))
     return summary
+
+
+def git_commit() -> str | None:
+    """The commit of this checkout (None outside a git clone)."""
+    try:
+        p = subprocess.run(
+            ["git", "-C", str(Path(__file__).resolve().parent), "rev-parse", "HEAD"], capture_output=True, text=True
+        )
+    except OSError:
+        return None
+    return p.stdout.strip() or None
 
 
 def training_eval(source: Path, agent: str) -> dict:

@@ -57,12 +57,12 @@ def test_a_shipped_agent_replays_the_games_its_file_records(name):
     """The scores recorded in the agent file (pongrl eval --games N --seed S when it was made)
     come out again, game for game: the first game of each of the evaluation's game slots."""
     _, meta = checkpoint.load(pretrained_path(name))
-    rec = meta["eval"]
-    slots = min(rec["games"], 16)
-    quota = [rec["games"] // slots + (i < rec["games"] % slots) for i in range(slots)]
-    firsts = [rec["scores"][sum(quota[:i])] for i in range(slots)]
-    res = evaluate(load_agent(f"pretrained:{name}"), games=slots, seed=rec["seed"], greedy=rec["greedy"])
-    assert res["scores"] == firsts
+    for rec in (meta[key] for key in ("eval", "eval_sampled") if key in meta):  # greedy; sampled, if recorded
+        slots = min(rec["games"], 16)
+        quota = [rec["games"] // slots + (i < rec["games"] % slots) for i in range(slots)]
+        firsts = [rec["scores"][sum(quota[:i])] for i in range(slots)]
+        res = evaluate(load_agent(f"pretrained:{name}"), games=slots, seed=rec["seed"], greedy=rec["greedy"])
+        assert res["scores"] == firsts
 
 
 @pytest.mark.slow
@@ -130,6 +130,11 @@ def test_make_pretrained_packages_best_npz_and_never_loses_the_old_agent(tmp_pat
         and res["bytes"] == out.stat().st_size
     )
     assert (tmp_path / "agent_eval.csv").exists() and (tmp_path / "agent_metrics.csv").exists()
+    assert res["eval_sampled"]["games"] == 1 and res["eval_sampled"]["greedy"] is False
+    made = checkpoint.load(out)[1]["made_with"]
+    assert made["seed"] == 0 and made["env_steps"] == res["eval_during_training"]["env_steps"] and made["pongrl"]
+    sampled = evaluate(agent, 1, seed=3, greedy=False)
+    assert sampled["scores"] == res["eval_sampled"]["scores"]  # `pongrl eval --sample` gives the recorded score
     before = out.read_bytes()
     monkeypatch.setattr(make_pretrained, "MAX_BYTES", 100)
     with pytest.raises(SystemExit, match="over the 100-byte limit; not written"):
