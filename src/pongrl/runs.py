@@ -202,9 +202,9 @@ def open_run(run_dir: Path, cfg: Config | None, resume: bool, targets: dict, ten
     if tensorboard:
         require_tensorboardx()  # before the run folder is made
     if resume:
-        lock = FolderLock(run_dir) if run_dir.is_dir() else None
-        if lock is None or not (run_dir / "checkpoint.npz").exists() and not (run_dir / "config.json").exists():
+        if not ((run_dir / "checkpoint.npz").exists() or (run_dir / "config.json").exists()):
             raise RunError(f"nothing to resume: {run_dir / 'checkpoint.npz'} does not exist")
+        lock = FolderLock(run_dir)
     else:
         if cfg is None:
             raise RunError("a new run needs a Config (or resume=True to continue the run in its folder)")
