@@ -22,14 +22,13 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ppo_speed import export_src, is_revision  # noqa: E402  (bench/ is not a package)
+from ppo_speed import export_src, is_revision, run_json  # noqa: E402  (bench/ is not a package)
 
 
 def log(msg: str) -> None:
@@ -59,14 +58,7 @@ def one(variant: str, run_dir: Path, steps: int) -> dict:
 
 def child(variant: str, args, src: Path | None) -> dict:
     cmd = [sys.executable, __file__, str(args.run_dir), "--one", variant, "--steps", str(args.steps)]
-    env = os.environ.copy()
-    if src is not None:
-        env["PYTHONPATH"] = os.pathsep.join([str(src)] + [x for x in [env.get("PYTHONPATH")] if x])
-    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    lines = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
-    if p.returncode != 0 or not lines:
-        raise SystemExit(f"{variant} failed (rc {p.returncode}):\n{p.stderr[-3000:]}")
-    out = json.loads(lines[-1])
+    out = run_json(cmd, src, variant)
     log(f"  {variant}: {out['steps_per_s']:,.0f} steps/s ({out['steps']} steps, {out['seconds']:.1f} s)")
     return out
 

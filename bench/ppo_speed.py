@@ -118,16 +118,22 @@ def child(variant: str, args, src: Path | None = None) -> dict:
     ]
     if args.vs:
         cmd += ["--vs", json.dumps(args.vs)]
+    out = run_json(cmd, src, variant)
+    log(f"  {variant}: {out['steps_per_s']:,.0f} steps/s ({out['steps']} steps, {out['wall_s']:.1f} s)")
+    return out
+
+
+def run_json(cmd: list[str], src: Path | None, what: str) -> dict:
+    """Run cmd in a fresh process (with src, that package source first on PYTHONPATH); the JSON
+    object its output ends with. A failure exits with its stderr's tail."""
     env = os.environ.copy()
     if src is not None:
         env["PYTHONPATH"] = os.pathsep.join([str(src)] + [x for x in [env.get("PYTHONPATH")] if x])
     p = subprocess.run(cmd, capture_output=True, text=True, env=env)
     lines = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
     if p.returncode != 0 or not lines:
-        raise SystemExit(f"{variant} failed (rc {p.returncode}):\n{p.stderr[-3000:]}")
-    out = json.loads(lines[-1])
-    log(f"  {variant}: {out['steps_per_s']:,.0f} steps/s ({out['steps']} steps, {out['wall_s']:.1f} s)")
-    return out
+        raise SystemExit(f"{what} failed (rc {p.returncode}):\n{p.stderr[-3000:]}")
+    return json.loads(lines[-1])
 
 
 def ceiling_child(seconds: float) -> dict:

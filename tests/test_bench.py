@@ -134,3 +134,14 @@ def test_same_numbers_rejects_an_unknown_baseline():
         cwd=ROOT,
     )
     assert p.returncode == 2 and p.stdout == "" and "'no-such-rev' is not a commit" in p.stderr
+
+
+@pytest.mark.slow
+def test_late_speed(tmp_path):
+    from pongrl.config import Config
+    from pongrl.train import train
+
+    cfg = Config(algo="ppo", num_envs=2, ppo_num_steps=32, ppo_hidden=8, ppo_minibatches=2, steps=128)
+    train(cfg, tmp_path / "late", progress=False)
+    out = run("late_speed.py", tmp_path / "late", "--steps", 64, "--rounds", 1)
+    assert out["benchmark"] == "late_speed" and out["late_over_fresh"] > 0 and len(out["rounds"]) == 1

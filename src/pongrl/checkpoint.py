@@ -7,7 +7,7 @@ checkpoint. The header declares every array's dtype, shape and checksum (CRC-32)
 loading checks each array against its declaration: dtype and shape from the
 .npy header before any data is read, then the checksum of the data.
 
-The file is written to a temporary name in the same folder (NAME.pongrl-XXXXXXXX.tmp,
+The file is written to a temporary name in the same folder (NAME.pongrl-RANDOM.tmp,
 as every file pongrl replaces: `temp_file`), flushed to disk (fsync), then renamed over
 the old one, so a reader always sees either the old checkpoint or the new one, whole.
 
@@ -72,7 +72,7 @@ def save(path: str | Path, arrays: dict[str, np.ndarray], meta: dict, compress: 
 
 TEMP_MARK = ".pongrl-"
 TEMP_GLOB = "*.pongrl-*.tmp"
-"""Every temporary file pongrl writes is NAME.pongrl-XXXXXXXX.tmp, beside the file NAME it
+"""Every temporary file pongrl writes is NAME.pongrl-RANDOM.tmp, beside the file NAME it
 will replace: a run folder's cleanup removes these (`TEMP_GLOB`) and nothing else."""
 
 

@@ -102,7 +102,7 @@ def write_json(path: str | Path, obj) -> None:
 
 
 def replace_file(path: str | Path, write, newline: str | None = None) -> None:
-    """Call write(text file) on a temporary file beside `path` (NAME.pongrl-XXXXXXXX.tmp),
+    """Call write(text file) on a temporary file beside `path` (NAME.pongrl-RANDOM.tmp),
     then rename it over `path`. On any failure (a full disk) the temporary file is
     removed and the error raised: `path` is as it was."""
     from .checkpoint import remove_quietly, replace_with, temp_file

@@ -26,7 +26,7 @@ def figure(width_in: float, height_in: float):
 
 def save(fig, out: str | Path, dpi: int = DPI) -> Path:
     """Write a figure (format from the file suffix, e.g. .png) -> the path. It is drawn
-    to a temporary file beside `out` (OUT.pongrl-XXXXXXXX.tmp), then renamed: a failure
+    to a temporary file beside `out` (OUT.pongrl-RANDOM.tmp), then renamed: a failure
     (a full disk) leaves no partial picture and no temporary file."""
     from .checkpoint import remove_quietly, replace_with, temp_file
 

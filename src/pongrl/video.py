@@ -1,6 +1,6 @@
 """Record a game to MP4 (imageio-ffmpeg's bundled ffmpeg) or GIF.
 
-The video is written to a temporary file beside the output (NAME.pongrl-XXXXXXXX.tmp)
+The video is written to a temporary file beside the output (NAME.pongrl-RANDOM.tmp)
 and renamed when whole: any failure (a full disk, Ctrl-C) removes it and is one line."""
 
 from __future__ import annotations
