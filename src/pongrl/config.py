@@ -115,11 +115,12 @@ class Config(ReinforceConfig, PPOConfig):
 
     def validate(self) -> Config:
         """Every field of the right type and in its range; else ConfigError naming the field and value."""
+        ranges = _rules("RANGES")
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if not _has_type(value, str(f.type)):
                 raise ConfigError(f"{f.name} must be {TYPE_WORDS[str(f.type)]}, got {value!r}")
-            rule = _rules("RANGES").get(f.name)
+            rule = ranges.get(f.name)
             if rule is not None and value is not None and not _in_range(value, rule):
                 raise ConfigError(f"{f.name} must be {rule}, got {value!r}")
         for name, choices in _rules("CHOICES").items():
