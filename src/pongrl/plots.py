@@ -37,7 +37,10 @@ def save(fig, out: str | Path, dpi: int = DPI) -> Path:
         raise UserError(
             f"cannot write a picture to {out}: its name must end in one of {', '.join('.' + k for k in sorted(kinds))}"
         )
-    fd, tmp = temp_file(out)
+    try:
+        fd, tmp = temp_file(out)
+    except OSError as e:
+        raise UserError(f"cannot write a picture to {out}: {e.strerror or e}") from None
     try:
         with open(fd, "wb") as f:
             fig.savefig(f, dpi=dpi, format=kind)
