@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+from pongrl import checkpoint
 from pongrl.config import Config
 from pongrl.env import DOWN, UP
 
@@ -42,3 +45,13 @@ def random_diff_frames(
     x[mask] = rng.choice(np.array([-1, 1], np.int8), size=int(mask.sum()))
     x[list(empty_rows)] = 0
     return x
+
+
+def rewritten(saved, tmp_path, change) -> Path:
+    """A checkpoint whose arrays were changed and re-declared, as a careful forger would."""
+    arrays, meta = checkpoint.load(saved)
+    change(arrays, meta)
+    meta = {k: v for k, v in meta.items() if k not in ("format", "version", "arrays")}
+    path = tmp_path / "forged.npz"
+    checkpoint.save(path, arrays, meta)
+    return path

@@ -10,7 +10,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from conftest import tiny_config
+from conftest import rewritten, tiny_config
 
 from pongrl import checkpoint
 from pongrl.checkpoint import CheckpointError
@@ -79,16 +79,6 @@ def test_every_damaged_member_is_refused(saved, tmp_path):
             pytest.fail(f"loaded: {what}")
         count += 1
     assert count > 8 * (len(files) - 1)
-
-
-def rewritten(saved, tmp_path, change) -> object:
-    """A checkpoint whose arrays were changed and re-declared, as a careful forger would."""
-    arrays, meta = checkpoint.load(saved)
-    change(arrays, meta)
-    meta = {k: v for k, v in meta.items() if k not in ("format", "version", "arrays")}
-    path = tmp_path / "forged.npz"
-    checkpoint.save(path, arrays, meta)
-    return path
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float64, np.int64, np.bool_])

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import tiny_config
+from conftest import rewritten, tiny_config
 
-from pongrl import checkpoint
 from pongrl.checkpoint import CheckpointError
 from pongrl.cli import main
 from pongrl.runs import load_run
@@ -43,15 +42,6 @@ def ppo(tmp_path_factory):  # overlap: the acting parameters are saved too
         ppo_epochs=1,
         ppo_obs="frame+diff",
     )
-
-
-def forged(saved, tmp_path, change):
-    arrays, meta = checkpoint.load(saved)
-    change(arrays, meta)
-    meta = {k: v for k, v in meta.items() if k not in ("format", "version", "arrays")}
-    path = tmp_path / "forged.npz"
-    checkpoint.save(path, arrays, meta)
-    return path
 
 
 def refused(path, says):
@@ -93,7 +83,7 @@ def counter(name, value):
 
 def test_the_unforged_states_resume(reinforce, ppo, tmp_path):
     for saved in (reinforce, ppo):
-        load_run(forged(saved, tmp_path, lambda a, m: None)).close()
+        load_run(rewritten(saved, tmp_path, lambda a, m: None)).close()
 
 
 PPO_CASES = {
@@ -156,25 +146,25 @@ def zero_sticky_generator(arrays):
 @pytest.mark.parametrize("case", list(PPO_CASES))
 def test_a_forged_ppo_state_is_refused(ppo, tmp_path, case):
     change, says = PPO_CASES[case]
-    refused(forged(ppo, tmp_path, change), says)
+    refused(rewritten(ppo, tmp_path, change), says)
 
 
 @pytest.mark.parametrize("case", list(REINFORCE_CASES))
 def test_a_forged_reinforce_state_is_refused(reinforce, tmp_path, case):
     change, says = REINFORCE_CASES[case]
-    refused(forged(reinforce, tmp_path, change), says)
+    refused(rewritten(reinforce, tmp_path, change), says)
 
 
 @pytest.mark.parametrize("case", list(HEADER_CASES))
 def test_forged_counters_are_refused(reinforce, tmp_path, case):
     change, says = HEADER_CASES[case]
-    refused(forged(reinforce, tmp_path, change), says)
+    refused(rewritten(reinforce, tmp_path, change), says)
 
 
 def test_a_forged_state_through_the_command_line_is_one_line_and_exit_2(reinforce, tmp_path, capsys):
     run = tmp_path / "run"
     run.mkdir()
-    path = forged(reinforce, tmp_path, setting("learner/rmsprop/W1", -1.0))
+    path = rewritten(reinforce, tmp_path, setting("learner/rmsprop/W1", -1.0))
     path.rename(run / "checkpoint.npz")
     assert main(["train", "--resume", str(run), "--no-progress"]) == 2
     err = capsys.readouterr().err
