@@ -145,3 +145,20 @@ def test_late_speed(tmp_path):
     train(cfg, tmp_path / "late", progress=False)
     out = run("late_speed.py", tmp_path / "late", "--steps", 64, "--rounds", 1)
     assert out["benchmark"] == "late_speed" and out["late_over_fresh"] > 0 and len(out["rounds"]) == 1
+
+
+@pytest.mark.slow
+def test_learner_capacity(tmp_path):
+    args = ("--configs", "ppo", "--threads", "1,2", "--rounds", 1, "--updates", 1, "--late-steps", 2048)
+    out = run("learner_capacity.py", *args, "--states", tmp_path)
+    assert [(r["config"], r["threads"]) for r in out["rows"]] == [("ppo", 1), ("ppo", 2)]
+    assert all(r["steps_per_s"] > 0 for r in out["rows"]) and out["ratios"]["ppo"]["1"] == 1.0
+
+
+@pytest.mark.slow
+def test_scaling(tmp_path):
+    args = ("--configs", "ppo", "--cores", "1", "--steps", 2048, "--rounds", 1, "--bare-seconds", 0.3)
+    out = run("scaling.py", *args, "--late-steps", 2048, "--states", tmp_path)
+    [row] = out["rows"]
+    assert row["config"] == "ppo" and row["cores"] == 1 and row["steps_per_s"] > 0 and row["predicted"] > 0
+    assert (row["emulators"], row["learner_threads"]) == (1, 1) and out["costs_us"]["ppo"]["learner"] > 0

@@ -167,21 +167,36 @@ def adam_reference(p, g, m, v, t, lr, eps):
     return p - lr * (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + eps), m, v
 
 
+def adam_whole(p, m, v, g, rows, t, lr, eps):
+    """Adam over whole arrays, the float32 operations in optim's order: the bits to match."""
+    b1, b2 = optim.ADAM_BETAS
+    m *= b1
+    v *= b2
+    m[rows] += (1 - b1) * g
+    v[rows] += (1 - b2) * g * g
+    denom = np.sqrt(v)
+    denom /= np.sqrt(1 - b2**t)
+    denom += eps
+    step = m * (lr / (1 - b1**t))
+    step /= denom
+    p -= step
+
+
 @pytest.mark.parametrize("chunk", [1, 7, 64, 10**6])
-def test_adam_in_chunks_gives_the_same_bits(chunk):
+@pytest.mark.parametrize("spans", [[(0, 13)], [(0, 6), (6, 13)], [(0, 1), (1, 12), (12, 13)]])
+def test_adam_by_rows_and_chunks_gives_the_same_bits(chunk, spans):
+    """Any cut of the rows into spans (the threads') and chunks: the bits of one whole step."""
     rng = np.random.default_rng(chunk)
     p, m, v = (rng.standard_normal((13, 5)).astype(np.float32) for _ in range(3))
     v = np.abs(v)
     g, rows = rng.standard_normal((4, 5)).astype(np.float32), np.array([0, 3, 4, 11])
     whole = [a.copy() for a in (p, m, v)]
-    optim.adam_update(*whole, g, 2, 1e-3, 1e-5, rows, chunk=10**9)
-    optim.adam_update(p, m, v, g, 2, 1e-3, 1e-5, rows, chunk=chunk)
-    for a, b in zip((p, m, v), whole):
-        np.testing.assert_array_equal(a, b)
-    pf, mf, vf = (np.asfortranarray(a) for a in whole)  # not C-contiguous: updated whole, in place
-    optim.adam_update(pf, mf, vf, g, 3, 1e-3, 1e-5, rows, chunk=chunk)
-    optim.adam_update(p, m, v, g, 3, 1e-3, 1e-5, rows, chunk=chunk)
-    np.testing.assert_array_equal(pf, p)
+    for t in (2, 3):
+        adam_whole(*whole, g, rows, t, 1e-3, 1e-5)
+        for span in spans:
+            optim.adam_rows(p, m, v, g, rows, t, 1e-3, 1e-5, span, chunk=chunk)
+        for a, b in zip((p, m, v), whole):
+            np.testing.assert_array_equal(a, b)
 
 
 def test_adam_matches_reference_on_every_row():
@@ -240,7 +255,7 @@ def test_flushing_tiny_moments_changes_no_weight():
     m, v = (np.full((50, 8), 1e-31, np.float32) * rng.random((50, 8), np.float32) for _ in range(2))
     g, rows = rng.standard_normal((5, 8)).astype(np.float32), np.arange(5)
     plain = [a.copy() for a in (p, m, v)]
-    optim.adam_update(*plain, g, optim.FLUSH_EVERY, 1e-3, 1e-5, rows)
+    adam_whole(*plain, g, rows, optim.FLUSH_EVERY, 1e-3, 1e-5)
     optim.adam_step({"W1": p.T}, {"W1": g}, rows, {"W1": m.T}, {"W1": v.T}, optim.FLUSH_EVERY, 1e-3, 1e-5)
     np.testing.assert_array_equal(p, plain[0])
     assert not m[5:].any() and plain[1][5:].all()  # only the flush differs: the untouched rows' moments

@@ -79,6 +79,9 @@ def test_concat_of_parts_and_slices(batch):
     np.testing.assert_array_equal(both.to_dense(D), np.concatenate([batch[5:], batch[:5]]))
     empty = SparseRows.concat([])
     assert empty.rows == 0 and empty.to_dense(D).shape == (0, D)
+    [one] = [SparseRows.concat([s.slice(2, 6)])]
+    np.testing.assert_array_equal(one.to_dense(D), batch[2:6])
+    assert one.indptr.dtype == np.int64 and one.indptr[0] == 0
 
 
 # ------------------------------------------------------------------ policy: sparse vs dense

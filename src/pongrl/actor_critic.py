@@ -23,6 +23,7 @@ import numpy as np
 from . import conv
 from .env import DOWN, UP
 from .inputs import WIDTHS, Inputs, compact, encode, kind_of_width
+from .parallel import SERIAL, Pool
 from .sparse import SparseRows
 
 ACTIONS = (UP, DOWN)  # ALE action ids of the policy head's outputs, in order
@@ -75,20 +76,21 @@ def forward(params: Params, x: Inputs) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return layers(params, first_inputs(params, x)[0])
 
 
-def first_inputs(params: Params, x: Inputs) -> tuple[Inputs, conv.Saved | None]:
+def first_inputs(params: Params, x: Inputs, pool: Pool = SERIAL) -> tuple[Inputs, conv.Saved | None]:
     """What the first layer reads (B, D'): x itself; or, with filters Wc, their
     features of x's frame and difference pixels, then x's block columns."""
     if "Wc" not in params:
         return x, None
     split = int(np.searchsorted(x.cols, conv.PIXELS))  # x's columns before it are pixels
-    feats, saved = conv.forward(params["Wc"], Inputs(x.cols[:split], x.X[:, :split]))
+    feats, saved = conv.forward(params["Wc"], Inputs(x.cols[:split], x.X[:, :split]), pool)
     shift = conv.P * params["Wc"].shape[1] - conv.PIXELS  # block columns move past the features
     return Inputs(np.concatenate([feats.cols, x.cols[split:] + shift]), np.hstack([feats.X, x.X[:, split:]])), saved
 
 
-def layers(params: Params, x: Inputs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def layers(params: Params, x: Inputs, pool: Pool = SERIAL) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The first layer's inputs (B, D') -> forward's logits, values and activations."""
-    h = np.maximum(x.X @ params["W1"].T[x.cols] + params["b1"], 0)  # (B, H)
+    W = params["W1"].T[x.cols]  # (U, H): gathered in one thread (a gather holds the GIL)
+    h = np.maximum(pool.matmul(x.X, lambda j0, j1: W[:, j0:j1], W.shape[1]) + params["b1"], 0)  # (B, H)
     logits = h @ params["Wpi"].T + params["bpi"]  # (B, A)
     values = h @ params["Wv"] + params["bv"][0]  # (B,)
     return logits, values, h
@@ -157,7 +159,13 @@ def sample(logp: np.ndarray, u: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------- the backward pass
 def backprop(
-    params: Params, x: Inputs, h: np.ndarray, dlogits: np.ndarray, dv: np.ndarray, saved: conv.Saved | None = None
+    params: Params,
+    x: Inputs,
+    h: np.ndarray,
+    dlogits: np.ndarray,
+    dv: np.ndarray,
+    saved: conv.Saved | None = None,
+    pool: Pool = SERIAL,
 ) -> Params:
     """Gradients of the loss from its gradients w.r.t. logits (B, A) and values (B,);
     x and h (B, H) are the first layer's inputs and the activations (first_inputs,
@@ -167,7 +175,8 @@ def backprop(
     dh = dlogits @ params["Wpi"] + dv[:, None] * params["Wv"]  # (B, H)
     dh[h <= 0] = 0  # ReLU
     grads["b1"] = dh.sum(axis=0)
-    grads["W1"] = x.X.T @ dh  # (U, H)
-    if saved is not None:
-        grads["Wc"] = conv.backward(dh @ params["W1"].T[saved.cols].T, saved)  # through the features (B, W F)
+    grads["W1"] = pool.matmul(x.X.T, lambda j0, j1: dh[:, j0:j1], dh.shape[1])  # (U, H)
+    if saved is not None:  # through the features (B, W F)
+        W = params["W1"].T[saved.cols]  # (W F, H)
+        grads["Wc"] = conv.backward(pool.matmul(dh, lambda j0, j1: W[j0:j1].T, len(W)), saved)
     return grads

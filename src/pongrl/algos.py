@@ -15,6 +15,7 @@ import numpy as np
 
 from . import actor_critic, policy, ppo, reinforce
 from .config import Config
+from .parallel import SERIAL
 
 Params = dict[str, np.ndarray]
 
@@ -27,7 +28,7 @@ class Algorithm:
     act: Callable  # (params, x (N, 6400), frames (N, 80, 80), rng) -> (ALE actions (N,), inputs, extras)
     greedy: Callable  # (params, x, frames) -> ALE actions (N,) of the most likely action
     bootstrap: Callable  # (params, x, frames) -> dict of (N,) arrays for the input after a rollout
-    learner: Callable  # (cfg, params) -> an object with rollout_size, learn, state, restore, params, updates
+    learner: Callable  # (cfg, params, pool) -> an object with rollout_size, learn, state, restore, params, updates
     unit_weights: Callable  # (params) -> (H,) how much each first-layer unit sways the policy (for pictures)
 
 
@@ -44,7 +45,9 @@ REGISTRY = {
         act=reinforce.act,
         greedy=reinforce.greedy_actions,
         bootstrap=reinforce.bootstrap,
-        learner=lambda cfg, params: reinforce.Reinforce(cfg, params, cfg.worker_steps if cfg.workers else None),
+        learner=lambda cfg, params, pool=SERIAL: reinforce.Reinforce(
+            cfg, params, cfg.worker_steps if cfg.workers else None, pool
+        ),
         unit_weights=lambda params: np.abs(params["W2"].astype(np.float64)),
     ),
     "ppo": Algorithm(
@@ -54,7 +57,7 @@ REGISTRY = {
         act=actor_critic.act,
         greedy=actor_critic.greedy_actions,
         bootstrap=actor_critic.bootstrap,
-        learner=lambda cfg, params: ppo.PPO(cfg, params, cfg.seed),
+        learner=lambda cfg, params, pool=SERIAL: ppo.PPO(cfg, params, cfg.seed, pool),
         unit_weights=actor_critic.unit_weights,
     ),
 }

@@ -23,7 +23,9 @@ from .reinforce import ReinforceConfig
 from .version import __version__
 
 ALGOS = ("reinforce", "ppo")
-TARGET_FIELDS = ("episodes", "steps", "checkpoint_every", "eval_every", "eval_games")  # what --resume may change
+# what --resume may change: the targets, and where the work runs (learner_threads changes the numbers
+# to float32 rounding from there on; emulators never changes them)
+TARGET_FIELDS = ("episodes", "steps", "checkpoint_every", "eval_every", "eval_games", "learner_threads", "emulators")
 # Fields added after runs had been saved without them, with the value those runs used.
 SAVED_BEFORE = {
     "ppo_overlap": False,
@@ -32,6 +34,8 @@ SAVED_BEFORE = {
     "ppo_anneal_entropy": False,
     "lr_anneal_steps": 0,
     "lr_floor": 0.0,
+    "learner_threads": 1,
+    "emulators": 0,
 }
 # Fields added after runs had been saved without them, whose value those runs kept in another field.
 SAVED_AS = {"ppo_gamma": "gamma"}
@@ -98,6 +102,14 @@ class Config(ReinforceConfig, PPOConfig):
     worker_steps: int = 128
     """With workers, REINFORCE: steps of every worker's rollout (a PPO rollout
     is ppo_num_steps steps)."""
+    learner_threads: int = 0
+    """Threads that share the learner's products and optimizer steps (pongrl.parallel). 0: placed
+    at start-up by measured cost (pongrl.placement), and the number chosen is saved in the run's
+    config. 1 gives the numbers of a one-thread learner; T > 1 the same to float32 rounding, and
+    the same bits for the same T."""
+    emulators: int = 0
+    """Emulator processes that step the games, in all (at most num_envs; with workers, each
+    worker has its own). 0: placed at start-up by measured cost. Never changes the numbers."""
 
     CHOICES: ClassVar[dict[str, tuple]] = {"algo": ALGOS}
     RANGES: ClassVar[dict[str, str]] = {
@@ -111,6 +123,8 @@ class Config(ReinforceConfig, PPOConfig):
         "eval_games": "in [1, 100000]",
         "workers": "in [0, 100000]",
         "worker_steps": "in [1, 1048576]",
+        "learner_threads": "in [0, 1024]",
+        "emulators": "in [0, 256]",
     }
 
     def validate(self) -> Config:
@@ -139,6 +153,8 @@ class Config(ReinforceConfig, PPOConfig):
             return [f"groups must be 0 (auto) or divide num_envs ({self.num_envs}), got {self.groups!r}"]
         if self.ppo_minibatches > self.num_envs * self.ppo_num_steps:
             return [f"ppo_minibatches must be in [1, num_envs * ppo_num_steps], got {self.ppo_minibatches!r}"]
+        if self.emulators > self.num_envs:
+            return [f"emulators must be 0 (placed) or in [1, num_envs ({self.num_envs})], got {self.emulators!r}"]
         return []
 
     @property

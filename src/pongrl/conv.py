@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .inputs import Inputs
+from .parallel import SERIAL, Pool
 from .preprocess import D, H
 
 K, S = 8, 4  # kernel side, stride
@@ -58,14 +59,22 @@ def windows(x: Inputs) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     return sample, window, tap, value
 
 
-def forward(Wc: np.ndarray, x: Inputs) -> tuple[Inputs, Saved]:
-    """Filters Wc (TAPS, F) over inputs x (B, 12800) -> features (B, P F) as Inputs."""
-    n, F = len(x.X), Wc.shape[1]
-    b, window, tap, v = windows(x)
-    pairs, pair = np.unique(b * P + window, return_inverse=True)  # (T,) touched (sample, window) pairs
+def responses(Wc: np.ndarray, x: Inputs, r: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The (sample, window) pairs (T,) touched by samples [r0, r1) of x, ascending, as sample P + window;
+    their pixels (T, TAPS) and the filters' responses (T, F)."""
+    b, window, tap, v = windows(Inputs(x.cols, x.X[r[0] : r[1]]))
+    pairs, pair = np.unique((b + r[0]) * P + window, return_inverse=True)
     patches = np.zeros((len(pairs), TAPS), Wc.dtype)
     patches[pair, tap] = v  # each (pixel, window) pair is one tap of one pair: no sums needed
-    z = patches @ Wc  # (T, F)
+    return pairs, patches, patches @ Wc
+
+
+def forward(Wc: np.ndarray, x: Inputs, pool: Pool = SERIAL) -> tuple[Inputs, Saved]:
+    """Filters Wc (TAPS, F) over inputs x (B, 12800) -> features (B, P F) as Inputs.
+    The pool's threads take a range of samples each."""
+    n, F = len(x.X), Wc.shape[1]
+    parts = pool.run(lambda r: responses(Wc, x, r), pool.ranges(n) or [(0, 0)])
+    pairs, patches, z = parts[0] if len(parts) == 1 else (np.concatenate(a) for a in zip(*parts))
     sample, where = pairs // P, pairs % P
     present, slot = np.unique(where, return_inverse=True)  # (W,) windows present in the batch
     X = np.zeros((n, len(present), F), Wc.dtype)

@@ -117,7 +117,14 @@ class Worker:
         one_thread()  # its matrices are small; one BLAS thread per worker, one worker per CPU
         c = Config.from_dict(cfg)
         algo = algos.get(c.algo)
-        env = PongVecEnv(c.env_id, c.num_envs, c.seed, stream=index, streams=c.workers, processes=1)
+        env = PongVecEnv(
+            c.env_id,
+            c.num_envs,
+            c.seed,
+            stream=index,
+            streams=c.workers,
+            processes=max(1, min(c.emulators, c.num_envs)),
+        )
         self.collector = Collector([env], algo.act, algo.bootstrap, np.random.default_rng([c.seed, index]), index)
         self.index = index
 

@@ -69,10 +69,11 @@ def cpu_info() -> dict:
     return {"model": model, "count": os.cpu_count(), "flags": flags}
 
 
-def record_system(path: str | Path, env_steps: int) -> None:
+def record_system(path: str | Path, env_steps: int, placement: dict | None = None) -> None:
     """Keep system.json: a list of the systems the run has trained on, each with
-    the env step it started at. A (re)start on the same system adds nothing."""
-    path, info = Path(path), system_info()
+    the env step it started at and how its cores were split (`placement`). A
+    (re)start on the same system, split the same way, adds nothing."""
+    path, info = Path(path), system_info() | ({"placement": placement} if placement else {})
     try:
         entries = json.loads(path.read_text())["systems"]
     except (OSError, ValueError, KeyError, TypeError):

@@ -23,6 +23,7 @@ import numpy as np
 
 from .actor_critic import Params, action_set, backprop, first_inputs, layers, log_softmax
 from .optim import adam_step, clip_grad_norm, guard, linear_decay
+from .parallel import SERIAL, Pool
 from .rollouts import Batch, Rollout, RolloutBuffer
 from .schema import Spec, check, require
 
@@ -154,18 +155,18 @@ class Coefs:
     vclip: float | None = 0.1  # None: unclipped value loss
 
 
-def loss_and_grads(params: Params, b: Batch, c: Coefs) -> tuple[float, dict, Params, np.ndarray]:
+def loss_and_grads(params: Params, b: Batch, c: Coefs, pool: Pool = SERIAL) -> tuple[float, dict, Params, np.ndarray]:
     """Loss of a minibatch (advantages used as given), stats, grads and the rows of
     W1.T that grads["W1"] (U, H) belongs to (columns of the first layer's inputs)."""
-    x, saved = first_inputs(params, b.x)
-    logits, v, h = layers(params, x)
+    x, saved = first_inputs(params, b.x, pool)
+    logits, v, h = layers(params, x, pool)
     logp = log_softmax(logits)
     pg, dpg, stats = policy_term(logp, b.actions, b.logp, b.advantages, c.clip)
     ent, dent = entropy_term(logp)
     vl, dv = value_term(v, b.values, b.returns, c.vclip)
     dt = logits.dtype
     dlogits = (dpg - c.ent_coef * dent).astype(dt, copy=False)
-    grads = backprop(params, x, h, dlogits, (c.vf_coef * dv).astype(dt, copy=False), saved)
+    grads = backprop(params, x, h, dlogits, (c.vf_coef * dv).astype(dt, copy=False), saved, pool)
     stats |= {"losses/policy_loss": pg, "losses/value_loss": vl, "losses/entropy": ent}
     return pg + c.vf_coef * vl - c.ent_coef * ent, stats, grads, x.cols
 
@@ -189,10 +190,11 @@ class PPO:
     """The learner: parameters, Adam's moments and step count, and an update counter.
 
     Each `learn` is one update: ppo_epochs passes over the rollouts in
-    ppo_minibatches minibatches, the minibatch order drawn from [seed, updates]."""
+    ppo_minibatches minibatches, the minibatch order drawn from [seed, updates].
+    The pool's threads share each minibatch's products and Adam step (pongrl.parallel)."""
 
-    def __init__(self, cfg: PPOConfig, params: Params, seed: int):
-        self.cfg, self.params, self.seed = cfg, params, seed
+    def __init__(self, cfg: PPOConfig, params: Params, seed: int, pool: Pool = SERIAL):
+        self.cfg, self.params, self.seed, self.pool = cfg, params, seed, pool
         self.m = {k: np.zeros_like(v) for k, v in params.items()}
         self.v = {k: np.zeros_like(v) for k, v in params.items()}
         self.t = 0  # Adam steps taken
@@ -237,11 +239,11 @@ class PPO:
             for b in buffer.get(cfg.ppo_minibatches, rng):
                 if cfg.ppo_norm_adv:
                     b.advantages = (b.advantages - b.advantages.mean()) / (b.advantages.std() + 1e-8)
-                _, stats, grads, rows = loss_and_grads(self.params, b, coefs)
+                _, stats, grads, rows = loss_and_grads(self.params, b, coefs, self.pool)
                 stats["losses/grad_norm"] = clip_grad_norm(grads, cfg.ppo_max_grad_norm)
                 guard({k.split("/")[1].replace("_", " "): v for k, v in stats.items() if k in GUARDED}, where)
                 self.t += 1
-                adam_step(self.params, grads, rows, self.m, self.v, self.t, lr, cfg.ppo_adam_eps)
+                adam_step(self.params, grads, rows, self.m, self.v, self.t, lr, cfg.ppo_adam_eps, self.pool)
                 for k, val in stats.items():
                     sums[k] = sums.get(k, 0.0) + val
         return {k: s / (cfg.ppo_epochs * cfg.ppo_minibatches) for k, s in sums.items()}

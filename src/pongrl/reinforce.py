@@ -18,6 +18,7 @@ from . import policy
 from .collector import finished_in_order
 from .inputs import compact
 from .optim import guard, linear_decay, rmsprop_step
+from .parallel import SERIAL, Pool
 from .returns import discount_rewards, normalize
 from .rollouts import EpisodeBuffer, Episodes, Rollout, concat_episodes
 from .schema import Spec, check, require
@@ -96,21 +97,41 @@ def episode_advantages(rewards: np.ndarray, lengths: np.ndarray, gamma: float) -
     return np.concatenate([normalize(discount_rewards(r, gamma)) for r in parts])
 
 
-def policy_gradient(params: policy.Params, eps: Episodes, gamma: float) -> tuple[policy.Params, dict]:
-    """Gradient of sum_t A_t log pi(a_t | x_t) over the episodes (sparse, chunked)."""
+def policy_gradient(
+    params: policy.Params, eps: Episodes, gamma: float, pool: Pool = SERIAL
+) -> tuple[policy.Params, dict]:
+    """Gradient of sum_t A_t log pi(a_t | x_t) over the episodes (sparse, in chunks of rows).
+    The pool's threads take a range of chunks each and sum their gradients in thread order."""
     adv = episode_advantages(eps.rewards, eps.lengths, gamma).astype(params["W2"].dtype)
-    grads = policy.zeros_like(params)
+    starts = range(0, eps.x.rows, CHUNK)
+    parts = pool.run(lambda r: chunks_gradient(params, eps, adv, starts[r[0] : r[1]]), pool.ranges(len(starts)))
+    grads = parts[0][0] if parts else policy.zeros_like(params)
+    for g, _ in parts[1:]:
+        for k in grads:
+            grads[k] += g[k]
+    p = np.concatenate([q for _, q in parts]) if parts else np.zeros(0, adv.dtype)  # (T,) P(UP)
+    logp = np.log(np.maximum(np.where(eps.actions == policy.UP, p, 1 - p), 1e-12))
+    plogp = p * np.log(np.maximum(p, 1e-12)) + (1 - p) * np.log(np.maximum(1 - p, 1e-12))
     objective, entropy = 0.0, 0.0
-    for a in range(0, eps.x.rows, CHUNK):
+    for a in starts:  # summed chunk by chunk, in order
+        objective += float(adv[a : a + CHUNK] @ logp[a : a + CHUNK])
+        entropy -= float(np.sum(plogp[a : a + CHUNK]))
+    n = max(eps.x.rows, 1)
+    return grads, {"losses/policy_loss": -objective / n, "losses/entropy": entropy / n}
+
+
+def chunks_gradient(
+    params: policy.Params, eps: Episodes, adv: np.ndarray, starts: range
+) -> tuple[policy.Params, np.ndarray]:
+    """The gradient summed over the chunks of rows that begin at `starts`, and P(UP) of their rows."""
+    grads, probs = policy.zeros_like(params), []
+    for a in starts:
         x = compact(eps.x.slice(a, min(a + CHUNK, eps.x.rows)), params["W1"].dtype)  # (B, U) occurring pixels
         p, h = policy.forward_sparse(params, x)
         dlogit = policy.dlogit_of(eps.actions[a : a + CHUNK], p)
         policy.backward_sparse(params, x, h, adv[a : a + CHUNK] * dlogit, grads)
-        logp = np.log(np.maximum(np.where(eps.actions[a : a + CHUNK] == policy.UP, p, 1 - p), 1e-12))
-        objective += float(adv[a : a + CHUNK] @ logp)
-        entropy -= float(np.sum(p * np.log(np.maximum(p, 1e-12)) + (1 - p) * np.log(np.maximum(1 - p, 1e-12))))
-    n = max(eps.x.rows, 1)
-    return grads, {"losses/policy_loss": -objective / n, "losses/entropy": entropy / n}
+        probs.append(p)
+    return grads, np.concatenate(probs) if probs else np.zeros(0, adv.dtype)
 
 
 # ------------------------------------------------------------------ the learner
@@ -119,8 +140,10 @@ class Reinforce:
 
     Episodes are taken for an update in the order in which they ended."""
 
-    def __init__(self, cfg: ReinforceConfig, params: policy.Params, worker_steps: int | None = None):
-        self.cfg, self.params, self.worker_steps = cfg, params, worker_steps
+    def __init__(
+        self, cfg: ReinforceConfig, params: policy.Params, worker_steps: int | None = None, pool: Pool = SERIAL
+    ):
+        self.cfg, self.params, self.worker_steps, self.pool = cfg, params, worker_steps, pool
         self.cache = policy.zeros_like(params)
         self.buffers: dict[int, EpisodeBuffer] = {}  # by rollout source (group or Ray worker)
         self.order: list[int] = []  # source of every finished episode not yet used
@@ -147,11 +170,11 @@ class Reinforce:
     def update(self, lr: float, env_steps: int) -> dict:
         take, self.order = self.order[: self.cfg.batch_size], self.order[self.cfg.batch_size :]
         eps = concat_episodes([b.pop_finished(take.count(s)) for s, b in sorted(self.buffers.items()) if s in take])
-        grads, stats = policy_gradient(self.params, eps, self.cfg.gamma)
+        grads, stats = policy_gradient(self.params, eps, self.cfg.gamma, self.pool)
         stats["charts/grad_norm"] = float(np.sqrt(sum((g.astype(np.float64) ** 2).sum() for g in grads.values())))
         where = f"in update {self.updates + 1}, after env step {env_steps}"
         guard({"policy loss": stats["losses/policy_loss"], "gradient norm": stats["charts/grad_norm"]}, where)
-        rmsprop_step(self.params, grads, self.cache, lr, self.cfg.decay_rate, self.cfg.rms_eps)
+        rmsprop_step(self.params, grads, self.cache, lr, self.cfg.decay_rate, self.cfg.rms_eps, self.pool)
         guard({f"parameters {k}": v for k, v in self.params.items()}, where)
         self.updates += 1
         return stats | {"charts/learning_rate": lr}

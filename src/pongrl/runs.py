@@ -8,7 +8,7 @@ with ppo_overlap), and the config and counters in its JSON header.
 
 from __future__ import annotations
 
-import os
+import dataclasses
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +26,8 @@ from .env import MAX_POINTS, PongVecEnv, check_env_id
 from .errors import RunError, UserError
 from .folders import LOCK_FILE, FolderLock, check_new_folder, check_saved_config, remove_temporaries
 from .logger import record_system, require_tensorboardx, truncate_csv, write_json
+from .parallel import Pool
+from .placement import Placement, place
 
 
 @dataclass
@@ -48,12 +50,14 @@ class Run:
     parameters taken when that update started; every result depends on the
     data alone, never on the threads' timing."""
 
-    def __init__(self, cfg: Config, learner, collector, counters: Counters | None = None, acting=None):
+    def __init__(self, cfg: Config, learner, collector, counters: Counters | None = None, acting=None, pool=None):
         self.cfg, self.learner, self.collector = cfg, learner, collector
+        self.pool = pool or Pool(1)  # the learner's threads
         self.counters = counters or Counters()
         self.acting = learner.params if acting is None else acting  # the parameters that play
         self._thread: threading.Thread | None = None
         self.lock: FolderLock | None = None  # the run folder's, while a command trains in it
+        self.placement: Placement | None = None  # how the cores were split, when this run was made or loaded
         self._result: tuple[dict | None, BaseException | None] = (None, None)
 
     def learn(self, rollouts: list, env_steps: int) -> dict | None:
@@ -92,6 +96,7 @@ class Run:
                 self._thread.join()
             self.collector.close()
         finally:
+            self.pool.close()
             if self.lock is not None:
                 self.lock.release()
 
@@ -103,7 +108,7 @@ def make_collector(cfg: Config, rng: np.random.Generator, state: dict | None = N
     if cfg.workers:
         return RayCollector(cfg, state)
     g = cfg.num_groups
-    processes = max(1, (os.cpu_count() or 1) // g)  # the groups step in turn: together, one process a core
+    processes = max(1, min(cfg.emulators // g, cfg.num_envs // g))  # the groups step in turn: cfg.emulators in all
     envs = [
         PongVecEnv(cfg.env_id, cfg.num_envs // g, cfg.seed, processes=processes, stream=i, streams=g) for i in range(g)
     ]
@@ -119,14 +124,28 @@ def make_collector(cfg: Config, rng: np.random.Generator, state: dict | None = N
     return collector
 
 
+def placed(cfg: Config) -> tuple[Config, Placement]:
+    """cfg with its emulators and learner_threads placed (pongrl.placement) where they are 0."""
+    where = place(cfg)
+    return dataclasses.replace(cfg, emulators=where.emulators, learner_threads=where.threads), where
+
+
 def new_run(cfg: Config, init: dict[str, np.ndarray] | None = None) -> Run:
     """A run from scratch: weights from the seed, or `init` (see init_weights)."""
     algo = algos.get(cfg.algo)
+    cfg, where = placed(cfg)
     rng = np.random.default_rng(cfg.seed)
-    learner = algo.learner(cfg, algo.init_params(cfg, rng))
+    pool = Pool(cfg.learner_threads)
+    learner = algo.learner(cfg, algo.init_params(cfg, rng), pool)
     for k, v in (init or {}).items():
         learner.params[k][...] = v  # in place: keeps the learner's dtype and memory order
-    return Run(cfg, learner, make_collector(cfg, rng))
+    try:
+        run = Run(cfg, learner, make_collector(cfg, rng), pool=pool)
+    except BaseException:
+        pool.close()
+        raise
+    run.placement = where
+    return run
 
 
 def save_run(run: Run, path: Path) -> None:
@@ -156,14 +175,22 @@ def load_run(path: Path, overrides: dict | None = None) -> Run:
     if cfg.overlap:  # the parameters that play the rollout in flight
         checkpoint.check_shapes(section(arrays, "acting/"), algo.param_shapes(cfg), path)
         checkpoint.check_params(section(arrays, "acting/"), (np.dtype(np.float32),), path)
+    cfg, where = placed(cfg)
     rng = np.random.default_rng(cfg.seed)
-    learner = algo.learner(cfg, algo.init_params(cfg, rng))
+    pool = Pool(cfg.learner_threads)
+    learner = algo.learner(cfg, algo.init_params(cfg, rng), pool)
     try:
         learner.restore(section(arrays, "learner/"))
         collector = make_collector(cfg, rng, section(arrays, "collector/"))
     except (KeyError, ValueError, TypeError) as e:
+        pool.close()
         raise checkpoint.CheckpointError(f"{path}: checkpoint does not fit its config ({e})") from None
-    return Run(cfg, learner, collector, counters, section(arrays, "acting/") if cfg.overlap else None)
+    except BaseException:
+        pool.close()
+        raise
+    run = Run(cfg, learner, collector, counters, section(arrays, "acting/") if cfg.overlap else None, pool)
+    run.placement = where
+    return run
 
 
 COUNTS = ("episodes", "env_steps", "evals")  # integers in [0, 2**62]
@@ -224,7 +251,8 @@ def open_run(run_dir: Path, cfg: Config | None, resume: bool, targets: dict, ten
     run.lock = lock
     try:
         write_json(run_dir / "config.json", run.cfg.to_dict())
-        record_system(run_dir / "system.json", run.counters.env_steps)
+        placement = run.placement.summary() if run.placement else None
+        record_system(run_dir / "system.json", run.counters.env_steps, placement)
     except BaseException:
         run.close()
         raise

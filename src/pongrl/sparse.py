@@ -73,10 +73,11 @@ class SparseRows:
     def concat(cls, parts: list[SparseRows]) -> SparseRows:
         if not parts:
             return cls(np.zeros(1, np.int64), np.zeros(0, np.int16), np.zeros(0, np.int8))
-        offsets = np.cumsum([0] + [p.indptr[-1] for p in parts[:-1]])
-        indptr = np.concatenate(
-            [parts[0].indptr[:1]] + [p.indptr[1:] - p.indptr[0] + o for p, o in zip(parts, offsets)]
-        )
+        counts = np.diff(np.concatenate([p.indptr for p in parts]))  # entries per row, and one between parts
+        between = np.cumsum([len(p.indptr) for p in parts[:-1]], dtype=np.int64) - 1
+        counts = np.delete(counts, between)
+        indptr = np.zeros(len(counts) + 1, np.int64)
+        np.cumsum(counts, out=indptr[1:])
         return cls(indptr, np.concatenate([p.cols for p in parts]), np.concatenate([p.vals for p in parts]))
 
     def slice(self, start: int, stop: int) -> SparseRows:

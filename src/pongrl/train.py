@@ -14,6 +14,7 @@ everything about where the games run, from the collector (pongrl.runs).
 from __future__ import annotations
 
 import signal
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +77,8 @@ def train(
     would fight the emulator's for the cores."""
     with one_thread():
         run = open_run(Path(run_dir), cfg, resume, targets or {}, tensorboard)
+        if progress and run.placement is not None:
+            print(run.placement.line(), file=sys.stderr)
         try:
             return loop(run, Path(run_dir), Logs(Path(run_dir), run.cfg, run.counters, resume, progress, tensorboard))
         finally:
@@ -115,6 +118,7 @@ def loop(run: Run, run_dir: Path, logs: Logs) -> dict:
         "running_reward": c.running_reward,
         "interrupted": stop.requested,
         "signal": signal.Signals(stop.signum).name if stop.signum else None,
+        "placement": run.placement.summary() if run.placement else None,
     }
 
 
