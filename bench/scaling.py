@@ -1,18 +1,25 @@
 """End-to-end steps/s of `pongrl train` on N cores, beside the bare emulator on the same N cores.
 
     python bench/scaling.py [--configs ppo,reinforce,ppo_conv8] [--cores 1,2] [--steps 40960] [--rounds 2]
+    python bench/scaling.py --predict bench/results/scaling.json    # the model for more cores and Ray heads
 
-Each measurement is a fresh process restricted to N cores (CPU affinity, which
-the emulator processes inherit and pongrl's placement reads). Rounds interleave
-every (config, N) with the bare emulator (ale-py's vector env, 16 games, N
-threads) on the same N cores. Each row is the median over rounds.
+Each training measurement resumes a copy of the config's late run (made once
+by bench/learner_capacity.py, in --states) for --steps more steps, in a fresh
+process restricted to N cores (CPU affinity, which the emulator processes
+inherit and pongrl's placement reads), placed as `pongrl train` places it.
+Rounds interleave every (config, N) with the bare emulator (ale-py's vector
+env, 16 games, N threads) on the same N cores. Each row is the median over rounds.
 
-It also measures, once, on one core, the per-step costs the scaling model
-(pongrl.placement) is made of, for each config:
-- e: pongrl's emulator processes stepping 16 games with random actions;
+It also measures, once, the per-step costs the scaling model (pongrl.placement)
+is made of, for each config:
+- e: pongrl's emulator processes stepping 16 games with random actions, on one
+  core; and ε(N), the share of each core that N such processes get on N cores;
 - a: the training loop collecting with the config's policy, learning nothing, less e;
 - l: the learner alone on one thread, from a late state (bench/learner_capacity.py);
-and the model's prediction for each N, with its error. The last line of output is JSON.
+and the model's prediction for each N, with its error. The costs are medians of
+--calibrations interleaved measurements, and each prediction is scaled by the
+bare emulator's speed in its rounds against its speed beside the costs (these
+machines are shared: their speed drifts). The last line of output is JSON.
 """
 
 from __future__ import annotations
@@ -40,14 +47,22 @@ def log(msg: str) -> None:
 
 
 # ---------------------------------------------------------------- measurements, each in its own process
-def one_train(name: str, steps: int) -> dict:
-    from pongrl.config import Config
+def one_train(name: str, steps: int, states: str, late_steps: int) -> dict:
+    """`steps` more steps of a copy of the config's late run, on the cores this process may use."""
+    import shutil
+
+    from pongrl import checkpoint
     from pongrl.train import train
 
-    cfg = Config.from_dict(config_of(name, steps).to_dict() | {"learner_threads": 0})
+    late = late_run(name, Path(states), late_steps).parent
+    before = checkpoint.load(late / "checkpoint.npz")[1]["counters"]
     with tempfile.TemporaryDirectory(prefix="pongrl-scaling-") as d:
-        s = train(cfg, Path(d) / "run", progress=False)
-    return {"steps_per_s": s["env_steps"] / s["wall_s"], "placement": s["placement"]}
+        run = Path(d) / "run"
+        shutil.copytree(late, run, ignore=shutil.ignore_patterns("*.lock"))
+        targets = {"steps": before["env_steps"] + steps, "learner_threads": 0, "emulators": 0}  # placed here
+        s = train(None, run, resume=True, targets=targets, progress=False)
+    taken, seconds = s["env_steps"] - before["env_steps"], s["wall_s"] - before["wall_s"]
+    return {"steps_per_s": taken / seconds, "placement": s["placement"]}
 
 
 def one_bare(seconds: float) -> dict:
@@ -57,23 +72,33 @@ def one_bare(seconds: float) -> dict:
     return {"steps_per_s": one_ceiling("vec", GAMES, cores, False, 1, seconds)["steps_per_s"]}
 
 
-def one_emulate(steps: int) -> dict:
-    """e: pongrl's emulator processes (one, on this process's core), random actions."""
+def one_emulate(name: str, steps: int) -> dict:
+    """pongrl's emulator processes, laid out as a run of the config places them on the cores this
+    process may use (its groups, each with its processes), stepping with random actions, the
+    groups in turn as the collector steps them: wall µs per step."""
     import numpy as np
 
     from pongrl.env import DOWN, UP, PongVecEnv
+    from pongrl.runs import placed
 
-    env = PongVecEnv("ALE/Pong-v5", GAMES, 0, processes=1)
-    rng = np.random.default_rng(0)
+    cfg, _ = placed(config_of(name, steps))
+    g, rng = cfg.num_groups, np.random.default_rng(0)
+    per_group = max(1, min(cfg.emulators // g, cfg.num_envs // g))
+    envs = [PongVecEnv(cfg.env_id, cfg.num_envs // g, 0, processes=per_group, stream=i, streams=g) for i in range(g)]
     try:
-        env.reset()
+        for env in envs:
+            env.reset()
+            env.send(rng.choice([UP, DOWN], env.num_envs))
         t, n = time.perf_counter(), 0
         while n < steps:
-            env.step(rng.choice([UP, DOWN], GAMES))
-            n += GAMES
+            for env in envs:
+                env.recv()
+                env.send(rng.choice([UP, DOWN], env.num_envs))
+                n += env.num_envs
         return {"us_per_step": (time.perf_counter() - t) / n * 1e6}
     finally:
-        env.close()
+        for env in envs:
+            env.close()
 
 
 def one_collect(name: str, steps: int, states: str, late_steps: int) -> dict:
@@ -114,16 +139,34 @@ def child(cores: int, *argv: str) -> dict:
 
 
 # ---------------------------------------------------------------- the driver
-def costs_of(name: str, args) -> dict:
+def calibrate(names: list[str], cores: list[int], args) -> tuple[dict, dict, dict]:
+    """The model's per-step costs (each the median of --calibrations interleaved measurements), the
+    emulator processes' share of each core ε(N), and the bare emulator on each N measured beside them."""
     from pongrl.placement import costs
 
-    e = child(1, "emulate", "--steps", str(args.steps))["us_per_step"]
     late = ("--states", args.states, "--late-steps", str(args.late_steps))
-    a = child(1, "collect", name, "--steps", str(args.steps), *late)["us_per_step"] - e
-    ln = child(1, "learn", name, *late)["us_per_step"]
-    out = {"emulator": round(e, 1), "acting": round(a, 1), "learner": round(ln, 1)}
-    log(f"{name}: costs per step (µs) {out}")
-    return out | {"serial": costs(config_of(name, 1)).serial, "overlap": name != "reinforce"}
+    samples: dict[tuple, list[float]] = {}
+    for _ in range(args.calibrations):
+        for n in sorted({1, *cores}):
+            bare = child(n, "bare", "--bare-seconds", str(args.bare_seconds))["steps_per_s"]
+            samples.setdefault(("bare", n), []).append(bare)
+            for name in names:
+                wall = child(n, "emulate", name, "--steps", str(args.steps))["us_per_step"]
+                samples.setdefault(("wall", name, n), []).append(wall)
+        for name in names:
+            collect = child(1, "collect", name, "--steps", str(args.steps), *late)["us_per_step"]
+            samples.setdefault(("collect", name), []).append(collect)
+    med = {k: statistics.median(v) for k, v in samples.items()}
+    measured, shared = {}, {}
+    for name in names:
+        e = med["wall", name, 1]
+        shared[name] = {n: round(e / n / med["wall", name, n], 3) for n in cores}  # ε(N)
+        a = max(0.0, med["collect", name] - e)  # REINFORCE's two groups can hide acting behind emulation
+        ln = child(1, "learn", name, *late)["us_per_step"]
+        measured[name] = {"emulator": round(e, 1), "acting": round(a, 1), "learner": round(ln, 1)}
+        log(f"{name}: costs per step (µs) {measured[name]}, share of each core on N cores {shared[name]}")
+        measured[name] |= {"serial": costs(config_of(name, 1)).serial, "overlap": name != "reinforce"}
+    return measured, shared, {n: med["bare", n] for n in cores}
 
 
 def run_all(args) -> dict:
@@ -132,21 +175,25 @@ def run_all(args) -> dict:
     names, cores = args.configs.split(","), [int(n) for n in args.cores.split(",")]
     for name in names:
         late_run(name, Path(args.states), args.late_steps)
-    measured = {name: costs_of(name, args) for name in names}
+    measured, shared, bare_then = calibrate(names, cores, args)
     train: dict[tuple[str, int], list[dict]] = {}
     bare: dict[int, list[float]] = {}
     for r in range(args.rounds):
         for n in cores if r % 2 == 0 else cores[::-1]:
-            bare.setdefault(n, []).append(child(n, "bare", "--seconds", str(args.bare_seconds))["steps_per_s"])
+            bare.setdefault(n, []).append(child(n, "bare", "--bare-seconds", str(args.bare_seconds))["steps_per_s"])
             for name in names:
-                out = child(n, "train", name, "--steps", str(args.steps))
+                late = ("--states", args.states, "--late-steps", str(args.late_steps))
+                out = child(n, "train", name, "--steps", str(args.steps), *late)
                 train.setdefault((name, n), []).append(out)
                 log(f"round {r + 1}: {name} on {n} cores: {out['steps_per_s']:,.0f} steps/s, bare {bare[n][-1]:,.0f}")
     rows = []
     for (name, n), outs in sorted(train.items(), key=lambda kv: (names.index(kv[0][0]), kv[0][1])):
         sps = statistics.median(o["steps_per_s"] for o in outs)
         where = outs[-1]["placement"]
-        pred = predict(Costs(**measured[name]), n, where["emulators"], where["learner_threads"])
+        speed = statistics.median(bare[n]) / bare_then[n]  # the machine now, against when the costs were measured
+        costs = Costs(**measured[name], shared=shared[name][n])
+        model = predict(costs, n, where["emulators"], where["learner_threads"])
+        pred = model * speed
         rows.append(
             {
                 "config": name,
@@ -158,9 +205,38 @@ def run_all(args) -> dict:
                 "of_bare": round(sps / statistics.median(bare[n]), 3),
                 "predicted": round(pred),
                 "prediction_error": round(pred / sps - 1, 3),
+                "machine_speed": round(speed, 3),
             }
         )
-    return {"benchmark": "scaling", "steps": args.steps, "rounds": args.rounds, "costs_us": measured, "rows": rows}
+    return {
+        "benchmark": "scaling",
+        "steps": args.steps,
+        "rounds": args.rounds,
+        "costs_us": measured,
+        "emulator_shared": shared,
+        "rows": rows,
+    }
+
+
+def predictions(measured: dict, shared_by: dict, cores=(4, 8, 16, 32), heads=(2, 4, 8, 16)) -> dict:
+    """The model's placement and steps/s for N cores, and the Ray workers a head of H cores feeds,
+    from a run's measured costs (ε on 2 cores kept for every N)."""
+    from pongrl.placement import Costs, predict, speedup
+
+    out: dict = {"cores": [], "ray": []}
+    for name, c in measured.items():
+        shared = shared_by[name].get("2", 1.0)
+        costs = Costs(**c, shared=shared)
+        for n in cores:
+            e, t = max(((n - t, t) for t in range(1, n)), key=lambda et: predict(costs, n, *et))
+            row = {"config": name, "cores": n, "emulators": e, "learner_threads": t}
+            out["cores"].append(row | {"predicted": round(predict(costs, n, e, t))})
+        worker = 1e6 / (costs.emulator + costs.acting)  # a one-core worker: its process and its acting, in turn
+        for h in heads:
+            head = 1e6 * speedup(costs, max(1, h - 1)) / costs.learner
+            row = {"config": name, "head_cores": h, "head_steps_per_s": round(head)}
+            out["ray"].append(row | {"worker_steps_per_s": round(worker), "workers": round(head / worker, 1)})
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -170,17 +246,28 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=40960)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--bare-seconds", type=float, default=10.0)
+    ap.add_argument("--calibrations", type=int, default=3, help="interleaved measurements of each cost")
     ap.add_argument("--states", default="runs/learner-capacity", help="late runs (bench/learner_capacity.py's)")
     ap.add_argument("--late-steps", type=int, default=500_000)
     ap.add_argument("--one", nargs="+", help=argparse.SUPPRESS)
+    ap.add_argument("--predict", metavar="JSON", help="only the model's predictions from a saved run of this script")
+    ap.add_argument("--capacity", metavar="JSON", help="with --predict: f from bench/learner_capacity.py's T=2 ratios")
     args = ap.parse_args(argv)
+    if args.predict:
+        saved = json.loads(Path(args.predict).read_text())
+        costs = saved["costs_us"]
+        if args.capacity:  # s(2) = 1 / (f + (1 - f) / 2), so f = 2 / s(2) - 1
+            ratios = json.loads(Path(args.capacity).read_text())["ratios"]
+            costs = {k: c | {"serial": round(2 / ratios[k]["2"] - 1, 3)} for k, c in costs.items() if k in ratios}
+        print(json.dumps(predictions(costs, saved["emulator_shared"])))
+        return 0
     if args.one:
         kind, *rest = args.one
         steps, states = args.steps, args.states
         result = {
-            "train": lambda: one_train(rest[0], steps),
+            "train": lambda: one_train(rest[0], steps, states, args.late_steps),
             "bare": lambda: one_bare(args.bare_seconds),
-            "emulate": lambda: one_emulate(steps),
+            "emulate": lambda: one_emulate(rest[0], steps),
             "collect": lambda: one_collect(rest[0], steps, states, args.late_steps),
             "learn": lambda: one_learn(rest[0], states, args.late_steps),
         }[kind]()

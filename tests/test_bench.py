@@ -157,7 +157,20 @@ def test_learner_capacity(tmp_path):
 
 @pytest.mark.slow
 def test_scaling(tmp_path):
-    args = ("--configs", "ppo", "--cores", "1", "--steps", 2048, "--rounds", 1, "--bare-seconds", 0.3)
+    args = (
+        "--configs",
+        "ppo",
+        "--cores",
+        "1",
+        "--steps",
+        2048,
+        "--rounds",
+        1,
+        "--bare-seconds",
+        0.3,
+        "--calibrations",
+        1,
+    )
     out = run("scaling.py", *args, "--late-steps", 2048, "--states", tmp_path)
     [row] = out["rows"]
     assert row["config"] == "ppo" and row["cores"] == 1 and row["steps_per_s"] > 0 and row["predicted"] > 0

@@ -190,6 +190,19 @@ def test_a_run_on_two_threads_is_reproducible_and_resumes_bit_for_bit(tmp_path, 
         assert np.array_equal(a[k], b[k]), k
 
 
+def test_resume_may_move_a_run_to_other_threads_and_processes(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--algo", "ppo", "--num-envs", "2", "--ppo-num-steps", "16", "--ppo-hidden", "8",
+                 "--steps", "32", "--no-progress", "--out", str(run)]) == 0  # fmt: skip
+    first = json.loads(capsys.readouterr().out.splitlines()[-1])["placement"]
+    assert json.loads((run / "config.json").read_text())["learner_threads"] == first["learner_threads"] >= 1
+    resumed = ["train", "--resume", str(run), "--steps", "64", "--learner-threads", "2", "--emulators", "1"]
+    assert main([*resumed, "--no-progress"]) == 0
+    saved = json.loads((run / "config.json").read_text())
+    assert (saved["learner_threads"], saved["emulators"]) == (2, 1)
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["placement"]["learner_threads"] == 2
+
+
 def test_the_number_of_emulator_processes_never_changes_the_numbers(tmp_path):
     from pongrl.checkpoint import load
 
@@ -216,6 +229,12 @@ def test_many_cores_give_ppo_learner_threads_and_keep_what_the_user_gave():
     assert (given.emulators, given.threads, given.chosen) == (5, 3, (False, False))
     reinforce_16 = placement.place(Config(), 16)  # a cheap learner: most cores step games
     assert reinforce_16.emulators > reinforce_16.threads
+
+
+def test_a_ray_head_gives_its_cores_but_one_to_the_learner():
+    for cores, threads in ((1, 1), (2, 1), (8, 7), (32, 31)):
+        where = placement.place(Config(algo="ppo", workers=4), cores)
+        assert (where.emulators, where.threads) == (1, threads)  # one process per worker; the head learns
 
 
 def test_the_model_is_bounded_by_the_cpu_and_by_its_slowest_part():

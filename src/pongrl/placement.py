@@ -12,11 +12,15 @@ The emulators and the training thread take turns (the games wait for their
 actions), and with PPO's overlap the learner runs beside both. So on N cores,
 with E emulator processes and T learner threads, a step takes
 
-    max(a + e / E,  l / s(T),  (e + a + l) / N)
+    max(a + e' / E,  l / s(T),  (e' + a + l) / N)
+
+where e' = e on one core and e / ε on more: ε is the share of each core that
+N emulator processes get on N cores, measured with the training thread
+feeding them (pipes, wake-ups and the scheduler take the rest).
 
 (collecting, learning, or the CPU itself as the bound), and `predict` gives
 steps/s as 1e6 over that. REINFORCE learns between rollouts, not beside them:
-its step takes a + e / E + l / s(T), or the CPU bound.
+its step takes a + e' / E + l / s(T), or the CPU bound.
 
 `place` picks E and T for N cores: on 1 or 2 cores one learner thread and a
 process per core (measured best there); above, the split of N into E + T = N
@@ -40,13 +44,16 @@ class Costs:
     learner: float  # l, on one thread
     serial: float  # f, the learner's part that T threads do not share
     overlap: bool  # whether the learner runs beside the games (PPO) or between rollouts
+    shared: float = 1.0  # on 2+ cores, the emulator processes' efficiency, ε (module docstring)
 
 
-# Measured on a 2-core AMD EPYC (bench/scaling.py and bench/learner_capacity.py; docs/scaling.md).
-EMULATOR_US = 250.0
-ACTING_US = {"reinforce": 60.0, "ppo": 105.0, "ppo_conv": 105.0}
-LEARNER_US = {"reinforce": 20.0, "ppo": 350.0, "ppo_conv": 380.0}
-SERIAL = {"reinforce": 0.25, "ppo": 0.12, "ppo_conv": 0.2}
+# Measured on a 2-core AMD EPYC from late states (0.5M steps): e and a by `python bench/scaling.py`,
+# l and f (from T = 2's speed-up s, f = 2 / s - 1) by `python bench/learner_capacity.py` (docs/scaling.md).
+EMULATOR_US = 490.0
+ACTING_US = {"reinforce": 41.0, "ppo": 133.0, "ppo_conv": 104.0}
+LEARNER_US = {"reinforce": 17.0, "ppo": 310.0, "ppo_conv": 628.0}
+SERIAL = {"reinforce": 0.31, "ppo": 0.41, "ppo_conv": 0.56}
+EMULATOR_SHARED = 0.78
 REFERENCE_HIDDEN = {"reinforce": 200, "ppo": 256, "ppo_conv": 256}  # the widths they were measured at
 
 
@@ -71,9 +78,10 @@ def speedup(c: Costs, threads: int) -> float:
 
 def predict(c: Costs, cores: int, emulators: int, threads: int) -> float:
     """Predicted steps per second on `cores` cores with E emulator processes and T learner threads."""
-    collect = c.acting + c.emulator / max(1, min(emulators, cores))
+    e = c.emulator / (c.shared if cores > 1 else 1.0)
+    collect = c.acting + e / max(1, min(emulators, cores))
     learn = c.learner / speedup(c, threads)
-    cpu = (c.emulator + c.acting + c.learner) / cores
+    cpu = (e + c.acting + c.learner) / cores
     return 1e6 / (max(collect, learn, cpu) if c.overlap else max(collect + learn, cpu))
 
 
