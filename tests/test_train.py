@@ -14,7 +14,7 @@ from pongrl.checkpoint import CheckpointError
 from pongrl.config import Config
 from pongrl.errors import RunError
 from pongrl.logger import read_csv
-from pongrl.runs import load_run
+from pongrl.runs import load_run, placed
 from pongrl.train import train
 
 pytestmark = pytest.mark.slow  # every test here plays real Pong episodes (1-5 s each)
@@ -48,7 +48,7 @@ def copy_run(finished_run, tmp_path):
 # ------------------------------------------------------------------ what a run writes
 def test_run_writes_config_checkpoint_and_metrics(finished_run):
     run_dir, cfg, summary = finished_run
-    assert Config.from_json_file(run_dir / "config.json") == cfg
+    assert Config.from_json_file(run_dir / "config.json") == placed(cfg)[0]  # the cores' split is recorded
     assert summary["episodes"] >= 2 and not summary["interrupted"]
     header = csv_header(run_dir / "metrics.csv")
     assert {"episode", "env_steps", "return", "running_reward", "wall_s"} <= set(header)
@@ -76,7 +76,10 @@ def test_run_records_the_system_it_trained_on(finished_run, tmp_path):
     systems = json.loads((run_dir / "system.json").read_text())["systems"]
     assert len(systems) == 1 and systems[0]["from_env_steps"] == 0
     assert systems[0]["packages"]["numpy"] == numpy.__version__
-    assert {k: v for k, v in systems[0].items() if k != "from_env_steps"} == system_info()
+    assert {k: v for k, v in systems[0].items() if k not in ("from_env_steps", "placement")} == system_info()
+    cfg = placed(finished_run[1])[0]
+    assert systems[0]["placement"]["emulators"] == cfg.emulators
+    assert systems[0]["placement"]["learner_threads"] == cfg.learner_threads
     summary = train(None, run_dir, resume=True, targets={"episodes": 3}, progress=False)
     assert json.loads((run_dir / "system.json").read_text())["systems"] == systems  # same machine: no new entry
     assert summary["episodes"] == 3
@@ -169,7 +172,7 @@ def expect_checkpoint_error(path, overrides=None):
 def test_load_run_accepts_its_own_checkpoint(finished_run):
     run = load_run(finished_run[0] / "checkpoint.npz")
     try:
-        assert run.cfg == finished_run[1]
+        assert run.cfg == placed(finished_run[1])[0]
         assert run.counters.episodes == finished_run[2]["episodes"]
     finally:
         run.close()

@@ -1,7 +1,8 @@
 """BLAS as pongrl uses it: one thread, warmed up.
 
-pongrl's products are small, and on a few cores every CPU-second belongs to
-the emulator processes, so BLAS runs on one thread. With NumPy's OpenBLAS
+pongrl's products are small, and the cores are placed between the emulator
+processes and the learner's own threads (pongrl.placement, pongrl.parallel),
+so BLAS runs on one thread in each caller. With NumPy's OpenBLAS
 (0.3.31) pinned to one thread from the start, float32 products such as
 (512, 700) @ (700, 256) ran ~3x slower (13 ms against 4 ms, on a 2-core AMD
 EPYC) until the process had made one product of at least 256 x 256 x 256

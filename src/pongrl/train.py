@@ -73,8 +73,9 @@ def train(
     On Ctrl-C or SIGTERM the run is checkpointed and the summary says
     interrupted (and by which signal). With
     `tensorboard`, scalars go to TensorBoard event files in run_dir too. BLAS
-    runs on one thread (pongrl.blas): its matrices are small, and its threads
-    would fight the emulator's for the cores."""
+    runs on one thread per caller (pongrl.blas); the learner's own threads
+    (cfg.learner_threads, pongrl.parallel) split its products, and the
+    placement of threads and emulator processes is printed when `progress`."""
     with one_thread():
         run = open_run(Path(run_dir), cfg, resume, targets or {}, tensorboard)
         if progress and run.placement is not None:
