@@ -110,8 +110,8 @@ class Placement:
         c = self.costs
         how = ["placed" if chosen else "given" for chosen in self.chosen]
         return (
-            f"placement: {self.cores} cores -> {self.emulators} emulator processes ({how[0]}), "
-            f"{self.threads} learner threads ({how[1]}); per step e {c.emulator:.0f} µs, "
+            f"placement: {self.cores} cores -> emulator processes {self.emulators} ({how[0]}), "
+            f"learner threads {self.threads} ({how[1]}); per step e {c.emulator:.0f} µs, "
             f"a {c.acting:.0f} µs, l {c.learner:.0f} µs; predicted {self.steps_per_s:,.0f} steps/s "
             "(--emulators, --learner-threads override)"
         )
