@@ -14,13 +14,12 @@ with E emulator processes and T learner threads, a step takes
 
     max(a + e' / E,  l / s(T),  (e' + a + l) / N)
 
-where e' = e on one core and e / ε on more: ε is the share of each core that
-N emulator processes get on N cores, measured with the training thread
-feeding them (pipes, wake-ups and the scheduler take the rest).
-
 (collecting, learning, or the CPU itself as the bound), and `predict` gives
-steps/s as 1e6 over that. REINFORCE learns between rollouts, not beside them:
-its step takes a + e' / E + l / s(T), or the CPU bound.
+steps/s as 1e6 over that. e' = e on one core and e / ε on more: ε is the
+share of each core that N emulator processes get on N cores, measured with
+the training thread feeding them (pipes, wake-ups and the scheduler take the
+rest). REINFORCE learns between rollouts, not beside them: its step takes
+a + e' / E + l / s(T), or the CPU bound.
 
 `place` picks E and T for N cores: on 1 or 2 cores one learner thread and a
 process per core (measured best there); above, the split of N into E + T = N
