@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -134,6 +135,17 @@ def test_same_numbers_rejects_an_unknown_baseline():
         cwd=ROOT,
     )
     assert p.returncode == 2 and p.stdout == "" and "'no-such-rev' is not a commit" in p.stderr
+
+
+def test_denormals_counts_by_hand(tmp_path):
+    tiny = np.finfo(np.float32).tiny
+    m = np.array([0.0, tiny / 4, -tiny / 2, 1e-3, 0.0, 0.0, 2.0, tiny], np.float32)  # 2 denormal, 3 zero
+    np.savez(tmp_path / "c.npz", m=m, ints=np.arange(8), zeros=np.zeros(4, np.float32))
+    out = run("denormals.py", tmp_path / "c.npz")
+    (arrays,) = out["files"].values()
+    assert list(arrays) == ["m"]  # ints and the all-zero array are skipped
+    assert arrays["m"]["denormal"] == 2 / 8 and arrays["m"]["zero"] == 3 / 8 and out["max_denormal_share"] == 2 / 8
+    assert arrays["m"]["min_nonzero"] == np.float32(tiny / 4)
 
 
 @pytest.mark.slow
