@@ -2,6 +2,7 @@
 
     python scripts/make_pretrained.py RUN_DIR [--agent best|final] [--games 50]
                                       [--out src/pongrl/pretrained/pong_ppo.npz]
+    python scripts/make_pretrained.py AGENT.npz [--games 50] [--out AGENT.npz]
 
 Takes RUN_DIR/best.npz (the policy at the best evaluation during training,
 Config.eval_every) or, with --agent final, the run's last weights
@@ -16,6 +17,12 @@ with them in float32), which halves the file; the fresh evaluation scores the
 file as written, rounding included. Refuses to write an agent file over 10 MB. The
 run's metrics.csv and eval.csv are copied beside it (OUT_metrics.csv,
 OUT_eval.csv) as the agent's learning curves.
+
+Given an agent file this script wrote instead of a run folder, it scores the
+same weights again and rewrites only the fresh evaluations; the training
+record (config, training-time evaluation, how it was made) is kept. An agent
+file from before pongrl recorded how it was made gets its seed and env steps
+from its own header, and null where the header does not know (the commit).
 """
 
 from __future__ import annotations
@@ -35,11 +42,12 @@ from pongrl.evaluate import evaluate, training_eval_seed
 from pongrl.version import __version__
 
 MAX_BYTES = 10 * 2**20
+SHIPPED_PPO = Path(__file__).resolve().parents[1] / "src/pongrl/pretrained/pong_ppo.npz"
 
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("run_dir", type=Path)
+    ap.add_argument("run_dir", type=Path, help="a run folder, or an agent file to score again")
     ap.add_argument(
         "--agent",
         choices=("best", "final"),
@@ -48,29 +56,26 @@ def main(argv=None) -> dict:
     )
     ap.add_argument("--games", type=int, default=50)
     ap.add_argument("--seed", type=int, default=0, help="evaluation seed, as `pongrl eval --seed`")
-    ap.add_argument(
-        "--out", type=Path, default=Path(__file__).resolve().parents[1] / "src/pongrl/pretrained/pong_ppo.npz"
-    )
+    ap.add_argument("--out", type=Path, help=f"default: {SHIPPED_PPO}, or the agent file scored again")
     args = ap.parse_args(argv)
 
-    source = args.run_dir / ("best.npz" if args.agent == "best" else "checkpoint.npz")
+    rescore = args.run_dir.is_file()
+    source = args.run_dir if rescore else args.run_dir / ("best.npz" if args.agent == "best" else "checkpoint.npz")
     try:
         trained = load_agent(source)
+        info = training_record(source) if rescore else None
     except checkpoint.CheckpointError as e:
         ap.error(str(e))  # one line, exit 2
+    args.out = args.out or (source if rescore else SHIPPED_PPO)
     small = Agent(trained.cfg, {k: v.astype(np.float16) for k, v in trained.params.items()})
-    during = training_eval(source, args.agent)
-    info = {
-        "eval_during_training": during,
-        "made_by": f"python scripts/make_pretrained.py {args.run_dir} --agent {args.agent} "
-        f"--games {args.games} --seed {args.seed}",
-        "made_with": {
-            "seed": trained.cfg.seed,
-            "env_steps": during["env_steps"],
-            "pongrl": __version__,
-            "commit": git_commit(),
-        },
-    }
+    if info is None:
+        during = training_eval(source, args.agent)
+        info = {
+            "eval_during_training": during,
+            "made_by": f"python scripts/make_pretrained.py {args.run_dir} --agent {args.agent} "
+            f"--games {args.games} --seed {args.seed}",
+            "made_with": made_with(trained.cfg.seed, during["env_steps"], __version__, git_commit()),
+        }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     new = args.out.with_name(args.out.stem + ".new.npz")  # the agent at args.out stays until this one passes
     save_agent(new, small, info, compress=True)
@@ -87,11 +92,29 @@ def main(argv=None) -> dict:
         new.unlink()
         raise SystemExit(f"{args.out}: {size} bytes is over the {MAX_BYTES}-byte limit; not written")
     new.replace(args.out)
-    for name in ("metrics", "eval"):
+    for name in ("metrics", "eval") if not rescore else ():
         shutil.copy(args.run_dir / f"{name}.csv", args.out.with_name(f"{args.out.stem}_{name}.csv"))
     summary = {"out": str(args.out), "bytes": size, **info}
     print(json.dumps(summary))
     return summary
+
+
+def made_with(seed: int, env_steps: int, version: str | None, commit: str | None) -> dict:
+    """How an agent was made: its training seed and env steps, the pongrl version and git commit."""
+    return {"seed": seed, "env_steps": env_steps, "pongrl": version, "commit": commit}
+
+
+def training_record(agent_file: Path) -> dict:
+    """What an agent file says about its training (kept when it is scored again)."""
+    _, meta = checkpoint.load(agent_file)
+    if "eval_during_training" not in meta or "made_by" not in meta:
+        raise checkpoint.CheckpointError(f"{agent_file}: not an agent file written by make_pretrained.py")
+    during = meta["eval_during_training"]
+    return {
+        "eval_during_training": during,
+        "made_by": meta["made_by"],
+        "made_with": meta.get("made_with") or made_with(meta["config"]["seed"], during["env_steps"], None, None),
+    }
 
 
 def git_commit() -> str | None:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pongrl import checkpoint
-from pongrl.agent import load_agent, pretrained_path
+from pongrl.agent import load_agent, pretrained_path, save_agent
 from pongrl.evaluate import USER_EVAL_SEEDS, evaluate
 
 
@@ -149,6 +149,20 @@ def test_make_pretrained_packages_best_npz_and_never_loses_the_old_agent(tmp_pat
     train(None, run, resume=True, targets={"steps": 96, "eval_every": 64}, progress=False)  # no eval at its end
     with pytest.raises(SystemExit, match="last evaluation, at 64 env steps, is not of its final weights"):
         make_pretrained.main([str(run), "--agent", "final", "--games", "1", "--out", str(out)])
+    again = make_pretrained.main([str(out), "--games", "2", "--seed", "4"])  # an agent file, scored again in place
+    assert again["eval"]["games"] == again["eval_sampled"]["games"] == 2 and again["eval"]["seed"] == 4
+    assert {k: again[k] for k in ("eval_during_training", "made_by", "made_with")} == {
+        k: res[k] for k in ("eval_during_training", "made_by", "made_with")
+    }
+    np.testing.assert_array_equal(load_agent(out).params["W1"], last["learner/params/W1"].astype(np.float16))
+    old = tmp_path / "old.npz"  # an agent file from before make_pretrained recorded how it was made
+    save_agent(old, load_agent(out), {k: res[k] for k in ("eval_during_training", "made_by")})
+    made = make_pretrained.main([str(old), "--games", "1"])  # written over itself, not over the shipped agent
+    assert made["out"] == str(old) and checkpoint.load(old)[1]["eval_sampled"]["games"] == 1
+    assert made["made_with"] == {"seed": 0, "env_steps": 64, "pongrl": None, "commit": None}
+    with pytest.raises(SystemExit) as e:  # a training checkpoint is not an agent file: one line, exit 2
+        make_pretrained.main([str(run / "checkpoint.npz"), "--games", "1"])
+    assert e.value.code == 2
 
 
 @pytest.mark.parametrize("doc", ["docs/results.md", "src/pongrl/pretrained/README.md"])
