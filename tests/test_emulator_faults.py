@@ -205,7 +205,8 @@ def test_children_ignore_sigint(env):
 
 
 QUIET_SCRIPT = textwrap.dedent("""
-    import sys
+    import faulthandler, signal, sys
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # where it is, should it hang
     import numpy as np
     from pongrl.env import PongVecEnv
     env = PongVecEnv("ALE/Pong-v5", 4, seed=0, processes=2)
@@ -220,6 +221,22 @@ QUIET_SCRIPT = textwrap.dedent("""
         env.close()
         sys.exit(130)
 """)
+
+
+def hung(p: subprocess.Popen, kids: list[int]) -> str:
+    """What a parent that did not leave, and its children, were doing: their kernel states and
+    the parent's Python stack (QUIET_SCRIPT dumps it on SIGUSR1)."""
+    states = {pid: emulator_process.process_state(pid) or "gone" for pid in [p.pid, *kids]}
+    if p.poll() is None:
+        os.kill(p.pid, signal.SIGUSR1)
+        time.sleep(1)
+    for pid in [p.pid, *kids]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    _, err = p.communicate(timeout=10)
+    return f"did not leave within 60 s; process states {states}; stderr:\n{err.decode()[-4000:]}"
 
 
 @pytest.mark.slow
@@ -241,7 +258,10 @@ def test_children_say_nothing_when_the_parent_goes(sig, group):
         assert len(kids) == 2
         time.sleep(0.5)
         os.killpg(p.pid, sig) if group else os.kill(p.pid, sig)
-        _, err = p.communicate(timeout=60)
+        try:
+            _, err = p.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            pytest.fail(hung(p, kids))
     finally:
         p.kill()
         p.wait()
