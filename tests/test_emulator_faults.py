@@ -206,6 +206,7 @@ def test_children_ignore_sigint(env):
 
 QUIET_SCRIPT = textwrap.dedent("""
     import faulthandler, signal, sys
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C raises, even if started with it ignored
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # where it is, should it hang
     import numpy as np
     from pongrl.env import PongVecEnv
