@@ -44,6 +44,9 @@ def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("checkpoints", type=Path, nargs="+")
     args = ap.parse_args(argv)
+    missing = [str(p) for p in args.checkpoints if not p.is_file()]
+    if missing:
+        ap.error(f"no such checkpoint: {', '.join(missing)}")
     files = {str(p): scan(p) for p in args.checkpoints}
     for name, arrays in files.items():
         for key, c in arrays.items():

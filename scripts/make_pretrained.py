@@ -59,7 +59,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--out", type=Path, help=f"default: {SHIPPED_PPO}, or the agent file scored again")
     args = ap.parse_args(argv)
 
-    rescore = args.run_dir.is_file()
+    rescore = args.run_dir.suffix == ".npz" or args.run_dir.is_file()
     source = args.run_dir if rescore else args.run_dir / ("best.npz" if args.agent == "best" else "checkpoint.npz")
     try:
         trained = load_agent(source)
