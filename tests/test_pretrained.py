@@ -26,17 +26,15 @@ def test_pretrained_agent_ships_small_with_config_and_eval():
 
 
 def test_the_tutorial_agent_ships_too_trained_with_its_documented_config():
-    from pathlib import Path
-
-    from pongrl.config import Config
+    from pongrl.config import Config, config_file
 
     path = pretrained_path("reinforce")
     assert path.stat().st_size <= 10 * 2**20
     agent, (_, meta) = load_agent("pretrained:reinforce"), checkpoint.load(path)
     assert agent.params["W1"].shape == (200, 6400) and agent.params["W2"].shape == (200,)
     assert all(np.isfinite(v).all() for v in agent.params.values())
-    # bench/reinforce_lr1e-3.json: the config the shipped REINFORCE agent was trained with
-    fast = Config.from_json_file(Path(__file__).parents[1] / "bench" / "reinforce_lr1e-3.json").to_dict()
+    # the config the shipped REINFORCE agent was trained with: reinforce_fast, batches of 20 episodes, 8 games
+    fast = {**Config.from_json_file(config_file("reinforce_fast")).to_dict(), "batch_size": 20, "num_envs": 8}
     run_fields = ("seed", "steps", "episodes", "checkpoint_every", "eval_every", "eval_games", "eval_greedy")
     run_fields += ("learner_threads", "emulators")  # where the work ran, not what it learned
     assert {k: v for k, v in agent.cfg.to_dict().items() if k not in run_fields and not k.startswith("ppo_")} == {
@@ -67,10 +65,11 @@ def test_a_shipped_agent_replays_the_games_its_file_records(name):
 
 
 @pytest.mark.slow
-def test_the_tutorial_agent_plays_far_above_an_untrained_one():
-    """It beats the built-in AI (50 games: +5.3 greedy, +1.2 sampled); an untrained one loses 21-0 or so."""
+def test_the_tutorial_agent_beats_the_builtin_ai_by_playing():
+    """Four whole games on seeds its training and its selection never saw (50 games: +8.6 greedy,
+    96% won); an untrained one loses 21-0 or so."""
     res = evaluate(load_agent("pretrained:reinforce"), games=4, seed=11)
-    assert res["games"] == 4 and res["mean"] >= -14, res
+    assert res["games"] == 4 and res["win_rate"] >= 0.75 and res["mean"] >= 3, res
 
 
 @pytest.mark.slow
