@@ -114,6 +114,27 @@ def test_a_signal_at_start_up_is_one_line_and_leaves_a_folder_that_can_be_used(t
         assert main(["train", "--out", str(run), "--episodes", "1", *TINY]) == 0
 
 
+PROBE = """
+import sys
+from pongrl import cli
+def ctrl_c_inside_generated_code(args):  # as when Ctrl-C lands while an import makes a dataclass
+    exec("import os, signal, time\\nos.kill(os.getpid(), signal.SIGINT)\\ntime.sleep(5)")
+cli.cmd_info = ctrl_c_inside_generated_code
+sys.exit(cli.main(["info"]))
+"""
+
+
+def test_ctrl_c_exits_130_under_python_m_even_from_inside_generated_code(tmp_path):
+    """Under `python -m`, CPython ends by SIGINT (not main's 130) once a bare KeyboardInterrupt has
+    left an exec of source, caught or not; main's own Ctrl-C handler raises a subclass instead."""
+    (tmp_path / "ctrl_c_probe.py").write_text(PROBE)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    p = subprocess.run(
+        [sys.executable, "-m", "ctrl_c_probe"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert (p.returncode, one_line(p.stderr)) == (128 + signal.SIGINT, "pongrl: interrupted")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_a_signal_during_pongrl_eval_is_one_line(signum):

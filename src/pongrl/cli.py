@@ -265,14 +265,33 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM (sent by `timeout`, Docker, Kubernetes, SLURM) arrived: handled as Ctrl-C."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) arrived. Not a bare KeyboardInterrupt: under `python -m pongrl`, CPython
+    marks one that leaves an exec of generated source (a dataclass made during an import) as
+    unhandled even once main has caught it, and then ends by SIGINT instead of main's 130."""
+
+
 def terminate(signum: int, frame: object) -> None:
     raise Terminated
+
+
+def interrupt(signum: int, frame: object) -> None:
+    raise Interrupted
+
+
+def own_stop_signals() -> dict:
+    """Install terminate and interrupt; return the handlers they replace. An ignored Ctrl-C
+    (a background job's) stays ignored."""
+    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, terminate)}
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        previous[signal.SIGINT] = signal.signal(signal.SIGINT, interrupt)
+    return previous
 
 
 def main(argv: list[str] | None = None) -> int:
     """The command line: 0 done, 2 a user error (one line), 130 Ctrl-C, 143 SIGTERM.
     Training installs its own handlers for both signals: it checkpoints, then stops."""
-    previous = signal.signal(signal.SIGTERM, terminate)
+    previous = own_stop_signals()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # overflows of a run that diverges: its guard says so
@@ -289,7 +308,8 @@ def main(argv: list[str] | None = None) -> int:
         print("pongrl: terminated" if isinstance(e, Terminated) else "pongrl: interrupted", file=sys.stderr)
         return 128 + (signal.SIGTERM if isinstance(e, Terminated) else signal.SIGINT)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 if __name__ == "__main__":
