@@ -13,7 +13,7 @@ import time
 import warnings
 from pathlib import Path
 
-from .errors import UserError
+from .errors import Terminated, UserError, own_stop_signals
 from .version import __version__
 
 
@@ -259,33 +259,6 @@ def add_show(s: argparse.ArgumentParser) -> None:
 USER_ERRORS = (UserError, OSError)
 """pongrl's own user errors, and the system's (a missing file, an unwritable folder, a full disk).
 A checkpoint is written to a temporary file first: after an OSError the last good one is still there."""
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (sent by `timeout`, Docker, Kubernetes, SLURM) arrived: handled as Ctrl-C."""
-
-
-class Interrupted(KeyboardInterrupt):
-    """Ctrl-C (SIGINT) arrived. Not a bare KeyboardInterrupt: under `python -m pongrl`, CPython
-    marks one that leaves an exec of generated source (a dataclass made during an import) as
-    unhandled even once main has caught it, and then ends by SIGINT instead of main's 130."""
-
-
-def terminate(signum: int, frame: object) -> None:
-    raise Terminated
-
-
-def interrupt(signum: int, frame: object) -> None:
-    raise Interrupted
-
-
-def own_stop_signals() -> dict:
-    """Install terminate and interrupt; return the handlers they replace. An ignored Ctrl-C
-    (a background job's) stays ignored."""
-    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, terminate)}
-    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-        previous[signal.SIGINT] = signal.signal(signal.SIGINT, interrupt)
-    return previous
 
 
 def main(argv: list[str] | None = None) -> int:
