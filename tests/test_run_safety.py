@@ -115,8 +115,9 @@ def test_a_signal_at_start_up_is_one_line_and_leaves_a_folder_that_can_be_used(t
 
 
 PROBE = """
-import sys
+import signal, sys
 from pongrl import cli
+signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C raises, even if started with it ignored
 def ctrl_c_inside_generated_code(args):  # as when Ctrl-C lands while an import makes a dataclass
     exec("import os, signal, time\\nos.kill(os.getpid(), signal.SIGINT)\\ntime.sleep(5)")
 cli.cmd_info = ctrl_c_inside_generated_code
